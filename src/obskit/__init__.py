@@ -1,0 +1,62 @@
+"""obskit: logs, RED/USE metrics and tail-sampled traces for Python services, wired by one call.
+
+``import obskit`` has no side effects and imports almost nothing: each public name is loaded from
+its home module on first use. ``obskit.init()`` wires everything; ``import obskit.auto`` does the
+same from environment variables alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from obskit._config import ConfigError
+    from obskit._facade import __version__, doctor, init, shutdown
+    from obskit.context import bind, bound, carry, get_context, unbind
+    from obskit.logs import get_logger
+    from obskit.tracing.api import get_tracer
+
+# public name -> module that defines it
+_HOMES = {
+    "ConfigError": "obskit._config",
+    "__version__": "obskit._facade",
+    "bind": "obskit.context",
+    "bound": "obskit.context",
+    "carry": "obskit.context",
+    "doctor": "obskit._facade",
+    "get_context": "obskit.context",
+    "get_logger": "obskit.logs",
+    "get_tracer": "obskit.tracing.api",
+    "init": "obskit._facade",
+    "shutdown": "obskit._facade",
+    "unbind": "obskit.context",
+}
+
+__all__ = [
+    "ConfigError",
+    "__version__",
+    "bind",
+    "bound",
+    "carry",
+    "doctor",
+    "get_context",
+    "get_logger",
+    "get_tracer",
+    "init",
+    "shutdown",
+    "unbind",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'obskit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

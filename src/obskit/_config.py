@@ -1,0 +1,579 @@
+"""Settings: keyword arguments, then environment variables, then defaults; validated once.
+
+Every setting is declared once in ``SPECS`` with its environment variable, default, parser and a
+one-line description. The documentation's configuration reference is checked against this table.
+A bad value raises :class:`ConfigError` naming the setting, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["SPECS", "ConfigError", "SettingSpec", "Settings", "load_settings"]
+
+
+class ConfigError(ValueError):
+    """A setting had a value obskit cannot accept; raised by ``init()`` only."""
+
+
+Parser = Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its keyword, environment variables (first found wins), default and parser."""
+
+    name: str
+    env: tuple[str, ...]
+    default: Any
+    parse: Parser
+    accepted: str
+    doc: str
+
+
+# --- parsers: each accepts the typed value (from a keyword) or a string (from the environment) ---
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise ValueError
+
+    return parse
+
+
+def _number(kind: type, low: float, high: float) -> Parser:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value.strip() if isinstance(value, str) else value)
+        if not low <= number <= high or number != number:  # NaN fails the last test
+            raise ValueError
+        return number
+
+    return parse
+
+
+def _optional(inner: Parser) -> Parser:
+    def parse(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none"}):
+            return None
+        return inner(value)
+
+    return parse
+
+
+def _text(max_len: int = 256) -> Parser:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError
+        text = value.strip()
+        if len(text) > max_len or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise ValueError
+        return text
+
+    return parse
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A comma-separated string or an iterable of strings -> a tuple of lower-case names."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError
+        item = item.strip().lower()
+        if item:
+            names.append(item)
+    return tuple(names)
+
+
+_level = _choice("debug", "info", "warning", "error", "critical")
+
+
+def _rules(value: Any) -> tuple[tuple[str, str], ...]:
+    """Attribute keep-rules: ``"tenant_id=acme,http.route=/pay"`` or a mapping of key to value."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        items = [(str(k), str(v)) for k, v in value.items()]
+    elif isinstance(value, str):
+        items = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError
+            items.append((key.strip(), val.strip()))
+    else:
+        raise ValueError
+    for key, val in items:
+        pairs.append((key, val))
+    return tuple(pairs)
+
+
+def _resource(value: Any) -> dict[str, str]:
+    """``OTEL_RESOURCE_ATTRIBUTES``: ``key=value,key2=value2`` (values percent-decoded)."""
+    from urllib.parse import unquote
+
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        raise ValueError
+    attrs: dict[str, str] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError
+        attrs[unquote(key.strip())] = unquote(val.strip())
+    return attrs
+
+
+def _collectors(value: Any) -> tuple[str, ...]:
+    names = _names(value)
+    unknown = set(names) - set(COLLECTORS) - {"all", "none"}
+    if unknown:
+        raise ValueError
+    if "none" in names:
+        return ()
+    if "all" in names:
+        return COLLECTORS
+    return names
+
+
+COLLECTORS = ("process", "cgroup", "event_loop", "gc", "executors", "pools")
+
+SPECS: tuple[SettingSpec, ...] = (
+    # --- identity ---
+    SettingSpec(
+        "service_name",
+        ("OTEL_SERVICE_NAME", "OBSKIT_SERVICE_NAME"),
+        None,
+        _optional(_text()),
+        "text",
+        "Service name on every signal (service.name).",
+    ),
+    SettingSpec(
+        "service_version",
+        ("OBSKIT_SERVICE_VERSION",),
+        None,
+        _optional(_text()),
+        "text",
+        "Service version (service.version).",
+    ),
+    SettingSpec(
+        "environment",
+        ("OBSKIT_ENVIRONMENT",),
+        None,
+        _optional(_text()),
+        "text",
+        "Deployment environment (deployment.environment.name).",
+    ),
+    SettingSpec(
+        "resource_attributes",
+        ("OTEL_RESOURCE_ATTRIBUTES",),
+        {},
+        _resource,
+        "key=value pairs, comma-separated",
+        "Extra OpenTelemetry resource attributes.",
+    ),
+    SettingSpec(
+        "disabled",
+        ("OTEL_SDK_DISABLED", "OBSKIT_DISABLED"),
+        False,
+        _bool,
+        "true/false",
+        "Make obskit a no-op: nothing is configured, decorators pass through.",
+    ),
+    # --- logs ---
+    SettingSpec(
+        "log_level",
+        ("OBSKIT_LOG_LEVEL",),
+        "info",
+        _level,
+        "debug, info, warning, error, critical",
+        "Lowest level written out.",
+    ),
+    SettingSpec(
+        "log_format",
+        ("OBSKIT_LOG_FORMAT",),
+        "auto",
+        _choice("auto", "json", "console"),
+        "auto, json, console",
+        "auto: console on a terminal, JSON lines otherwise.",
+    ),
+    SettingSpec(
+        "log_stream",
+        ("OBSKIT_LOG_STREAM",),
+        "stdout",
+        _choice("stdout", "stderr"),
+        "stdout, stderr",
+        "Where log lines are written.",
+    ),
+    SettingSpec(
+        "configure_logging",
+        ("OBSKIT_CONFIGURE_LOGGING",),
+        True,
+        _bool,
+        "true/false",
+        "Own structlog and the stdlib root logger; false leaves them to the application.",
+    ),
+    SettingSpec(
+        "redact",
+        ("OBSKIT_REDACT",),
+        True,
+        _bool,
+        "true/false",
+        "Redact secrets (authorization, cookie, password, token, ...) from every signal.",
+    ),
+    SettingSpec(
+        "redact_keys",
+        ("OBSKIT_REDACT_KEYS",),
+        (),
+        _names,
+        "comma-separated keys",
+        "Extra keys to redact, on top of the built-in list.",
+    ),
+    SettingSpec(
+        "log_buffer_level",
+        ("OBSKIT_LOG_BUFFER_LEVEL",),
+        "debug",
+        _optional(_level),
+        "debug, info, ..., or none",
+        "Lines at this level and up, below log_level, are held per trace and written "
+        "only if the trace is kept.",
+    ),
+    # --- metrics ---
+    SettingSpec(
+        "metrics",
+        ("OBSKIT_METRICS",),
+        True,
+        _bool,
+        "true/false",
+        "Record RED metrics and register obskit's collectors.",
+    ),
+    SettingSpec(
+        "metrics_port",
+        ("OBSKIT_METRICS_PORT",),
+        None,
+        _optional(_number(int, 0, 65535)),
+        "0-65535 or none",
+        "Start a /metrics HTTP server on this port at init().",
+    ),
+    SettingSpec(
+        "metrics_addr",
+        ("OBSKIT_METRICS_ADDR",),
+        "127.0.0.1",
+        _text(),
+        "an address",
+        "Address the metrics server binds.",
+    ),
+    SettingSpec(
+        "multiprocess_dir",
+        ("OBSKIT_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
+        None,
+        _optional(_text(4096)),
+        "a directory path",
+        "Where worker processes share metric files (managed automatically when unset).",
+    ),
+    SettingSpec(
+        "label_top_k",
+        ("OBSKIT_LABEL_TOP_K",),
+        20,
+        _number(int, 1, 10_000),
+        "1-10000",
+        "Distinct values kept per guarded label (tenant, user); the rest are __other__.",
+    ),
+    SettingSpec(
+        "label_allow",
+        ("OBSKIT_LABEL_ALLOW",),
+        (),
+        _names,
+        "comma-separated values",
+        "Guarded label values always kept as themselves.",
+    ),
+    SettingSpec(
+        "exemplars",
+        ("OBSKIT_EXEMPLARS",),
+        True,
+        _bool,
+        "true/false",
+        "Attach the trace id of kept traces to metric observations.",
+    ),
+    SettingSpec(
+        "collectors",
+        ("OBSKIT_COLLECTORS",),
+        COLLECTORS,
+        _collectors,
+        "all, none, or a comma list of " + ", ".join(COLLECTORS),
+        "USE collectors registered by init().",
+    ),
+    # --- traces ---
+    SettingSpec(
+        "tracing",
+        ("OBSKIT_TRACING",),
+        True,
+        _bool,
+        "true/false",
+        "Create spans (decorator and middleware) and run the tail sampler.",
+    ),
+    SettingSpec(
+        "sampling",
+        ("OBSKIT_SAMPLING",),
+        "tail",
+        _choice("tail", "collector", "all"),
+        "tail, collector, all",
+        "tail: decide in process; collector: export every span for a Collector to decide; "
+        "all: keep everything.",
+    ),
+    SettingSpec(
+        "baseline_ratio",
+        ("OBSKIT_BASELINE_RATIO",),
+        0.01,
+        _number(float, 0.0, 1.0),
+        "0.0-1.0",
+        "Share of ordinary (not errored, not slow) traces kept.",
+    ),
+    SettingSpec(
+        "slow_threshold_ms",
+        ("OBSKIT_SLOW_THRESHOLD_MS",),
+        1000.0,
+        _number(float, 1.0, 3_600_000.0),
+        "1-3600000",
+        "A trace or span slower than this is kept.",
+    ),
+    SettingSpec(
+        "slow_per_route",
+        ("OBSKIT_SLOW_PER_ROUTE",),
+        False,
+        _bool,
+        "true/false",
+        "Also keep traces slower than their route's live p99 latency.",
+    ),
+    SettingSpec(
+        "keep_rules",
+        ("OBSKIT_KEEP_RULES",),
+        (),
+        _rules,
+        "attr=value pairs",
+        "Keep every trace with a span attribute equal to the value.",
+    ),
+    SettingSpec(
+        "trace_timeout_s",
+        ("OBSKIT_TRACE_TIMEOUT_S",),
+        30.0,
+        _number(float, 0.1, 3600.0),
+        "0.1-3600",
+        "A trace whose local root has not ended after this is decided.",
+    ),
+    SettingSpec(
+        "max_traces",
+        ("OBSKIT_MAX_TRACES",),
+        10_000,
+        _number(int, 10, 10_000_000),
+        "10-10000000",
+        "Undecided traces held at once.",
+    ),
+    SettingSpec(
+        "max_spans_per_trace",
+        ("OBSKIT_MAX_SPANS_PER_TRACE",),
+        1_000,
+        _number(int, 1, 1_000_000),
+        "1-1000000",
+        "Spans held for one undecided trace.",
+    ),
+    SettingSpec(
+        "max_buffer_bytes",
+        ("OBSKIT_MAX_BUFFER_BYTES",),
+        64 * 1024 * 1024,
+        _number(int, 1024, 1 << 40),
+        "1024-2^40",
+        "Estimated bytes of held spans.",
+    ),
+    SettingSpec(
+        "otlp_endpoint",
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        None,
+        _optional(_text(4096)),
+        "a URL",
+        "Export kept spans over OTLP to this endpoint.",
+    ),
+    SettingSpec(
+        "otlp_protocol",
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        "http/protobuf",
+        _choice("http/protobuf", "grpc"),
+        "http/protobuf, grpc",
+        "OTLP transport.",
+    ),
+    SettingSpec(
+        "trace_sink",
+        ("OBSKIT_TRACE_SINK",),
+        None,
+        _optional(_text(4096)),
+        "a file path",
+        "Local JSON-lines file of kept spans when no endpoint is set.",
+    ),
+    SettingSpec(
+        "trace_console",
+        ("OBSKIT_TRACE_CONSOLE",),
+        False,
+        _bool,
+        "true/false",
+        "Also print kept traces to the log stream.",
+    ),
+    # --- HTTP ---
+    SettingSpec(
+        "request_id_headers",
+        ("OBSKIT_REQUEST_ID_HEADERS",),
+        ("x-request-id", "x-correlation-id"),
+        _names,
+        "comma-separated header names",
+        "Inbound headers read for the correlation id (the first is echoed).",
+    ),
+    SettingSpec(
+        "tenant_header",
+        ("OBSKIT_TENANT_HEADER",),
+        "x-tenant-id",
+        _optional(_text()),
+        "a header name or none",
+        "Inbound header carrying the tenant id.",
+    ),
+    SettingSpec(
+        "access_log",
+        ("OBSKIT_ACCESS_LOG",),
+        True,
+        _bool,
+        "true/false",
+        "One JSON access-log line per request (replaces the server's own).",
+    ),
+)
+
+_SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated, effective configuration. Built by :func:`load_settings`."""
+
+    service_name: str
+    service_version: str
+    environment: str
+    resource_attributes: dict[str, str]
+    disabled: bool
+    log_level: str
+    log_format: str
+    log_stream: str
+    configure_logging: bool
+    redact: bool
+    redact_keys: tuple[str, ...]
+    log_buffer_level: str | None
+    metrics: bool
+    metrics_port: int | None
+    metrics_addr: str
+    multiprocess_dir: str | None
+    label_top_k: int
+    label_allow: tuple[str, ...]
+    exemplars: bool
+    collectors: tuple[str, ...]
+    tracing: bool
+    sampling: str
+    baseline_ratio: float
+    slow_threshold_ms: float
+    slow_per_route: bool
+    keep_rules: tuple[tuple[str, str], ...]
+    trace_timeout_s: float
+    max_traces: int
+    max_spans_per_trace: int
+    max_buffer_bytes: int
+    otlp_endpoint: str | None
+    otlp_protocol: str
+    trace_sink: str | None
+    trace_console: bool
+    request_id_headers: tuple[str, ...]
+    tenant_header: str | None
+    access_log: bool
+    # Where each value came from ("kwarg", an environment variable's name, or "default").
+    sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    # Objects that cannot come from the environment (registries, callables).
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+
+
+_OBJECT_KWARGS = ("registry", "tenant_from", "redact_processor", "span_exporter", "keep_if")
+
+
+def load_settings(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge keyword arguments over environment variables over defaults, validating each value."""
+    env = os.environ if environ is None else environ
+    unknown = set(kwargs) - set(_SPEC_BY_NAME) - set(_OBJECT_KWARGS)
+    if unknown:
+        known = ", ".join(sorted([*_SPEC_BY_NAME, *_OBJECT_KWARGS]))
+        raise ConfigError(f"obskit.init() got unknown setting(s) {sorted(unknown)}; known: {known}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in SPECS:
+        if spec.name in kwargs and kwargs[spec.name] is not None:
+            raw, source = kwargs[spec.name], "kwarg"
+        else:
+            raw, source = spec.default, "default"
+            for var in spec.env:
+                if var in env:
+                    raw, source = env[var], var
+                    break
+        if source == "default":
+            values[spec.name] = raw
+        else:
+            try:
+                values[spec.name] = spec.parse(raw)
+            except (ValueError, TypeError, OverflowError):
+                where = (
+                    "keyword argument" if source == "kwarg" else f"environment variable {source}"
+                )
+                raise ConfigError(
+                    f"obskit setting {spec.name!r} ({where}) has invalid value {raw!r}; "
+                    f"accepted: {spec.accepted}"
+                ) from None
+        sources[spec.name] = source
+    _fill_identity(values, sources)
+    extras = {key: kwargs[key] for key in _OBJECT_KWARGS if kwargs.get(key) is not None}
+    for key in ("tenant_from", "redact_processor", "keep_if"):
+        if key in extras and not callable(extras[key]):
+            raise ConfigError(f"obskit setting {key!r} must be callable, got {extras[key]!r}")
+    return Settings(**values, sources=sources, extras=extras)
+
+
+def _fill_identity(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """service name, version and environment may also come from OTEL_RESOURCE_ATTRIBUTES."""
+    attrs: dict[str, str] = values["resource_attributes"]
+    fallbacks = {
+        "service_name": (("service.name",), "unknown_service"),
+        "service_version": (("service.version",), "0.0.0"),
+        "environment": (("deployment.environment.name", "deployment.environment"), "dev"),
+    }
+    for name, (keys, default) in fallbacks.items():
+        if values[name] is not None:
+            continue
+        for key in keys:
+            if attrs.get(key):
+                values[name] = attrs[key]
+                sources[name] = f"OTEL_RESOURCE_ATTRIBUTES[{key}]"
+                break
+        else:
+            values[name] = default

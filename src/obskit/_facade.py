@@ -1,0 +1,52 @@
+"""The public setup functions behind ``obskit.init`` / ``obskit.shutdown`` / ``obskit.doctor``."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from obskit import _runtime
+
+__all__ = ["__version__", "doctor", "init", "shutdown"]
+
+try:
+    __version__ = version("obskit")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+
+def init(**settings: Any) -> None:
+    """Wire logs, metrics and traces. Idempotent; a call with other settings reconfigures.
+
+    Keyword arguments win over environment variables, which win over defaults (see the
+    configuration reference). An invalid value raises :class:`obskit.ConfigError` naming the
+    setting, the value and what is accepted.
+    """
+    _runtime.init(**settings)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Decide and flush pending traces, stop obskit's threads and servers, within ``timeout`` s."""
+    _runtime.shutdown(timeout)
+
+
+def doctor() -> dict[str, Any]:
+    """The effective configuration, where each value came from, and what is wired."""
+    runtime = _runtime.current()
+    if runtime is None:
+        return {"initialized": False}
+    settings = runtime.settings
+    values = {
+        name: getattr(settings, name)
+        for name in settings.__dataclass_fields__
+        if name not in ("sources", "extras")
+    }
+    return {
+        "initialized": True,
+        "obskit_version": __version__,
+        "disabled": runtime.disabled,
+        "settings": values,
+        "sources": dict(settings.sources),
+        "objects": sorted(settings.extras),
+        "components": sorted(runtime.components),
+    }

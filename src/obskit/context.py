@@ -1,0 +1,135 @@
+"""Request context: correlation id, tenant id, user id and any other key, on every signal.
+
+The context is one :class:`contextvars.ContextVar` holding a dict that is never mutated in place:
+each change sets a new dict. That makes it correct across asyncio tasks (each task starts from a
+copy of its creator's context), ``asyncio.to_thread`` (which copies the context) and, through
+:func:`carry`, plain threads and executors (which do not).
+
+``bound()`` sets with a token and resets in ``finally``. ``bind()`` sets for the rest of the
+current context: inside a request that is the request, because the middleware resets its scope
+when the request ends.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, ParamSpec, TypeVar
+
+__all__ = [
+    "CORRELATION_ID",
+    "TENANT_ID",
+    "USER_ID",
+    "bind",
+    "bound",
+    "carry",
+    "clean_id",
+    "get_context",
+    "new_id",
+    "unbind",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+CORRELATION_ID: Final = "correlation_id"
+TENANT_ID: Final = "tenant_id"
+USER_ID: Final = "user_id"
+
+_EMPTY: Final[dict[str, Any]] = {}
+_fields: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "obskit_context", default=_EMPTY
+)
+
+
+def get_context() -> dict[str, Any]:
+    """A copy of the current context's fields."""
+    return dict(_fields.get())
+
+
+def fields() -> Mapping[str, Any]:
+    """The current fields without a copy (read-only by convention; the hot path uses this)."""
+    return _fields.get()
+
+
+def bind(**kv: Any) -> None:
+    """Add fields to the current context until it ends (a request, a task, a thread)."""
+    _fields.set({**_fields.get(), **kv})
+
+
+def unbind(*keys: str) -> None:
+    """Remove fields from the current context."""
+    current = _fields.get()
+    _fields.set({k: v for k, v in current.items() if k not in keys})
+
+
+@contextmanager
+def bound(**kv: Any) -> Iterator[None]:
+    """Add fields for the duration of a ``with`` block; restored exactly on exit."""
+    token = _fields.set({**_fields.get(), **kv})
+    try:
+        yield
+    finally:
+        _fields.reset(token)
+
+
+def push(kv: dict[str, Any]) -> contextvars.Token[dict[str, Any]]:
+    """Start a scope (middleware): set ``kv`` over the current fields; pair with :func:`pop`."""
+    current = _fields.get()
+    return _fields.set({**current, **kv} if current else kv)
+
+
+def pop(token: contextvars.Token[dict[str, Any]]) -> None:
+    """End a scope started by :func:`push`."""
+    _fields.reset(token)
+
+
+def carry(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` to run in a copy of the *current* context, wherever it is later called.
+
+    ``executor.submit(obskit.carry(work), item)`` and ``Thread(target=obskit.carry(work))`` see
+    the caller's correlation id, tenant and active span.
+    """
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # A Context can be entered by one thread at a time: copy again so the wrapper is reusable.
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+# --- ids from the outside world ---
+
+MAX_ID_LENGTH: Final = 128
+
+
+def new_id() -> str:
+    """A fresh correlation id: 32 lower-case hex digits (128 random bits)."""
+    return os.urandom(16).hex()
+
+
+def clean_id(value: str | bytes | None, max_length: int = MAX_ID_LENGTH) -> str | None:
+    """``value`` if it is a safe id (1..max_length printable ASCII, no space), else ``None``.
+
+    Safe ids cannot inject header lines or log lines and cannot blow up label or log sizes.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        if not 0 < len(value) <= max_length:
+            return None
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    elif not 0 < len(value) <= max_length:
+        return None
+    for ch in value:
+        if not "!" <= ch <= "~":
+            return None
+    return value

@@ -1,0 +1,1 @@
+"""The demo service, its traffic and its report (``obskit demo``)."""

@@ -1,0 +1,91 @@
+"""Rendering a line to JSON bytes and writing it out.
+
+orjson is used when importable (an optional extra); anything it refuses (non-string keys are
+fine, but lone surrogates from undecodable bytes or integers over 64 bits are not) falls back to
+the standard library with ``ensure_ascii``, which can encode every ``str``. A line is written with
+one ``write`` call, so lines from different threads never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import IO, Any
+
+__all__ = ["LineSink", "json_renderer"]
+
+
+def _stdlib_dumps(event_dict: dict[str, Any]) -> bytes:
+    return json.dumps(event_dict, default=repr, ensure_ascii=True).encode("ascii")
+
+
+def _make_renderer() -> Callable[[Any, str, dict[str, Any]], bytes]:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - exercised in the no-extras test job
+
+        def render_stdlib(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
+            return _stdlib_dumps(event_dict)
+
+        return render_stdlib
+
+    dumps = orjson.dumps
+    option = orjson.OPT_NON_STR_KEYS
+    encode_error = orjson.JSONEncodeError
+
+    def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
+        try:
+            return dumps(event_dict, default=repr, option=option)
+        except encode_error:
+            return _stdlib_dumps(event_dict)
+
+    return render
+
+
+json_renderer = _make_renderer()
+
+
+def _write_unbuffered(stream: Any, data: bytes) -> None:
+    """A stream without ``.buffer``: a binary one (BytesIO, a file) or a text one."""
+    try:
+        stream.write(data)
+    except TypeError:
+        stream.write(data.decode("utf-8", "backslashreplace"))
+    stream.flush()
+
+
+class LineSink:
+    """The structlog "logger" at the end of the chain: writes each rendered line to a stream.
+
+    ``taps`` are lists that also receive every line's final event dict; ``obskit.testing`` uses
+    them to capture what a block of code logged.
+    """
+
+    def __init__(self, stream: IO[bytes] | IO[str] | None = None) -> None:
+        self.stream = stream
+        self.taps: list[list[dict[str, Any]]] = []
+        self._tap_lock = threading.Lock()
+
+    def write(self, line: bytes | str) -> None:
+        """Write one rendered line (a trailing newline is added)."""
+        stream = self.stream
+        if stream is None:
+            return
+        if isinstance(line, str):
+            line = line.encode("utf-8", "backslashreplace")
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            buffer.write(line + b"\n")
+            buffer.flush()
+        else:
+            _write_unbuffered(stream, line + b"\n")
+
+    def tap(self, event_dict: dict[str, Any]) -> None:
+        """Hand a copy of a final event dict to each active tap."""
+        with self._tap_lock:
+            for tap in self.taps:
+                tap.append(dict(event_dict))
+
+    # structlog calls the method named like the level; all of them write.
+    msg = info = debug = warning = warn = error = critical = exception = fatal = log = write

@@ -1,0 +1,325 @@
+"""Configuring structlog and bridging the standard library's ``logging`` through the same chain.
+
+The chain list, the sink and the level gate are single long-lived objects that ``configure()``
+updates in place, so loggers created (and cached by structlog) before ``init()`` or before a
+reconfiguration follow the current configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import structlog
+from structlog import DropEvent
+from structlog._base import BoundLoggerBase
+
+from obskit import _guard
+from obskit._config import Settings
+from obskit.logs.processors import Enricher, exception_fields, neutralise_control_chars
+from obskit.logs.redaction import Redactor
+from obskit.logs.render import LineSink, json_renderer
+
+__all__ = [
+    "ObskitBoundLogger",
+    "StdlibBridge",
+    "adopt_server_loggers",
+    "configure",
+    "get_logger",
+    "processors",
+    "unconfigure",
+]
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_METHOD_LEVEL = {
+    "debug": 10,
+    "info": 20,
+    "msg": 20,
+    "warning": 30,
+    "warn": 30,
+    "error": 40,
+    "exception": 40,
+    "critical": 50,
+    "fatal": 50,
+}
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
+
+Processor = Callable[[Any, str, dict[str, Any]], Any]
+
+
+class LineHolder(Protocol):
+    """Where lines below the emit level go while their trace is undecided (the tail sampler)."""
+
+    def active(self) -> bool:
+        """Whether the current context belongs to a trace whose lines may be held."""
+
+    def hold(self, line: bytes | str, event_dict: dict[str, Any]) -> None:
+        """Keep ``line`` until the trace is decided (or count it as discarded)."""
+
+
+class _Gate:
+    """Level state shared by every logger; changed in place by ``configure()``."""
+
+    def __init__(self) -> None:
+        self.lowest = 20  # lowest level that does any work at all (emit or hold)
+        self.emit = 20  # lowest level written out directly
+        self.holder: LineHolder | None = None
+
+
+_gate = _Gate()
+_sink = LineSink(None)
+_chain: list[Processor] = []
+
+
+class ObskitBoundLogger(BoundLoggerBase):
+    """A structlog bound logger whose level follows obskit's current configuration.
+
+    A call below every configured level returns after one comparison.
+    """
+
+    def _emit(self, method: str, level: int, event: Any, args: tuple[Any, ...], kw: Any) -> Any:
+        if level < _gate.lowest:
+            return None
+        if args:
+            try:
+                event = event % args
+            except Exception:
+                event = f"{event} {args!r}"
+        return self._proxy_to_logger(method, event, **kw)
+
+    def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at debug level."""
+        return self._emit("debug", 10, event, args, kw)
+
+    def info(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at info level."""
+        return self._emit("info", 20, event, args, kw)
+
+    msg = info
+
+    def warning(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at warning level."""
+        return self._emit("warning", 30, event, args, kw)
+
+    warn = warning
+
+    def error(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at error level."""
+        return self._emit("error", 40, event, args, kw)
+
+    def exception(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at error level with the current exception attached."""
+        kw.setdefault("exc_info", True)
+        return self._emit("error", 40, event, args, kw)
+
+    def critical(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at critical level."""
+        return self._emit("critical", 50, event, args, kw)
+
+    fatal = critical
+
+    def log(self, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at a numeric stdlib level."""
+        name = logging.getLevelName(level).lower()
+        return self._emit(name if name in LEVELS else "info", level, event, args, kw)
+
+
+def _early_gate(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Drop a below-emit line at once unless its trace may still keep it."""
+    if _METHOD_LEVEL.get(method_name, 20) < _gate.emit:
+        holder = _gate.holder
+        if holder is None or not holder.active():
+            raise DropEvent
+    return event_dict
+
+
+class _Emit:
+    """Last step: render, then hand below-emit lines to the holder instead of the sink."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> Any:
+        if _sink.taps:
+            _sink.tap(event_dict)
+        line = self._renderer(logger, method_name, event_dict)
+        if _METHOD_LEVEL.get(method_name, 20) < _gate.emit:
+            holder = _gate.holder
+            if holder is not None:
+                holder.hold(line, event_dict)
+            raise DropEvent
+        return line
+
+
+def processors(settings: Settings) -> list[Processor]:
+    """obskit's processors (ids, context, service, exceptions, redaction) without a renderer.
+
+    For applications that own their structlog configuration: put these before your renderer.
+    """
+    chain: list[Processor] = [
+        Enricher(
+            {
+                "service": settings.service_name,
+                "service_version": settings.service_version,
+                "environment": settings.environment,
+            }
+        ),
+        exception_fields,
+    ]
+    if settings.redact:
+        chain.append(Redactor(settings.redact_keys))
+    return chain
+
+
+def _wants_console(settings: Settings, stream: Any) -> bool:
+    if settings.log_format != "auto":
+        return settings.log_format == "console"
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed stream
+        return False
+
+
+class StdlibBridge(logging.Handler):
+    """A root ``logging`` handler that sends every record through obskit's chain."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+        "message",
+        "asctime",
+        "taskName",
+    }
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Convert ``record`` to an event dict and run the chain; never raises."""
+        try:
+            method = record.levelname.lower()
+            if method not in _METHOD_LEVEL:
+                method = "debug" if record.levelno < 20 else "info"
+            try:
+                message = record.getMessage()
+            except Exception:
+                message = f"{record.msg!s} {record.args!r}"
+            event_dict: dict[str, Any] = {
+                "event": message,
+                "_logger": record.name,
+                "_created": record.created,
+            }
+            for key, value in record.__dict__.items():
+                if key not in self._STANDARD and not key.startswith("_"):
+                    event_dict[key] = value
+            if record.exc_info and record.exc_info[0] is not None:
+                event_dict["exc_info"] = record.exc_info
+            result: Any = event_dict
+            for processor in _chain:
+                result = processor(None, method, result)
+            _sink.write(result)
+        except DropEvent:
+            return
+        except Exception as exc:
+            _guard.report("logs.stdlib_bridge", exc)
+
+
+_bridge = StdlibBridge()
+_saved: dict[str, Any] = {}
+
+
+def configure(settings: Settings, stream: Any = None) -> None:
+    """Apply ``settings`` to structlog and the stdlib root logger (when obskit owns logging)."""
+    target = stream if stream is not None else getattr(sys, settings.log_stream)
+    console = _wants_console(settings, target)
+    emit_level = LEVELS[settings.log_level]
+    buffer_level = LEVELS.get(settings.log_buffer_level or "", emit_level)
+    _gate.emit = emit_level
+    _gate.lowest = min(emit_level, buffer_level) if settings.tracing else emit_level
+    _sink.stream = target
+    chain: list[Processor] = [_early_gate, *processors(settings)]
+    if console:
+        chain.insert(2, neutralise_control_chars)
+        chain.remove(exception_fields)  # the console renderer prints the traceback itself
+        renderer: Processor = structlog.dev.ConsoleRenderer(colors=_wants_console(settings, target))
+    else:
+        renderer = json_renderer
+    chain.append(_Emit(renderer))
+    _chain[:] = chain
+    if not settings.configure_logging:
+        return
+    structlog.configure(
+        processors=_chain,  # type: ignore[arg-type]  # the same list object, updated in place
+        wrapper_class=ObskitBoundLogger,
+        logger_factory=lambda *args: _sink,
+        cache_logger_on_first_use=True,
+        context_class=dict,
+    )
+    root = logging.getLogger()
+    if "root" not in _saved:
+        _saved["root"] = (root.level, list(root.handlers))
+    for handler in list(root.handlers):
+        if handler is not _bridge:
+            root.removeHandler(handler)
+    if _bridge not in root.handlers:
+        root.addHandler(_bridge)
+    root.setLevel(_gate.lowest)
+    adopt_server_loggers()
+
+
+def adopt_server_loggers(names: Sequence[str] = SERVER_LOGGERS) -> None:
+    """Route uvicorn's and gunicorn's loggers through the root bridge instead of their handlers.
+
+    Servers configure their loggers before loading the application, and some again at startup;
+    the middleware calls this again at ASGI startup so the takeover survives.
+    """
+    if "root" not in _saved:
+        return
+    for name in names:
+        logger = logging.getLogger(name)
+        key = f"logger:{name}"
+        if key not in _saved:
+            _saved[key] = (list(logger.handlers), logger.propagate)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
+def set_holder(holder: LineHolder | None) -> None:
+    """Install (or remove) the tail sampler's holder for below-emit lines."""
+    _gate.holder = holder
+
+
+def sink() -> LineSink:
+    """The sink at the end of the chain (``obskit.testing`` taps it)."""
+    return _sink
+
+
+def unconfigure() -> None:
+    """Undo ``configure()``: restore the stdlib loggers and structlog's defaults."""
+    root = logging.getLogger()
+    if "root" in _saved:
+        level, handlers = _saved.pop("root")
+        root.removeHandler(_bridge)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+        structlog.reset_defaults()
+    for key in [k for k in _saved if k.startswith("logger:")]:
+        handlers, propagate = _saved.pop(key)
+        logger = logging.getLogger(key.removeprefix("logger:"))
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = propagate
+    # Loggers cached by structlog keep this chain: leave a plain JSON one writing to stdout.
+    _chain[:] = [_early_gate, Enricher({}), exception_fields, _Emit(json_renderer)]
+    _gate.emit = _gate.lowest = 20
+    _gate.holder = None
+    _sink.stream = sys.stdout
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> Any:
+    """A structlog bound logger; ``name`` appears as the line's ``logger`` field."""
+    if name is not None:
+        # "logger" is a parameter of structlog's factory; the Enricher renames it back.
+        initial_values["_logger"] = name
+    return structlog.get_logger(**initial_values)

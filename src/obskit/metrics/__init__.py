@@ -1,0 +1,1 @@
+"""RED metrics, cardinality guard, exposition and USE collectors."""

@@ -1,0 +1,1 @@
+"""USE collectors: utilization, saturation and errors of resources, read at scrape time."""

@@ -1,0 +1,1 @@
+"""Tracing: tracer wiring, the tail sampler, its policies and export."""

@@ -1,0 +1,1 @@
+"""ASGI/WSGI middleware, route templates and outbound propagation."""
