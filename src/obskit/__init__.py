@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from obskit.context import bind, bound, carry, get_context, unbind
     from obskit.logs import get_logger
     from obskit.tracing.api import get_tracer
+    from obskit.web.asgi import ASGIMiddleware
+    from obskit.web.wsgi import WSGIMiddleware
 
 # public name -> module that defines it
 _HOMES = {
+    "ASGIMiddleware": "obskit.web.asgi",
     "ConfigError": "obskit._config",
     "__version__": "obskit._facade",
     "bind": "obskit.context",
@@ -31,10 +34,13 @@ _HOMES = {
     "init": "obskit._facade",
     "shutdown": "obskit._facade",
     "unbind": "obskit.context",
+    "WSGIMiddleware": "obskit.web.wsgi",
 }
 
 __all__ = [
+    "ASGIMiddleware",
     "ConfigError",
+    "WSGIMiddleware",
     "__version__",
     "bind",
     "bound",
