@@ -87,7 +87,11 @@ class ObskitBoundLogger(BoundLoggerBase):
                 event = event % args
             except Exception:
                 event = f"{event} {args!r}"
-        return self._proxy_to_logger(method, event, **kw)
+        try:
+            return self._proxy_to_logger(method, event, **kw)
+        except Exception as exc:
+            _guard.report("logs.chain", exc)
+            return None
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at debug level."""
