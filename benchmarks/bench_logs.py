@@ -22,9 +22,10 @@ REPEATS = 9
 
 
 def obskit_line() -> Callable[[], None]:
+    from opentelemetry.sdk.trace import TracerProvider
+
     import obskit
     from obskit.logs import setup as log_setup
-    from opentelemetry.sdk.trace import TracerProvider
 
     obskit.init(service_name="bench", log_stream="stderr", log_format="json", metrics=False)
     log_setup.sink().stream = open(os.devnull, "wb")  # noqa: SIM115 - lives for the run
