@@ -9,7 +9,7 @@ lookup per key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 __all__ = ["DEFAULT_SENSITIVE", "REDACTED", "Redactor"]
@@ -82,7 +82,7 @@ class Redactor:
             return cleaned
         return value
 
-    def clean_mapping(self, mapping: dict[Any, Any], depth: int = 0) -> dict[Any, Any]:
+    def clean_mapping(self, mapping: Mapping[Any, Any], depth: int = 0) -> Mapping[Any, Any]:
         """A copy of ``mapping`` with secrets redacted, or ``mapping`` itself when it has none."""
         cache = self._cache
         changed: dict[Any, Any] | None = None
@@ -110,4 +110,5 @@ class Redactor:
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         """A structlog processor."""
-        return self.clean_mapping(event_dict)
+        cleaned = self.clean_mapping(event_dict)
+        return cleaned if isinstance(cleaned, dict) else dict(cleaned)
