@@ -248,6 +248,9 @@ def configure(settings: Settings, stream: Any = None) -> None:
     _sink.stream = target
     redactor = Redactor(settings.redact_keys) if settings.redact else None
     chain: list[Processor] = [_early_gate, Enricher(_service(settings), redactor, not console)]
+    extra_redaction = settings.extras.get("redact_processor")
+    if extra_redaction is not None:
+        chain.append(extra_redaction)
     if console:
         chain.append(neutralise_control_chars)
         # The console renderer prints a traceback itself.
