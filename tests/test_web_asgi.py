@@ -300,3 +300,100 @@ async def _call(app: Any, scope: dict[str, Any], receive: Any = None) -> list[di
 
     await app(scope, receive or disconnect, send)
     return sent
+
+
+def _sample(capture: obskit.testing.Capture, name: str, **labels: str) -> float | None:
+    return capture.sample(name, labels)
+
+
+def test_red_metrics_use_route_templates() -> None:
+    """http_server_request_duration_seconds is labelled by template; raw paths never appear."""
+    with obskit.testing.isolated() as capture:
+        app = obskit.ASGIMiddleware(_starlette())
+        for i in range(3):
+            _get(app, f"/items/{i}")
+        _get(app, "/nowhere")
+        _get(app, "/boom")
+        labels = {"http_request_method": "GET", "error_type": "", "tenant_id": ""}
+        count = "http_server_request_duration_seconds_count"
+        assert 3 == capture.sample(
+            count, {**labels, "http_route": "/items/{item_id}", "http_response_status_code": "200"}
+        )
+        assert 1 == capture.sample(
+            count, {**labels, "http_route": UNMATCHED, "http_response_status_code": "404"}
+        )
+        assert 1 == capture.sample(
+            count,
+            {
+                **labels,
+                "http_route": "/boom",
+                "http_response_status_code": "500",
+                "error_type": "RuntimeError",
+            },
+        )
+        exposition = obskit_exposition(capture)
+    assert "/items/1" not in exposition
+    assert "/nowhere" not in exposition
+
+
+def obskit_exposition(capture: obskit.testing.Capture) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(capture.registry).decode()
+
+
+def test_sse_is_measured_as_a_stream() -> None:
+    """An event stream counts as a request up to its first byte and lives in the stream family."""
+
+    async def events(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i in range(3):
+            await send(
+                {"type": "http.response.body", "body": b"data: %d\n\n" % i, "more_body": True}
+            )
+        await send({"type": "http.response.body", "body": b""})
+
+    with obskit.testing.isolated() as capture:
+        asyncio.run(_call(obskit.ASGIMiddleware(events), _scope("/events")))
+        stream = {"kind": "sse", "http_route": UNMATCHED}
+        assert 1 == capture.sample(
+            "http_server_stream_duration_seconds_count", {**stream, "outcome": "closed"}
+        )
+        assert 0 == capture.sample("http_server_active_streams", stream)
+
+
+def test_websocket_session_is_measured_as_a_stream() -> None:
+    """A WebSocket session binds ids, and its life is in the stream family, not request latency."""
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def chat(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(obskit.get_context())
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws/{room}", chat)])
+    scope = {**_scope("/ws/lobby"), "type": "websocket", "headers": [(b"x-request-id", b"ws-1")]}
+    incoming = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with obskit.testing.isolated() as capture:
+        asyncio.run(obskit.ASGIMiddleware(app)(scope, receive, send))
+        assert '"correlation_id":"ws-1"' in sent[1]["text"].replace(" ", "")
+        stream = {"kind": "websocket", "http_route": "/ws/{room}"}
+        assert 1 == capture.sample(
+            "http_server_stream_duration_seconds_count", {**stream, "outcome": "closed"}
+        )
+        exposition = obskit_exposition(capture)
+    assert (
+        'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/ws'
+        not in exposition
+    )

@@ -68,6 +68,7 @@ class _Response:
         "first_byte",
         "status",
         "stream",
+        "stream_route",
     )
 
     def __init__(self) -> None:
@@ -78,6 +79,7 @@ class _Response:
         self.complete = False
         self.disconnected = False
         self.stream = False
+        self.stream_route: str | None = None
 
 
 class ASGIMiddleware:
@@ -104,6 +106,11 @@ class ASGIMiddleware:
             if plan is not None:
                 await self._http(plan, scope, receive, send)
                 return
+        elif scope_type == "websocket":
+            plan = current_plan()
+            if plan is not None:
+                await self._websocket(plan, scope, receive, send)
+                return
         elif scope_type == "lifespan":
             # Servers (re)configure their loggers before startup; take them over again now.
             plan = current_plan()
@@ -122,13 +129,15 @@ class ASGIMiddleware:
         except Exception as exc:
             _guard.report("web.adopt_loggers", exc)
 
-    def _begin(self, plan: RequestPlan, scope: Scope) -> tuple[Exchange, RecordingScope, bytes]:
+    def _begin(
+        self, plan: RequestPlan, scope: Scope, counted: bool = True
+    ) -> tuple[Exchange, RecordingScope, bytes]:
         names = self._names
         if names is None or names.generation != plan.generation:
             names = self._names = _Names(plan)
         if self._adopted != plan.generation:
             self._adopt(plan)
-        method: str = scope["method"]
+        method: str = scope.get("method", "GET")  # a websocket scope has no method
         query: str = scope.get("query_string", b"").decode("latin-1")
         exchange = Exchange(plan, method, scope.get("path", ""), query)
         slots = names.slots
@@ -183,7 +192,7 @@ class ASGIMiddleware:
         tenant = plan.tenant_of(
             scope, tenant_raw.decode("latin-1") if tenant_raw is not None else None
         )
-        exchange.begin(best_id, tenant, parent, attributes)
+        exchange.begin(best_id, tenant, parent, attributes, counted=counted)
         return exchange, RecordingScope(scope), names.echo or b""
 
     async def _http(self, plan: RequestPlan, scope: Scope, receive: Receive, send: Send) -> None:
@@ -209,6 +218,8 @@ class ASGIMiddleware:
                 state.first_byte = _perf()
                 state.status = message["status"]
                 message = _with_echo(message, echo, echo_value, state)
+                if state.stream:
+                    _stream_opened(plan, "sse", inner_scope, state, self.app)
             await send(message)
 
         async def receive_wrapper() -> Message:
@@ -225,6 +236,58 @@ class ASGIMiddleware:
             raise
         finally:
             _finish(exchange, inner_scope, state, error, self.app)
+
+    async def _websocket(
+        self, plan: RequestPlan, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        try:
+            exchange, inner_scope, _ = self._begin(plan, scope, counted=False)
+        except Exception as exc:
+            _guard.report("web.asgi", exc)
+            await self.app(scope, receive, send)
+            return
+        state = _Response()
+        state.stream = True
+
+        async def send_wrapper(message: Message) -> None:
+            message_type = message["type"]
+            if message_type == "websocket.accept":
+                state.status = 101
+                state.first_byte = _perf()
+                _stream_opened(plan, "websocket", inner_scope, state, self.app)
+            elif message_type == "websocket.close":
+                state.complete = True
+                state.ended = _perf()
+                if not state.status:
+                    state.status = 403  # closed before accepting: the handshake was refused
+            await send(message)
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and not state.complete:
+                state.disconnected = True
+                state.complete = True
+                state.ended = _perf()
+            return message
+
+        error: BaseException | None = None
+        try:
+            await self.app(inner_scope, receive_wrapper, send_wrapper)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _finish(exchange, inner_scope, state, error, self.app, kind="websocket")
+
+
+def _stream_opened(plan: RequestPlan, kind: str, scope: Scope, state: _Response, app: Any) -> None:
+    try:
+        streams = plan.streams
+        if streams is not None:
+            route = state.stream_route = asgi_route(scope, state.status, app)
+            streams.opened(kind, route)
+    except Exception as exc:
+        _guard.report("web.streams", exc)
 
 
 def _with_echo(message: Message, echo: bytes, value: bytes, state: _Response) -> Message:
@@ -252,7 +315,12 @@ def _is_disconnect(error: BaseException) -> bool:
 
 
 def _finish(
-    exchange: Exchange, scope: Scope, state: _Response, error: BaseException | None, app: Any
+    exchange: Exchange,
+    scope: Scope,
+    state: _Response,
+    error: BaseException | None,
+    app: Any,
+    kind: str = "sse",
 ) -> None:
     try:
         status = state.status
@@ -281,4 +349,14 @@ def _finish(
         _guard.report("web.asgi", exc)
         exchange.leave()
         return
-    exchange.finish(status, route, error, error_type, ended, state.first_byte, state.body_bytes)
+    exchange.finish(
+        status,
+        route,
+        error,
+        error_type,
+        ended,
+        state.first_byte,
+        state.body_bytes,
+        stream=kind if state.stream else None,
+        stream_route=state.stream_route,
+    )

@@ -22,6 +22,7 @@ from obskit.tracing.api import get_tracer
 from obskit.web.access_log import AccessLog, QueryRedactor
 from obskit.web.routes import UNMATCHED
 from obskit.web.server_metrics import ServerMetrics, server_metrics
+from obskit.web.streams import StreamMetrics, stream_metrics
 
 __all__ = [
     "CLIENT_CLOSED",
@@ -64,6 +65,7 @@ class RequestPlan:
         self.tracer = None if isinstance(tracer, trace.NoOpTracer) else tracer
         self.access_log = AccessLog() if settings.access_log else None
         self.metrics: ServerMetrics | None = server_metrics() if settings.metrics else None
+        self.streams: StreamMetrics | None = stream_metrics() if settings.metrics else None
         self.redact_query = QueryRedactor(
             Redactor(settings.redact_keys) if settings.redact else None
         )
@@ -141,6 +143,8 @@ class Exchange:
         tenant_id: str | None,
         parent: otel_context.Context | None,
         attributes: dict[str, Any],
+        *,
+        counted: bool = True,
     ) -> None:
         """Bind ids to the context and start the SERVER span (as the current span)."""
         plan = self.plan
@@ -166,7 +170,7 @@ class Exchange:
         if self.otel_ctx is not None:
             self.otel_token = _attach(self.otel_ctx)
         metrics = plan.metrics
-        if metrics is not None:
+        if metrics is not None and counted:
             metrics.request_started(self.method_label)
 
     def finish(
@@ -178,8 +182,16 @@ class Exchange:
         ended: float,
         first_byte: float | None,
         body_bytes: int,
+        *,
+        stream: str | None = None,
+        stream_route: str | None = None,
     ) -> None:
-        """Record the outcome (span, access line, RED), then leave the request's context."""
+        """Record the outcome (span, access line, RED), then leave the request's context.
+
+        ``stream`` names a long-lived stream (``"sse"``, ``"websocket"``) opened under
+        ``stream_route``: its life is recorded in the stream families. An SSE response counts as a
+        request up to its first byte; a WebSocket session is not a request at all.
+        """
         plan = self.plan
         duration = ended - self.started
         ttfb = first_byte - self.started if first_byte is not None else None
@@ -217,17 +229,27 @@ class Exchange:
                     error_type,
                 )
             metrics = plan.metrics
-            if metrics is not None:
+            if metrics is not None and stream != "websocket":
                 metrics.request_finished(
                     self.method_label,
                     route,
                     status,
                     error_type,
-                    duration,
+                    ttfb if (stream is not None and ttfb is not None) else duration,
                     tenant=self.tenant_id,
                     trace_id=trace_id,
                     ttfb_s=ttfb,
                 )
+            streams = plan.streams
+            if stream is not None and stream_route is not None and streams is not None:
+                outcome = (
+                    "error"
+                    if error_type
+                    else "client_closed"
+                    if status == CLIENT_CLOSED
+                    else "closed"
+                )
+                streams.closed(stream, stream_route, outcome, duration)
         except Exception as exc:
             _guard.report("web.finish", exc)
         finally:

@@ -24,7 +24,6 @@ from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client import Histogram
 
 from obskit import _guard, context
 from obskit.tracing.api import get_tracer
@@ -48,15 +47,13 @@ _perf = time.perf_counter
 class ClientRecorder:
     """``http_client_request_duration_seconds`` with its label children cached and bounded."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.histogram = Histogram(
+    def __init__(self, store: Any) -> None:
+        self.histogram = store.histogram(
             "http_client_request_duration_seconds",
             "Duration of outbound HTTP requests by dependency (server address), method, status.",
-            ["server_address", "http_request_method", "http_response_status_code", "error_type"],
-            buckets=BUCKETS,
-            registry=None,
+            ("server_address", "http_request_method", "http_response_status_code", "error_type"),
+            BUCKETS,
         )
-        runtime.register(self.histogram)
         # Bounded: at most MAX_SERVERS addresses (plus __other__) times methods, statuses, errors.
         self._children: dict[tuple[str, str, int, str], Any] = {}
         self._servers: set[str] = {OTHER}
@@ -109,7 +106,8 @@ class _Calls:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self.echo = settings.request_id_headers[0] if settings.request_id_headers else None
-        self.recorder = ClientRecorder(runtime) if settings.metrics else None
+        store = _metrics_store() if settings.metrics else None
+        self.recorder = ClientRecorder(store) if store is not None else None
         self.tracing = settings.tracing
 
     def start(self, method: str, host: str, port: int | None, url: str) -> tuple[Any, Any, float]:
@@ -161,6 +159,14 @@ class _Calls:
                 otel_context.detach(token)
             if span is not None:
                 span.end()
+
+
+def _metrics_store() -> Any:
+    try:
+        from obskit.metrics.wiring import current_store
+    except ImportError:
+        return None
+    return current_store()
 
 
 def _url_parts(url: Any) -> tuple[str, int | None, str]:
