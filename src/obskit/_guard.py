@@ -43,6 +43,8 @@ def set_strict(strict: bool) -> bool:
 
 def report(component: str, exc: BaseException) -> None:
     """Count ``exc`` against ``component`` and log it at most once a minute per component."""
+    if getattr(_reporting, "active", False):
+        return  # the report's own log line failed: the same failure echoing, counted already
     now = time.monotonic()
     with _lock:
         _counts[component] = _counts.get(component, 0) + 1
@@ -51,7 +53,7 @@ def report(component: str, exc: BaseException) -> None:
             _last_logged[component] = now
     if _strict:
         raise exc
-    if due and not getattr(_reporting, "active", False):
+    if due:
         # The log chain may itself be what failed: never recurse into it.
         _reporting.active = True
         try:

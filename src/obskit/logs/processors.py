@@ -17,6 +17,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
 from obskit import context
+from obskit.logs.redaction import Redactor
 
 __all__ = ["Enricher", "exception_fields", "format_timestamp", "neutralise_control_chars"]
 
@@ -33,6 +34,7 @@ _LEVEL_NAMES: Final = {
 }
 
 _get_current_span = otel_trace.get_current_span
+_context_fields = context.fields
 
 
 class _TimestampFormatter:
@@ -61,29 +63,55 @@ class Enricher:
     """Adds timestamp, level, service identity, bound context and trace/span ids to a line.
 
     Keys given in the log call win over the bound context; obskit's own keys (timestamp, level,
-    trace_id, span_id) are always obskit's.
+    trace_id, span_id) are always obskit's. With a ``redactor`` it also redacts what it merges
+    (the call's keys, the context, the event text), so the chain walks each line once.
     """
 
-    def __init__(self, service: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        service: Mapping[str, str],
+        redactor: Redactor | None = None,
+        structured_exceptions: bool = True,
+    ) -> None:
         self._service = dict(service)
+        self._redactor = redactor
+        self._structured_exceptions = structured_exceptions
+        # (span context, trace id hex, span id hex) of the last span seen: lines of one span
+        # format its ids once. A tuple is swapped atomically, so threads cannot mix its parts.
+        self._ids: tuple[object, str, str] = (None, "", "")
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         created = event_dict.pop("_created", None)
+        event = event_dict.pop("event", None)
+        redactor = self._redactor
+        if redactor is not None and type(event) is str:
+            event = redactor.clean_text(event)
         line: dict[str, Any] = {
             "timestamp": format_timestamp(time.time() if created is None else created),
             "level": _LEVEL_NAMES.get(method_name, method_name),
             "logger": event_dict.pop("_logger", None),
-            "event": event_dict.pop("event", None),
+            "event": event,
         }
         line.update(self._service)
-        bound = context.fields()
+        bound = _context_fields()
         if bound:
-            line.update(bound)
-        line.update(event_dict)
+            line.update(bound if redactor is None else redactor.clean_mapping(bound))
+        if event_dict:
+            if "exc_info" in event_dict and self._structured_exceptions:
+                event_dict = exception_fields(logger, method_name, event_dict)
+            line.update(event_dict if redactor is None else redactor.clean_mapping(event_dict))
         span_context = _get_current_span().get_span_context()
         if span_context.is_valid:
-            line["trace_id"] = format(span_context.trace_id, "032x")
-            line["span_id"] = format(span_context.span_id, "016x")
+            ids = self._ids
+            if ids[0] is not span_context:
+                ids = (
+                    span_context,
+                    format(span_context.trace_id, "032x"),
+                    format(span_context.span_id, "016x"),
+                )
+                self._ids = ids
+            line["trace_id"] = ids[1]
+            line["span_id"] = ids[2]
         return line
 
 

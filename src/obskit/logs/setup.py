@@ -18,7 +18,7 @@ from structlog._base import BoundLoggerBase
 
 from obskit import _guard
 from obskit._config import Settings
-from obskit.logs.processors import Enricher, exception_fields, neutralise_control_chars
+from obskit.logs.processors import Enricher, neutralise_control_chars
 from obskit.logs.redaction import Redactor
 from obskit.logs.render import LineSink, json_renderer
 
@@ -87,7 +87,19 @@ class ObskitBoundLogger(BoundLoggerBase):
                 event = event % args
             except Exception:
                 event = f"{event} {args!r}"
-        return self._proxy_to_logger(method, event, **kw)
+        # structlog's _proxy_to_logger, without the steps obskit's own chain does not need.
+        event_dict = {**self._context, **kw} if kw else self._context.copy()
+        event_dict["event"] = event
+        try:
+            result: Any = event_dict
+            for processor in self._processors:
+                result = processor(self._logger, method, result)
+            return getattr(self._logger, method)(result)
+        except DropEvent:
+            return None
+        except Exception as exc:
+            _guard.report("logs.chain", exc)
+            return None
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
         """Log at debug level."""
@@ -153,21 +165,20 @@ class _Emit:
         return line
 
 
+def _service(settings: Settings) -> dict[str, str]:
+    return {
+        "service": settings.service_name,
+        "service_version": settings.service_version,
+        "environment": settings.environment,
+    }
+
+
 def processors(settings: Settings) -> list[Processor]:
     """obskit's processors (ids, context, service, exceptions, redaction) without a renderer.
 
     For applications that own their structlog configuration: put these before your renderer.
     """
-    chain: list[Processor] = [
-        Enricher(
-            {
-                "service": settings.service_name,
-                "service_version": settings.service_version,
-                "environment": settings.environment,
-            }
-        ),
-        exception_fields,
-    ]
+    chain: list[Processor] = [Enricher(_service(settings))]
     if settings.redact:
         chain.append(Redactor(settings.redact_keys))
     return chain
@@ -235,11 +246,15 @@ def configure(settings: Settings, stream: Any = None) -> None:
     _gate.emit = emit_level
     _gate.lowest = min(emit_level, buffer_level) if settings.tracing else emit_level
     _sink.stream = target
-    chain: list[Processor] = [_early_gate, *processors(settings)]
+    redactor = Redactor(settings.redact_keys) if settings.redact else None
+    chain: list[Processor] = [_early_gate, Enricher(_service(settings), redactor, not console)]
+    extra_redaction = settings.extras.get("redact_processor")
+    if extra_redaction is not None:
+        chain.append(extra_redaction)
     if console:
-        chain.insert(2, neutralise_control_chars)
-        chain.remove(exception_fields)  # the console renderer prints the traceback itself
-        renderer: Processor = structlog.dev.ConsoleRenderer(colors=_wants_console(settings, target))
+        chain.append(neutralise_control_chars)
+        # The console renderer prints a traceback itself.
+        renderer: Processor = structlog.dev.ConsoleRenderer(colors=console)
     else:
         renderer = json_renderer
     chain.append(_Emit(renderer))
@@ -311,7 +326,7 @@ def unconfigure() -> None:
             logger.addHandler(handler)
         logger.propagate = propagate
     # Loggers cached by structlog keep this chain: leave a plain JSON one writing to stdout.
-    _chain[:] = [_early_gate, Enricher({}), exception_fields, _Emit(json_renderer)]
+    _chain[:] = [_early_gate, Enricher({}), _Emit(json_renderer)]
     _gate.emit = _gate.lowest = 20
     _gate.holder = None
     _sink.stream = sys.stdout

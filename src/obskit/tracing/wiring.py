@@ -23,6 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from obskit import _exemplars
 from obskit._config import Settings
+from obskit._identity import OBSKIT_VERSION, identity
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
 from obskit.tracing import api, provider
@@ -43,15 +44,10 @@ _ALL = Verdict(True, RULE_ALL, "span_end", 0, 1.0)
 def make_resource(settings: Settings) -> Resource:
     """Service name, version, environment and a ``service.instance.id`` new in every process."""
     attributes: dict[str, Any] = dict(settings.resource_attributes)
-    attributes.update(
-        {
-            "service.name": settings.service_name,
-            "service.version": settings.service_version,
-            "deployment.environment.name": settings.environment,
-            "service.instance.id": str(uuid.uuid4()),
-            "process.pid": os.getpid(),
-        }
-    )
+    # One identity for every signal: obskit_build_info reads the same one.
+    attributes.update(identity(settings).resource_attributes())
+    attributes["service.instance.id"] = str(uuid.uuid4())
+    attributes["process.pid"] = os.getpid()
     return Resource.create(attributes)
 
 
@@ -145,9 +141,7 @@ class TracingComponent:
         self.provider = tracer_provider
         _set_propagators()
         provider.install_global(tracer_provider)
-        from obskit._facade import __version__
-
-        api.set_tracer(tracer_provider.get_tracer("obskit", __version__))
+        api.set_tracer(tracer_provider.get_tracer("obskit", OBSKIT_VERSION))
 
     def _log_buffer(self, sampler: TailSampler) -> TraceLogBuffer | None:
         settings = self.settings

@@ -1,0 +1,180 @@
+"""The frame every USE collector shares: status reporting, worker identity, error isolation.
+
+A *source* (process, cgroup, event loop, ...) knows how to read one resource and yields
+prometheus-client metric families. :class:`UseCollector` is the single object registered on a
+registry: it reads each source at scrape time and adds two families of its own,
+
+- ``obskit_collector_up{collector}``: 1 when the source could be read, 0 when it could not;
+- ``obskit_collector_unavailable_info{collector,reason}``: why a source (or part of one) is
+  missing — ``not_linux``, ``no_cgroup``, ``permission_denied``, ``psi_not_offered``, ... —
+
+so a missing series always comes with its explanation instead of a silent empty result. One
+composite (rather than one registered collector per source) keeps each family name emitted once
+per scrape, which the exposition formats require.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.samples import Sample
+
+from obskit import _guard
+
+__all__ = [
+    "FamilySpec",
+    "Notes",
+    "Reading",
+    "Source",
+    "Unavailable",
+    "UseCollector",
+    "empty_families",
+    "standalone_collect",
+]
+
+
+class Unavailable(Exception):
+    """Raised by a source that cannot read its resource at all; ``reason`` is a fixed token."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# Reasons for parts of a source that are missing while the rest works (e.g. no PSI on this kernel).
+Notes = list[str]
+
+
+# (name, "counter" | "gauge", help text, label names): one row of a source's family table.
+FamilySpec = tuple[str, str, str, tuple[str, ...]]
+
+
+def _build(spec: FamilySpec) -> Metric:
+    name, kind, doc, labels = spec
+    if kind == "counter":
+        return CounterMetricFamily(name, doc, labels=labels)
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def empty_families(specs: Sequence[FamilySpec]) -> list[Metric]:
+    """One empty family per spec (what ``describe()`` returns)."""
+    return [_build(spec) for spec in specs]
+
+
+class Reading:
+    """The families of one scrape, built from a spec table; a value of None is left out."""
+
+    def __init__(self, specs: Sequence[FamilySpec]) -> None:
+        self._specs = {spec[0]: spec for spec in specs}
+        self._families: dict[str, Metric] = {}
+
+    def put(self, name: str, value: float | None, labels: Sequence[str] = ()) -> None:
+        """Add one sample to family ``name`` (declared in the table) unless ``value`` is None."""
+        if value is None:
+            return
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = _build(self._specs[name])
+        family.add_metric(list(labels), float(value))  # type: ignore[attr-defined]
+
+    def families(self) -> list[Metric]:
+        """The families that received at least one sample, in the order they first did."""
+        return list(self._families.values())
+
+
+class Source(Protocol):
+    """One resource read at scrape time."""
+
+    # Name in ``obskit_collector_up{collector=...}``; also the settings' collector name.
+    name: str
+    # Whether the families describe this process only (they get the worker label when asked).
+    per_process: bool
+
+    def read(self, notes: Notes) -> Iterable[Metric]:
+        """Yield metric families; raise :class:`Unavailable`; append reasons for missing parts."""
+        ...
+
+    def describe(self) -> Iterable[Metric]:
+        """Empty families with every name this source may yield (the registry's clash check)."""
+        ...
+
+
+class UseCollector:
+    """A prometheus-client collector reading every source at scrape time, one failure at a time.
+
+    ``worker_label`` (e.g. ``"pid"``) adds the process id to the families of per-process sources,
+    so series from several workers of one service do not collide when they are aggregated.
+    """
+
+    def __init__(self, sources: Sequence[Source], worker_label: str | None = None) -> None:
+        self.sources = list(sources)
+        self.worker_label = worker_label
+
+    def describe(self) -> Iterator[Metric]:
+        """Empty families with every name this collector may yield, so clashes fail at register."""
+        yield GaugeMetricFamily("obskit_collector_up", "")
+        yield InfoMetricFamily("obskit_collector_unavailable", "")
+        for source in self.sources:
+            yield from source.describe()
+
+    def collect(self) -> Iterator[Metric]:
+        """Read each source; a failing source is reported and marked down, the others go on."""
+        up = GaugeMetricFamily(
+            "obskit_collector_up",
+            "Whether an obskit USE collector could read its source (1) or not (0).",
+            labels=["collector"],
+        )
+        why = InfoMetricFamily(
+            "obskit_collector_unavailable",
+            "Why a USE collector, or a part of it, has no data; one series per reason.",
+            labels=["collector", "reason"],
+        )
+        relabel = self._relabeller()
+        for source in self.sources:
+            notes: Notes = []
+            try:
+                families = list(source.read(notes))
+            except Unavailable as exc:
+                families, ok = [], False
+                notes.insert(0, exc.reason)
+            except Exception as exc:
+                _guard.report(f"collectors.{source.name}", exc)
+                families, ok = [], False
+                notes.insert(0, "read_error")
+            else:
+                ok = True
+            up.add_metric([source.name], 1.0 if ok else 0.0)
+            for reason in dict.fromkeys(notes):  # de-duplicated, order kept
+                why.add_metric([source.name, reason], {})
+            if relabel is not None and source.per_process:
+                families = [relabel(family) for family in families]
+            yield from families
+        yield up
+        yield why
+
+    def _relabeller(self) -> Callable[[Metric], Metric] | None:
+        if self.worker_label is None:
+            return None
+        label, pid = self.worker_label, str(os.getpid())
+
+        def relabel(family: Metric) -> Metric:
+            family.samples = [
+                Sample(s.name, {**s.labels, label: pid}, s.value, s.timestamp, s.exemplar)
+                for s in family.samples
+            ]
+            return family
+
+        return relabel
+
+
+def standalone_collect(source: Source) -> Iterator[Metric]:
+    """``collect()`` for a source registered on its own: its families plus its status."""
+    return UseCollector([source]).collect()

@@ -1,0 +1,221 @@
+"""This process's CPU, memory, file descriptors, threads and context switches, from procfs.
+
+Utilization is relative to what the process may actually use: CPU against the cgroup quota when
+there is one (else against the cores it may run on), memory against the cgroup memory limit (else
+the machine's memory). Names follow OpenTelemetry's ``process.*`` semantic conventions, mapped to
+Prometheus with units; where no convention exists the family is ``obskit_*``. None of them clash
+with prometheus-client's own ``process_*`` collector, so both can be registered together.
+
+Without procfs (not Linux) only CPU time is available (from ``os.times()``); the rest is noted as
+``no_procfs`` in ``obskit_collector_unavailable_info``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.metrics_core import Metric
+
+from obskit.metrics.use._files import FileAccess
+from obskit.metrics.use.cgroup import DEFAULT_PROC, DEFAULT_ROOT, CgroupReader
+from obskit.metrics.use.collector import (
+    FamilySpec,
+    Notes,
+    Reading,
+    empty_families,
+    standalone_collect,
+)
+
+__all__ = ["ProcessCollector", "available_cores"]
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def available_cores() -> int:
+    """CPUs this process may be scheduled on (its affinity mask, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+class ProcessCollector:
+    """USE source for this process.
+
+    ``proc`` is the procfs mount point; ``cgroup`` the reader of the cgroup limits (by default one
+    over ``root``); ``cores`` the CPU count used when there is no quota (default: affinity mask).
+    """
+
+    name = "process"
+    per_process = True
+
+    def __init__(
+        self,
+        proc: str = DEFAULT_PROC,
+        root: str = DEFAULT_ROOT,
+        cgroup: CgroupReader | None = None,
+        cores: Callable[[], int] = available_cores,
+    ) -> None:
+        self.proc = proc
+        self.cgroup = cgroup if cgroup is not None else CgroupReader(root=root, proc=proc)
+        self._cores = cores
+        self._lock = threading.Lock()  # guards the previous reading (concurrent scrapes)
+        self._previous: tuple[float, float] | None = None  # (cpu seconds, monotonic time)
+
+    def describe(self) -> list[Metric]:
+        """Empty families with every name this source may yield."""
+        return empty_families(_FAMILIES)
+
+    def collect(self) -> Iterator[Metric]:
+        """Families plus ``obskit_collector_up`` when registered on its own."""
+        return standalone_collect(self)
+
+    def read(self, notes: Notes) -> list[Metric]:
+        """Read procfs now."""
+        access = FileAccess()
+        own = os.path.join(self.proc, "self")
+        user, system, vsize = self._cpu_and_vsize(access, own, notes)
+        status = _status(access.text(os.path.join(own, "status")))
+        cpu_limit, memory_limit = self.cgroup.limits()
+        cores = cpu_limit if cpu_limit is not None else float(self._cores())
+        if memory_limit is None:
+            meminfo = _status(access.text(os.path.join(self.proc, "meminfo")))
+            memory_limit = _kib(meminfo, "MemTotal")
+        rss = _kib(status, "VmRSS")
+
+        reading = Reading(_FAMILIES)
+        put = reading.put
+
+        put("process_cpu_time_seconds", user, ("user",))
+        put("process_cpu_time_seconds", system, ("system",))
+        put("obskit_process_cpu_available_cores", cores)
+        put("process_cpu_utilization_ratio", self._utilization(user, system, cores))
+        put("process_memory_usage_bytes", rss)
+        put("process_memory_virtual_bytes", vsize)
+        put("obskit_process_memory_limit_bytes", memory_limit)
+        if rss is not None and memory_limit:
+            put("process_memory_utilization_ratio", rss / memory_limit)
+        put("process_threads", status.get("Threads"))
+        put("process_unix_file_descriptors", self._fd_count(access, own))
+        put("obskit_process_unix_file_descriptors_limit", self._fd_limit(access, own))
+        put("process_context_switches", status.get("voluntary_ctxt_switches"), ("voluntary",))
+        put(
+            "process_context_switches",
+            status.get("nonvoluntary_ctxt_switches"),
+            ("involuntary",),
+        )
+        if access.denied:
+            notes.append("permission_denied")
+        return reading.families()
+
+    def _cpu_and_vsize(
+        self, access: FileAccess, own: str, notes: Notes
+    ) -> tuple[float, float, float | None]:
+        text = access.text(os.path.join(own, "stat"))
+        # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+        fields = text[text.rfind(")") + 1 :].split() if text else []
+        if len(fields) >= 21:
+            try:
+                user = int(fields[11]) / _CLOCK_TICKS
+                system = int(fields[12]) / _CLOCK_TICKS
+                return user, system, float(fields[20])
+            except ValueError:
+                pass
+        # Without procfs the CPU time still comes from the OS; the rest is noted as missing.
+        notes.append("no_procfs" if not sys.platform.startswith("linux") else "stat_unreadable")
+        times = os.times()
+        return times.user, times.system, None
+
+    def _utilization(self, user: float, system: float, cores: float) -> float:
+        """CPU used since the previous scrape (the first: since this collector was created)."""
+        now, cpu = time.monotonic(), user + system
+        with self._lock:
+            previous, self._previous = self._previous, (cpu, now)
+        if previous is None:
+            return 0.0
+        elapsed = now - previous[1]
+        if elapsed <= 0 or cores <= 0:
+            return 0.0
+        return max(0.0, (cpu - previous[0]) / (elapsed * cores))
+
+    @staticmethod
+    def _fd_count(access: FileAccess, own: str) -> int | None:
+        try:
+            return len(os.listdir(os.path.join(own, "fd")))
+        except PermissionError:
+            access.denied = True
+        except OSError:
+            pass
+        return None
+
+    @staticmethod
+    def _fd_limit(access: FileAccess, own: str) -> int | None:
+        for line in (access.text(os.path.join(own, "limits")) or "").splitlines():
+            if line.startswith("Max open files"):
+                soft = line[len("Max open files") :].split()[:1]
+                return int(soft[0]) if soft and soft[0].isdigit() else None
+        return None
+
+
+def _status(text: str | None) -> dict[str, int]:
+    """``Key:  value [kB]`` lines (``/proc/self/status``, ``/proc/meminfo``) as integers."""
+    values: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        key, _, rest = line.partition(":")
+        first = rest.split(None, 1)[:1]
+        if first and first[0].isdigit():
+            values[key] = int(first[0])
+    return values
+
+
+def _kib(values: dict[str, int], key: str) -> int | None:
+    value = values.get(key)
+    return None if value is None else value * 1024
+
+
+_FAMILIES: tuple[FamilySpec, ...] = (
+    ("process_cpu_time_seconds", "counter", "CPU time used by this process.", ("cpu_mode",)),
+    (
+        "obskit_process_cpu_available_cores",
+        "gauge",
+        "CPUs this process may use: the cgroup quota in cores, else the cores it may run on.",
+        (),
+    ),
+    (
+        "process_cpu_utilization_ratio",
+        "gauge",
+        "CPU time since the previous scrape over elapsed time times the available cores.",
+        (),
+    ),
+    ("process_memory_usage_bytes", "gauge", "Resident set size of this process.", ()),
+    ("process_memory_virtual_bytes", "gauge", "Virtual memory size of this process.", ()),
+    (
+        "obskit_process_memory_limit_bytes",
+        "gauge",
+        "Memory this process may use: the cgroup memory limit, else the machine's memory.",
+        (),
+    ),
+    (
+        "process_memory_utilization_ratio",
+        "gauge",
+        "Resident set size over the memory limit (cgroup limit, else machine memory).",
+        (),
+    ),
+    ("process_threads", "gauge", "Threads of this process.", ()),
+    ("process_unix_file_descriptors", "gauge", "Open file descriptors.", ()),
+    (
+        "obskit_process_unix_file_descriptors_limit",
+        "gauge",
+        "Soft limit on open file descriptors (RLIMIT_NOFILE).",
+        (),
+    ),
+    (
+        "process_context_switches",
+        "counter",
+        "Context switches; involuntary ones mean the process was preempted (CPU contention).",
+        ("process_context_switch_type",),
+    ),
+)
