@@ -15,10 +15,18 @@ if TYPE_CHECKING:
     from obskit._facade import __version__, doctor, init, shutdown
     from obskit.context import bind, bound, carry, get_context, unbind
     from obskit.logs import get_logger
+    from obskit.metrics.exposition import (
+        metrics_asgi_app,
+        metrics_wsgi_app,
+        start_metrics_server,
+    )
     from obskit.tracing.api import get_tracer
+    from obskit.web.asgi import ASGIMiddleware
+    from obskit.web.wsgi import WSGIMiddleware
 
 # public name -> module that defines it
 _HOMES = {
+    "ASGIMiddleware": "obskit.web.asgi",
     "ConfigError": "obskit._config",
     "__version__": "obskit._facade",
     "bind": "obskit.context",
@@ -29,12 +37,18 @@ _HOMES = {
     "get_logger": "obskit.logs",
     "get_tracer": "obskit.tracing.api",
     "init": "obskit._facade",
+    "metrics_asgi_app": "obskit.metrics.exposition",
+    "metrics_wsgi_app": "obskit.metrics.exposition",
     "shutdown": "obskit._facade",
+    "start_metrics_server": "obskit.metrics.exposition",
     "unbind": "obskit.context",
+    "WSGIMiddleware": "obskit.web.wsgi",
 }
 
 __all__ = [
+    "ASGIMiddleware",
     "ConfigError",
+    "WSGIMiddleware",
     "__version__",
     "bind",
     "bound",
@@ -44,7 +58,10 @@ __all__ = [
     "get_logger",
     "get_tracer",
     "init",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
     "shutdown",
+    "start_metrics_server",
     "unbind",
 ]
 
