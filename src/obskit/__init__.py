@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         metrics_wsgi_app,
         start_metrics_server,
     )
+    from obskit.metrics.red import red
     from obskit.tracing.api import get_tracer
 
 # public name -> module that defines it
@@ -36,6 +37,7 @@ _HOMES = {
     "init": "obskit._facade",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
+    "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
     "unbind": "obskit.context",
@@ -54,6 +56,7 @@ __all__ = [
     "init",
     "metrics_asgi_app",
     "metrics_wsgi_app",
+    "red",
     "shutdown",
     "start_metrics_server",
     "unbind",
