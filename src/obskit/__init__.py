@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     )
     from obskit.metrics.red import red
     from obskit.tracing.api import get_tracer
+    from obskit.web.asgi import ASGIMiddleware
+    from obskit.web.wsgi import WSGIMiddleware
 
 # public name -> module that defines it
 _HOMES = {
+    "ASGIMiddleware": "obskit.web.asgi",
     "ConfigError": "obskit._config",
     "__version__": "obskit._facade",
     "bind": "obskit.context",
@@ -41,10 +44,13 @@ _HOMES = {
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
     "unbind": "obskit.context",
+    "WSGIMiddleware": "obskit.web.wsgi",
 }
 
 __all__ = [
+    "ASGIMiddleware",
     "ConfigError",
+    "WSGIMiddleware",
     "__version__",
     "bind",
     "bound",
