@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         metrics_wsgi_app,
         start_metrics_server,
     )
+    from obskit.metrics.red import red
     from obskit.tracing.api import get_tracer
     from obskit.web.asgi import ASGIMiddleware
     from obskit.web.wsgi import WSGIMiddleware
@@ -39,6 +40,7 @@ _HOMES = {
     "init": "obskit._facade",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
+    "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
     "unbind": "obskit.context",
@@ -60,6 +62,7 @@ __all__ = [
     "init",
     "metrics_asgi_app",
     "metrics_wsgi_app",
+    "red",
     "shutdown",
     "start_metrics_server",
     "unbind",

@@ -36,6 +36,7 @@ __all__ = [
     "Source",
     "Unavailable",
     "UseCollector",
+    "cumulative_buckets",
     "empty_families",
     "standalone_collect",
 ]
@@ -67,6 +68,16 @@ def _build(spec: FamilySpec) -> Metric:
 def empty_families(specs: Sequence[FamilySpec]) -> list[Metric]:
     """One empty family per spec (what ``describe()`` returns)."""
     return [_build(spec) for spec in specs]
+
+
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one for +Inf) as the cumulative ``(le, count)`` pairs."""
+    labels = [*(repr(float(bound)) for bound in bounds), "+Inf"]
+    cumulative, buckets = 0, []
+    for label, count in zip(labels, counts, strict=True):
+        cumulative += count
+        buckets.append((label, float(cumulative)))
+    return buckets
 
 
 class Reading:

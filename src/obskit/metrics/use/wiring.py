@@ -32,10 +32,24 @@ def _cgroup(runtime: Runtime) -> Source:
     return CgroupCollector()
 
 
+def _gc(runtime: Runtime) -> Source:
+    from obskit.metrics.use.gc import GcCollector
+
+    return GcCollector()
+
+
+def _event_loop(runtime: Runtime) -> Source:
+    from obskit.metrics.use.event_loop import EventLoopCollector
+
+    return EventLoopCollector()
+
+
 # collector name (as in the ``collectors`` setting) -> how to build its source
 FACTORIES: dict[str, Callable[[Runtime], Source]] = {
     "process": _process,
     "cgroup": _cgroup,
+    "event_loop": _event_loop,
+    "gc": _gc,
 }
 
 
