@@ -1,4 +1,4 @@
-"""Real servers on 127.0.0.1: uvicorn (FastAPI, Starlette, Django ASGI), gunicorn (Flask, Django)."""
+"""Real servers on loopback: uvicorn (FastAPI, Starlette, Django) and gunicorn (Flask, Django)."""
 
 from __future__ import annotations
 
