@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,16 +21,30 @@ from obskit.tracing import api as tracing_api
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """A real SDK tracer installed as obskit's tracer, its finished spans kept in memory."""
+    """Finished spans of a plain SDK tracer that :func:`installed` puts in place of obskit's."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing_api.set_tracer(provider.get_tracer("test"))
+    _providers[exporter] = provider
     try:
         yield exporter
     finally:
-        tracing_api.set_tracer(None)
         provider.shutdown()
+
+
+_providers: dict[InMemorySpanExporter, TracerProvider] = {}
+
+
+@contextmanager
+def installed(exporter: InMemorySpanExporter, **settings: Any) -> Iterator[obskit.testing.Capture]:
+    """An isolated obskit whose tracer (installed by init()) is replaced by the plain SDK one."""
+    with obskit.testing.isolated(**settings) as cap:
+        previous = tracing_api.get_tracer()
+        tracing_api.set_tracer(_providers[exporter].get_tracer("test"))
+        try:
+            yield cap
+        finally:
+            tracing_api.set_tracer(previous)
 
 
 class Declined(Exception):
@@ -44,7 +60,7 @@ def test_span_per_call_with_error_status(spans: InMemorySpanExporter) -> None:
             raise Declined
         return "ok"
 
-    with obskit.testing.isolated():
+    with installed(spans):
         pay(False)
         with pytest.raises(Declined):
             pay(True)
@@ -62,7 +78,7 @@ def test_ok_exception_leaves_span_unset(spans: InMemorySpanExporter) -> None:
     def lookup() -> None:
         raise KeyError
 
-    with obskit.testing.isolated(), pytest.raises(KeyError):
+    with installed(spans), pytest.raises(KeyError):
         lookup()
     assert StatusCode.UNSET == spans.get_finished_spans()[0].status.status_code
 
@@ -74,7 +90,7 @@ def test_no_span_when_tracing_is_off(spans: InMemorySpanExporter) -> None:
     def quiet() -> None:
         return None
 
-    with obskit.testing.isolated(tracing=False):
+    with installed(spans, tracing=False):
         quiet()
     assert () == tuple(spans.get_finished_spans())
 
@@ -92,13 +108,14 @@ def test_exemplar_is_the_span_trace_id(spans: InMemorySpanExporter) -> None:
     def traced() -> None:
         return None
 
-    _exemplars.set_gate(Recording())
-    try:
-        with obskit.testing.isolated() as cap:
+    with installed(spans) as cap:
+        previous = _exemplars.gate
+        _exemplars.set_gate(Recording())
+        try:
             traced()
-            text = generate_latest(cap.registry).decode()
-    finally:
-        _exemplars.set_gate(None)
+        finally:
+            _exemplars.set_gate(previous)
+        text = generate_latest(cap.registry).decode()
     trace_id = spans.get_finished_spans()[0].context.trace_id
     assert [trace_id] == offered
     assert f'trace_id="{trace_id:032x}"' in text
