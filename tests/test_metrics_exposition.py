@@ -53,7 +53,7 @@ def test_wsgi_text_by_default() -> None:
 
 def test_wsgi_openmetrics_with_exemplars_and_gzip() -> None:
     """Accept OpenMetrics + gzip gives compressed OpenMetrics carrying the exemplar."""
-    with obskit.testing.isolated():
+    with obskit.testing.isolated(tracing=False):  # 0x1234 is no real (kept) trace
         _record_some()
         _, headers, body = _wsgi_get(
             obskit.metrics_wsgi_app(), accept=OPENMETRICS, accept_encoding="gzip"
@@ -127,7 +127,7 @@ def test_promtool_accepts_the_output() -> None:
 
 def test_openmetrics_output_parses_strictly() -> None:
     """OpenMetrics output (promtool 2.42 reads only text) passes the strict OpenMetrics parser."""
-    with obskit.testing.isolated():
+    with obskit.testing.isolated(tracing=False):  # 0x1234 is no real (kept) trace
         _record_some()
         _, _, body = _wsgi_get(obskit.metrics_wsgi_app(), accept=OPENMETRICS)
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}

@@ -116,7 +116,7 @@ def test_exemplar_offered_through_the_gate() -> None:
 
     _exemplars.set_gate(Holding())
     try:
-        with obskit.testing.isolated() as cap:
+        with obskit.testing.isolated(tracing=False) as cap:
             metrics = server_metrics()
             assert metrics is not None
             metrics.request_finished("GET", "/kept", 200, "", 0.01, trace_id=0xABC)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         metrics_wsgi_app,
         start_metrics_server,
     )
+    from obskit.metrics.red import red
     from obskit.metrics.use.executors import track_executor
     from obskit.metrics.use.pools import track_pool, track_queue
     from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
@@ -43,6 +44,7 @@ _HOMES = {
     "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
+    "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
     "track_executor": "obskit.metrics.use.executors",
@@ -68,6 +70,7 @@ __all__ = [
     "instrument_sqlalchemy",
     "metrics_asgi_app",
     "metrics_wsgi_app",
+    "red",
     "shutdown",
     "start_metrics_server",
     "track_executor",
