@@ -15,10 +15,22 @@ if TYPE_CHECKING:
     from obskit._facade import __version__, doctor, init, shutdown
     from obskit.context import bind, bound, carry, get_context, unbind
     from obskit.logs import get_logger
+    from obskit.metrics.exposition import (
+        metrics_asgi_app,
+        metrics_wsgi_app,
+        start_metrics_server,
+    )
+    from obskit.metrics.red import red
+    from obskit.metrics.use.executors import track_executor
+    from obskit.metrics.use.pools import track_pool, track_queue
+    from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
     from obskit.tracing.api import get_tracer
+    from obskit.web.asgi import ASGIMiddleware
+    from obskit.web.wsgi import WSGIMiddleware
 
 # public name -> module that defines it
 _HOMES = {
+    "ASGIMiddleware": "obskit.web.asgi",
     "ConfigError": "obskit._config",
     "__version__": "obskit._facade",
     "bind": "obskit.context",
@@ -29,12 +41,23 @@ _HOMES = {
     "get_logger": "obskit.logs",
     "get_tracer": "obskit.tracing.api",
     "init": "obskit._facade",
+    "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
+    "metrics_asgi_app": "obskit.metrics.exposition",
+    "metrics_wsgi_app": "obskit.metrics.exposition",
+    "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
+    "start_metrics_server": "obskit.metrics.exposition",
+    "track_executor": "obskit.metrics.use.executors",
+    "track_pool": "obskit.metrics.use.pools",
+    "track_queue": "obskit.metrics.use.pools",
     "unbind": "obskit.context",
+    "WSGIMiddleware": "obskit.web.wsgi",
 }
 
 __all__ = [
+    "ASGIMiddleware",
     "ConfigError",
+    "WSGIMiddleware",
     "__version__",
     "bind",
     "bound",
@@ -44,7 +67,15 @@ __all__ = [
     "get_logger",
     "get_tracer",
     "init",
+    "instrument_sqlalchemy",
+    "metrics_asgi_app",
+    "metrics_wsgi_app",
+    "red",
     "shutdown",
+    "start_metrics_server",
+    "track_executor",
+    "track_pool",
+    "track_queue",
     "unbind",
 ]
 

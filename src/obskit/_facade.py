@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from obskit import _runtime
+from obskit._identity import OBSKIT_VERSION as __version__
 
 __all__ = ["__version__", "doctor", "init", "shutdown"]
-
-try:
-    __version__ = version("obskit")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
 
 
 def init(**settings: Any) -> None:

@@ -1,9 +1,11 @@
 """Helpers for tests of applications that use obskit (and for obskit's own tests).
 
 ``with obskit.testing.capture_logs() as lines:`` collects the final event dict of every line
-logged in the block, after redaction. ``with obskit.testing.isolated(**settings) as env:`` gives a
-block its own freshly initialised obskit on a private metrics registry and restores the previous
-state (torn down) on exit. ``obskit.testing.reset()`` forgets all obskit state.
+logged in the block, after redaction. ``with obskit.testing.capture_spans() as spans:`` collects
+every span the tail sampler kept (with its sampling attributes) as it is queued for export.
+``with obskit.testing.isolated(**settings) as env:`` gives a block its own freshly initialised
+obskit on a private metrics registry and restores the previous state (torn down) on exit.
+``obskit.testing.reset()`` forgets all obskit state.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry.sdk.trace import ReadableSpan
 from prometheus_client import CollectorRegistry
 
 from obskit import _runtime
 from obskit.logs import setup as log_setup
 
-__all__ = ["Capture", "capture_logs", "isolated", "reset"]
+__all__ = ["Capture", "capture_logs", "capture_spans", "flush", "isolated", "reset"]
 
 
 @contextmanager
@@ -31,6 +34,33 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
         yield lines
     finally:
         sink.taps.remove(lines)
+
+
+@contextmanager
+def capture_spans() -> Iterator[list[ReadableSpan]]:
+    """Collect every kept span queued for export inside the block (decided traces only).
+
+    Traces still undecided when the block ends are not included: call :func:`flush` inside the
+    block to decide them first.
+    """
+    from obskit.tracing import export
+
+    spans: list[ReadableSpan] = []
+    export.TAPS.append(spans)
+    try:
+        yield spans
+    finally:
+        export.TAPS.remove(spans)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Decide every pending trace and export what is queued; False if ``timeout`` was too short."""
+    runtime = _runtime.current()
+    component = runtime.components.get("tracing") if runtime is not None else None
+    processor = getattr(component, "processor", None)
+    if processor is None:
+        return True
+    return bool(processor.force_flush(int(timeout * 1000)))
 
 
 class Capture:

@@ -36,6 +36,7 @@ __all__ = [
     "Source",
     "Unavailable",
     "UseCollector",
+    "cumulative_buckets",
     "empty_families",
     "standalone_collect",
 ]
@@ -67,6 +68,16 @@ def _build(spec: FamilySpec) -> Metric:
 def empty_families(specs: Sequence[FamilySpec]) -> list[Metric]:
     """One empty family per spec (what ``describe()`` returns)."""
     return [_build(spec) for spec in specs]
+
+
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one for +Inf) as the cumulative ``(le, count)`` pairs."""
+    labels = [*(repr(float(bound)) for bound in bounds), "+Inf"]
+    cumulative, buckets = 0, []
+    for label, count in zip(labels, counts, strict=True):
+        cumulative += count
+        buckets.append((label, float(cumulative)))
+    return buckets
 
 
 class Reading:
@@ -122,8 +133,13 @@ class UseCollector:
         """Empty families with every name this collector may yield, so clashes fail at register."""
         yield GaugeMetricFamily("obskit_collector_up", "")
         yield InfoMetricFamily("obskit_collector_unavailable", "")
+        seen: set[str] = set()
         for source in self.sources:
-            yield from source.describe()
+            for family in source.describe():
+                # A family shared by two sources is described once (unregister needs that).
+                if family.name not in seen:
+                    seen.add(family.name)
+                    yield family
 
     def collect(self) -> Iterator[Metric]:
         """Read each source; a failing source is reported and marked down, the others go on."""
@@ -138,6 +154,7 @@ class UseCollector:
             labels=["collector", "reason"],
         )
         relabel = self._relabeller()
+        merged: dict[str, Metric] = {}
         for source in self.sources:
             notes: Notes = []
             try:
@@ -156,7 +173,13 @@ class UseCollector:
                 why.add_metric([source.name, reason], {})
             if relabel is not None and source.per_process:
                 families = [relabel(family) for family in families]
-            yield from families
+            for family in families:
+                # Two sources may report into one family (the tracked-objects self-metric):
+                # the exposition needs each name once.
+                first = merged.setdefault(family.name, family)
+                if first is not family:
+                    first.samples.extend(family.samples)
+        yield from merged.values()
         yield up
         yield why
 

@@ -32,10 +32,38 @@ def _cgroup(runtime: Runtime) -> Source:
     return CgroupCollector()
 
 
+def _gc(runtime: Runtime) -> Source:
+    from obskit.metrics.use.gc import GcCollector
+
+    return GcCollector()
+
+
+def _event_loop(runtime: Runtime) -> Source:
+    from obskit.metrics.use.event_loop import EventLoopCollector
+
+    return EventLoopCollector()
+
+
+def _executors(runtime: Runtime) -> Source:
+    from obskit.metrics.use.executors import ExecutorCollector
+
+    return ExecutorCollector()
+
+
+def _pools(runtime: Runtime) -> Source:
+    from obskit.metrics.use.pools import PoolCollector
+
+    return PoolCollector()
+
+
 # collector name (as in the ``collectors`` setting) -> how to build its source
 FACTORIES: dict[str, Callable[[Runtime], Source]] = {
     "process": _process,
     "cgroup": _cgroup,
+    "event_loop": _event_loop,
+    "gc": _gc,
+    "executors": _executors,
+    "pools": _pools,
 }
 
 

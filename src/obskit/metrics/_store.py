@@ -1,0 +1,505 @@
+"""obskit's sample store: label children resolved once, observations kept in plain numbers.
+
+prometheus-client's own histogram takes a lock per bucket value and scans its bounds linearly on
+every observation. On obskit's hot path (one decorated call, one HTTP request) that is most of the
+cost, so the store keeps its own children instead:
+
+* a family maps a label-value tuple to a child, created once and then found by one dict lookup;
+* a histogram child finds its bucket with ``bisect`` and updates non-cumulative counts and the sum
+  under one uncontended lock; an in-flight gauge is two ``itertools.count`` objects (their
+  ``__next__`` is atomic under the GIL and needs no lock at all);
+* a scrape turns children into prometheus-client ``Metric`` objects, so exposition (text and
+  OpenMetrics, exemplars included) stays prometheus-client's.
+
+In multi-process mode (several workers of one server) the same families write
+prometheus-client's memory-mapped files instead, which its ``MultiProcessCollector`` aggregates;
+the families then expose nothing themselves. Choosing the child class happens once, at
+construction: the hot path never asks which mode it is in.
+
+Every family is bounded: past ``max_children`` label sets, new ones fold into one child whose
+labels are all ``__other__``, counted in ``obskit_label_overflow_total{label="<family>"}``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar, Sample
+
+__all__ = [
+    "OVERFLOW",
+    "SEMCONV_DURATION_BUCKETS",
+    "CounterChild",
+    "Family",
+    "GaugeChild",
+    "HistogramChild",
+    "Store",
+]
+
+OVERFLOW = "__other__"
+
+# OpenTelemetry semantic conventions, explicit bucket boundaries for request durations (seconds).
+SEMCONV_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+
+DEFAULT_MAX_CHILDREN = 10_000
+
+Extra = tuple[tuple[str, str], ...]
+
+
+class CounterChild(Protocol):
+    """One counter series."""
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (>= 0)."""
+
+
+class GaugeChild(Protocol):
+    """One gauge series; ``enter``/``leave`` are the cheap +1/-1 of an in-flight count."""
+
+    enter: Callable[[], object]
+    leave: Callable[[], object]
+
+    def set(self, value: float) -> None:
+        """Set the value."""
+
+
+class HistogramChild(Protocol):
+    """One histogram series."""
+
+    def observe(self, value: float) -> None:
+        """Count one observation."""
+
+    def exemplar(self, value: float, trace_id: int) -> None:
+        """Attach ``trace_id`` as the exemplar of the bucket ``value`` falls in."""
+
+
+def _count_value(counter: itertools.count[int]) -> int:
+    # ``itertools.count`` has no public accessor; its repr is ``count(N)``.
+    return int(repr(counter)[6:-1])
+
+
+# --- single-process children -------------------------------------------------------------------
+
+
+class _Counter:
+    __slots__ = ("_lock", "labels", "value")
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self.value = 0.0
+        self._lock = threading.Lock()
+
+    def inc(self, amount: float = 1.0) -> None:
+        with self._lock:
+            self.value += amount
+
+
+class _Gauge:
+    __slots__ = ("_base", "_down", "_lock", "_up", "enter", "labels", "leave")
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self._up = itertools.count()
+        self._down = itertools.count()
+        self._base = 0.0
+        self._lock = threading.Lock()
+        # Bound C methods: one call, no lock, no Python frame.
+        self.enter = self._up.__next__
+        self.leave = self._down.__next__
+
+    def set(self, value: float) -> None:
+        with self._lock:
+            self._base = value - (_count_value(self._up) - _count_value(self._down))
+
+    def value(self) -> float:
+        down = _count_value(self._down)  # read leaves first: the value can only be high, not < 0
+        return self._base + _count_value(self._up) - down
+
+
+class _Histogram:
+    __slots__ = ("_bounds", "_lock", "bucket_labels", "counts", "exemplars", "labels", "sum")
+
+    def __init__(self, labels: dict[str, str], bounds: tuple[float, ...]) -> None:
+        self.labels = labels
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self._lock = threading.Lock()
+        self.exemplars: dict[int, Exemplar] = {}
+        les = [_le(b) for b in bounds] + ["+Inf"]
+        self.bucket_labels = [{**labels, "le": le} for le in les]
+
+    def observe(self, value: float) -> None:
+        index = bisect_left(self._bounds, value)
+        with self._lock:
+            self.counts[index] += 1
+            self.sum += value
+
+    def exemplar(self, value: float, trace_id: int) -> None:
+        index = bisect_left(self._bounds, value)
+        # One dict store replaces the bucket's previous exemplar atomically; bounded by buckets.
+        self.exemplars[index] = Exemplar({"trace_id": f"{trace_id:032x}"}, value, time.time())
+
+    def snapshot(self) -> tuple[list[int], float]:
+        with self._lock:
+            return self.counts[:], self.sum
+
+
+# --- multi-process children (prometheus-client's memory-mapped values) -------------------------
+
+
+class _MpCounter:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._value.inc(amount)
+
+
+class _MpGauge:
+    __slots__ = ("_value", "enter", "leave")
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+        self.enter = partial(_safe_inc, value, 1.0)
+        self.leave = partial(_safe_inc, value, -1.0)
+
+    def set(self, value: float) -> None:
+        self._value.set(value)
+
+
+def _safe_inc(value: Any, amount: float) -> None:
+    # Called bare on the decorator's hot path (no try there): a failing file write must not
+    # reach the user's call.
+    try:
+        value.inc(amount)
+    except Exception as exc:
+        from obskit import _guard
+
+        _guard.report("metrics.store", exc)
+
+
+class _MpHistogram:
+    __slots__ = ("_bounds", "_buckets", "_count", "_sum")
+
+    def __init__(
+        self, bounds: tuple[float, ...], buckets: list[Any], total: Any, count: Any | None
+    ) -> None:
+        self._bounds = bounds
+        self._buckets = buckets
+        self._sum = total
+        self._count = count
+
+    def observe(self, value: float) -> None:
+        self._buckets[bisect_left(self._bounds, value)].inc(1.0)
+        self._sum.inc(value)
+        if self._count is not None:
+            self._count.inc(1.0)
+
+    def exemplar(self, value: float, trace_id: int) -> None:
+        # prometheus-client's multi-process files have no room for exemplars.
+        return
+
+
+# --- families ----------------------------------------------------------------------------------
+
+C = TypeVar("C")
+
+
+class Family(Generic[C]):
+    """A metric family: label values -> child, each child created once and cached."""
+
+    def __init__(
+        self,
+        store: Store,
+        kind: str,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        make: Callable[[tuple[str, ...], Extra], C],
+        *,
+        max_children: int,
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._store = store
+        self._make = make
+        self._max = max_children
+        self._children: dict[Any, C] = {}
+        self._lock = threading.Lock()
+
+    def labels(self, *values: str) -> C:
+        """The child for these label values (positional, in ``labelnames`` order)."""
+        child = self._children.get(values)
+        return child if child is not None else self.child(values)
+
+    def child(self, values: tuple[str, ...], extra: Extra = ()) -> C:
+        """The child for ``values`` plus ``extra`` (name, value) labels of this series only."""
+        key = (values, extra) if extra else values
+        child = self._children.get(key)
+        if child is not None:
+            return child
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values!r}")
+        with self._lock:
+            child = self._children.get(key)
+            if child is None:
+                if len(self._children) >= self._max:
+                    self._store.overflowed(self.name)
+                    return self._overflow_child(extra)
+                child = self._make(tuple(str(v) for v in values), extra)
+                self._children[key] = child
+        return child
+
+    def _overflow_child(self, extra: Extra) -> C:
+        # Called with the lock held; the folded child does not count against the cap.
+        values = (OVERFLOW,) * len(self.labelnames)
+        folded = tuple((name, OVERFLOW) for name, _ in extra)
+        key = ("overflow", values, folded)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._make(values, folded)
+        return child
+
+    def children(self) -> list[C]:
+        """A snapshot of the children (for collection)."""
+        return list(self._children.values())
+
+    def clear(self) -> None:
+        """Forget every child (in a forked child process, whose counts start afresh)."""
+        with self._lock:
+            self._children = {}
+
+
+class Store(Collector):
+    """The families of one runtime (or of one explicit registry), and their collector.
+
+    ``values`` is prometheus-client's memory-mapped value class in multi-process mode, None
+    otherwise. ``count_name`` on a histogram also exposes its observation count as a counter.
+    """
+
+    def __init__(
+        self,
+        *,
+        values: Any = None,
+        max_children: int = DEFAULT_MAX_CHILDREN,
+        overflow_family: bool = True,
+    ) -> None:
+        self.multiprocess = values is not None
+        self._values = values
+        self._max_children = max_children
+        self._families: dict[str, tuple[Family[Any], dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        # A store on a user's registry next to the runtime's leaves the overflow family to the
+        # runtime's store (one family name per registry) and only counts here.
+        self.overflow: Family[CounterChild] | None = None
+        self.overflow_count = 0
+        if overflow_family:
+            self.overflow = self.counter(
+                "obskit_label_overflow",
+                "Label values folded into __other__ by a cardinality guard or a full family.",
+                ["label"],
+            )
+
+    def overflowed(self, label: str) -> None:
+        """Count one value of ``label`` (a label name or a family name) folded into __other__."""
+        self.overflow_count += 1
+        if self.overflow is not None:
+            self.overflow.labels(label).inc()
+
+    # --- family constructors (idempotent by name) ----------------------------------------------
+
+    def _family(
+        self,
+        kind: str,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        make: Callable[[tuple[str, ...], Extra], Any],
+        **meta: Any,
+    ) -> Family[Any]:
+        with self._lock:
+            known = self._families.get(name)
+            if known is not None:
+                family = known[0]
+                if family.kind != kind or family.labelnames != tuple(labelnames):
+                    raise ValueError(f"metric family {name} already exists with other labels")
+                return family
+            family = Family(
+                self, kind, name, documentation, labelnames, make, max_children=self._max_children
+            )
+            self._families[name] = (family, meta)
+            return family
+
+    def counter(self, name: str, documentation: str, labelnames: Sequence[str]) -> Family[Any]:
+        """A counter family (``name`` without ``_total``)."""
+        names = tuple(labelnames)
+
+        def make(values: tuple[str, ...], extra: Extra) -> Any:
+            keys, vals = _join(names, values, extra)
+            if self._values is None:
+                return _Counter(dict(zip(keys, vals, strict=True)))
+            return _MpCounter(
+                self._values("counter", name, name + "_total", keys, vals, documentation)
+            )
+
+        return self._family("counter", name, documentation, names, make)
+
+    def gauge(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        *,
+        multiprocess_mode: str = "livesum",
+    ) -> Family[Any]:
+        """A gauge family; in multi-process mode aggregated by ``multiprocess_mode``."""
+        names = tuple(labelnames)
+
+        def make(values: tuple[str, ...], extra: Extra) -> Any:
+            keys, vals = _join(names, values, extra)
+            if self._values is None:
+                return _Gauge(dict(zip(keys, vals, strict=True)))
+            value = self._values(
+                "gauge", name, name, keys, vals, documentation, multiprocess_mode=multiprocess_mode
+            )
+            return _MpGauge(value)
+
+        return self._family("gauge", name, documentation, names, make)
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float] = SEMCONV_DURATION_BUCKETS,
+        *,
+        count_name: str | None = None,
+        count_documentation: str = "",
+    ) -> Family[Any]:
+        """A histogram family; ``count_name`` also exposes the count as a counter family."""
+        names = tuple(labelnames)
+        bounds = tuple(float(b) for b in buckets if b != float("inf"))
+        if list(bounds) != sorted(set(bounds)):
+            raise ValueError(f"{name}: buckets must be increasing")
+
+        def make(values: tuple[str, ...], extra: Extra) -> Any:
+            keys, vals = _join(names, values, extra)
+            if self._values is None:
+                return _Histogram(dict(zip(keys, vals, strict=True)), bounds)
+            les = [_le(b) for b in bounds] + ["+Inf"]
+            new = self._values
+            bucket_values = [
+                new("histogram", name, name + "_bucket", (*keys, "le"), (*vals, le), documentation)
+                for le in les
+            ]
+            total = new("histogram", name, name + "_sum", keys, vals, documentation)
+            count = None
+            if count_name is not None:
+                count = new(
+                    "counter", count_name, count_name + "_total", keys, vals, count_documentation
+                )
+            return _MpHistogram(bounds, bucket_values, total, count)
+
+        return self._family(
+            "histogram",
+            name,
+            documentation,
+            names,
+            make,
+            count_name=count_name,
+            count_documentation=count_documentation,
+        )
+
+    # --- collection ----------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget every child of every family (after a fork, in the child)."""
+        for family, _ in list(self._families.values()):
+            family.clear()
+
+    def collect(self) -> Iterator[Metric]:
+        """prometheus-client metrics for every family (nothing in multi-process mode)."""
+        if self.multiprocess:
+            return
+        for family, meta in list(self._families.values()):
+            if family.kind == "histogram":
+                yield from _collect_histogram(family, meta)
+            elif family.kind == "counter":
+                metric = Metric(family.name, family.documentation, "counter")
+                sample_name = family.name + "_total"
+                metric.samples = [Sample(sample_name, c.labels, c.value) for c in family.children()]
+                yield metric
+            else:
+                metric = Metric(family.name, family.documentation, "gauge")
+                metric.samples = [
+                    Sample(family.name, c.labels, c.value()) for c in family.children()
+                ]
+                yield metric
+
+
+def _collect_histogram(family: Family[Any], meta: dict[str, Any]) -> Iterator[Metric]:
+    name = family.name
+    bucket_name, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
+    metric = Metric(name, family.documentation, "histogram")
+    samples = metric.samples
+    totals: list[tuple[dict[str, str], int]] = []
+    for child in family.children():
+        counts, total = child.snapshot()
+        exemplars = child.exemplars
+        labels = child.bucket_labels
+        cumulative = 0
+        for index, count in enumerate(counts):
+            cumulative += count
+            samples.append(
+                Sample(bucket_name, labels[index], cumulative, None, exemplars.get(index))
+            )
+        samples.append(Sample(count_name, child.labels, cumulative))
+        samples.append(Sample(sum_name, child.labels, total))
+        totals.append((child.labels, cumulative))
+    yield metric
+    if meta.get("count_name"):
+        counter = Metric(meta["count_name"], meta["count_documentation"], "counter")
+        sample_name = meta["count_name"] + "_total"
+        counter.samples = [Sample(sample_name, labels, value) for labels, value in totals]
+        yield counter
+
+
+def _join(
+    names: tuple[str, ...], values: tuple[str, ...], extra: Extra
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if not extra:
+        return names, values
+    return (*names, *(k for k, _ in extra)), (*values, *(v for _, v in extra))
+
+
+def _le(bound: float) -> str:
+    # The spelling prometheus-client uses for bucket bounds ("0.005", "1.0", "10.0").
+    return "+Inf" if bound == float("inf") else repr(float(bound))

@@ -1,0 +1,180 @@
+"""HTTP server RED families, named by the OpenTelemetry semantic conventions.
+
+The middleware calls :meth:`HttpServerMetrics.request_started` and
+:meth:`HttpServerMetrics.request_finished` once per request. Children are cached per label tuple
+(a dict lookup on the hot path); the tenant goes through the runtime's cardinality guard.
+
+Families (see ``docs/metrics.md``):
+
+* ``http_server_request_duration_seconds`` histogram, semconv buckets, labels
+  ``http_request_method, http_route, http_response_status_code, error_type, tenant_id``;
+* ``http_server_active_requests`` gauge, label ``http_request_method``;
+* ``obskit_http_server_time_to_first_byte_seconds`` histogram, labels
+  ``http_request_method, http_route``.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from typing import Any
+
+from obskit import _exemplars, _guard
+from obskit import _runtime as _rt
+from obskit.metrics._store import SEMCONV_DURATION_BUCKETS, Store
+from obskit.metrics.cardinality import CardinalityGuard
+
+__all__ = ["KNOWN_METHODS", "HttpServerMetrics", "server_metrics"]
+
+# HTTP methods semconv knows by name; anything else is reported as "_OTHER".
+KNOWN_METHODS = frozenset(
+    ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
+)
+
+DURATION = "http_server_request_duration_seconds"
+ACTIVE = "http_server_active_requests"
+TTFB = "obskit_http_server_time_to_first_byte_seconds"
+DURATION_LABELS = (
+    "http_request_method",
+    "http_route",
+    "http_response_status_code",
+    "error_type",
+    "tenant_id",
+)
+# Beyond this many distinct label tuples the local lookup caches stop growing (the families
+# themselves fold further label sets into __other__).
+_CACHE_CAP = 10_000
+
+
+class HttpServerMetrics:
+    """The HTTP server families of one runtime, with per-label-tuple child caches."""
+
+    def __init__(
+        self, store: Store, tenant_guard: CardinalityGuard | None, *, exemplars: bool = True
+    ) -> None:
+        self._duration_family = store.histogram(
+            DURATION,
+            "Duration of HTTP server requests (OpenTelemetry http.server.request.duration).",
+            DURATION_LABELS,
+            SEMCONV_DURATION_BUCKETS,
+        )
+        self._active_family = store.gauge(
+            ACTIVE,
+            "HTTP server requests in flight (OpenTelemetry http.server.active_requests).",
+            ("http_request_method",),
+        )
+        self._ttfb_family = store.histogram(
+            TTFB,
+            "Time from the start of an HTTP server request to its first response byte.",
+            ("http_request_method", "http_route"),
+            SEMCONV_DURATION_BUCKETS,
+        )
+        self._guard = tenant_guard
+        self._exemplars = exemplars
+        self._duration: dict[tuple[Any, ...], Any] = {}
+        self._ttfb: dict[tuple[str, str], Any] = {}
+        self._active: dict[str, Any] = {}
+        self._methods: dict[str, str] = {m: m for m in KNOWN_METHODS}
+        self._lock = threading.Lock()
+
+    def normalize_method(self, raw: str) -> str:
+        """``raw`` upper-cased when semconv knows the method, ``"_OTHER"`` otherwise."""
+        known = self._methods.get(raw)
+        if known is not None:
+            return known
+        upper = raw.upper() if isinstance(raw, str) else ""
+        method = upper if upper in KNOWN_METHODS else "_OTHER"
+        if len(self._methods) < 256:  # lower-case spellings of known methods, mostly
+            self._methods[raw] = method
+        return method
+
+    def request_started(self, method: str) -> None:
+        """One more request in flight for ``method`` (already normalised)."""
+        try:
+            child = self._active.get(method)
+            if child is None:
+                child = self._active_child(method)
+            child.enter()
+        except Exception as exc:
+            _guard.report("metrics.http", exc)
+
+    def request_finished(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        error_type: str,
+        duration_s: float,
+        *,
+        tenant: str | None = None,
+        trace_id: int | None = None,
+        ttfb_s: float | None = None,
+    ) -> None:
+        """Record one finished request (and one fewer in flight).
+
+        ``error_type`` is "" for a success, else the exception class name or the status code as
+        text (semconv). ``tenant`` passes through the cardinality guard. ``trace_id`` is offered
+        to the exemplar gate, which attaches it only when the trace is kept.
+        """
+        try:
+            active = self._active.get(method)
+            if active is None:
+                active = self._active_child(method)
+            active.leave()
+            tenant_value = self._guard(tenant) if (tenant and self._guard is not None) else ""
+            key = (method, route, status, error_type, tenant_value)
+            child = self._duration.get(key)
+            if child is None:
+                child = self._duration_child(key)
+            child.observe(duration_s)
+            if trace_id is not None and self._exemplars:
+                _exemplars.gate.offer(trace_id, partial(child.exemplar, duration_s, trace_id))
+            if ttfb_s is not None:
+                ttfb = self._ttfb.get((method, route))
+                if ttfb is None:
+                    ttfb = self._ttfb_child(method, route)
+                ttfb.observe(ttfb_s)
+        except Exception as exc:
+            _guard.report("metrics.http", exc)
+
+    # --- first use of a label tuple ------------------------------------------------------------
+
+    def _active_child(self, method: str) -> Any:
+        child = self._active_family.labels(method)
+        with self._lock:
+            if len(self._active) < _CACHE_CAP:
+                self._active[method] = child
+        return child
+
+    def _duration_child(self, key: tuple[Any, ...]) -> Any:
+        method, route, status, error_type, tenant = key
+        child = self._duration_family.labels(method, route, str(status), error_type, tenant)
+        with self._lock:
+            if len(self._duration) < _CACHE_CAP:
+                self._duration[key] = child
+        return child
+
+    def _ttfb_child(self, method: str, route: str) -> Any:
+        child = self._ttfb_family.labels(method, route)
+        with self._lock:
+            if len(self._ttfb) < _CACHE_CAP:
+                self._ttfb[(method, route)] = child
+        return child
+
+
+_cached: tuple[int, HttpServerMetrics | None] = (-1, None)
+
+
+def server_metrics() -> HttpServerMetrics | None:
+    """The current runtime's HTTP server families; None before init() / when metrics are off."""
+    global _cached
+    generation, value = _cached
+    now = _rt._generation  # read the global directly: this runs once per request
+    if generation == now:
+        return value
+    from obskit.metrics import wiring
+
+    component = wiring.current()
+    value = component.http() if component is not None else None
+    _cached = (now, value)
+    return value

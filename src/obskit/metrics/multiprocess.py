@@ -1,0 +1,187 @@
+"""Multi-worker metrics with no user hook: a shared directory per server, found by each worker.
+
+Under gunicorn (or ``uvicorn --workers``) each worker is a separate process, so in-memory counts
+would show one worker's share. prometheus-client's multi-process mode solves that with
+memory-mapped files in a shared directory; what it leaves to the user is choosing, cleaning and
+maintaining that directory, and setting ``PROMETHEUS_MULTIPROC_DIR`` before anything imports it.
+obskit does all of that at ``init()``:
+
+* **Who is a worker.** A process whose parent is a known pre-fork server (its command line names
+  gunicorn, uvicorn or hypercorn) is a worker of that parent. A gunicorn master that imports the
+  application itself (``--preload``) is recognised too: its workers inherit the runtime by fork.
+* **Which directory.** ``<tmp>/obskit-metrics-<uid>/<master pid>-<master start time>``: every
+  worker of one master finds the same directory, a restarted master gets a fresh (hence clean)
+  one, and a recycled pid cannot collide because the start time is part of the key. Directories
+  of masters that are gone are removed at start. An explicitly configured directory
+  (``multiprocess_dir`` / ``PROMETHEUS_MULTIPROC_DIR``) is used as given.
+* **Dead workers.** At scrape time (at most once a second) the live-gauge files of workers whose
+  pid no longer exists are removed (``mark_process_dead``), so in-flight gauges do not keep the
+  last value of a worker that crashed mid-request. Counters of dead workers stay: they are part
+  of the totals.
+
+Without ``/proc`` (not Linux) no server is detected and metrics stay per process unless a
+directory is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import multiprocess as _mp
+from prometheus_client import values as _values
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["ENV", "Multiprocess", "detect_master", "setup"]
+
+# prometheus-client's multi-process helpers carry no type annotations.
+_value_class_for: Any = _values.MultiProcessValue
+_MultiProcessCollector: Any = _mp.MultiProcessCollector
+_mark_process_dead: Any = _mp.mark_process_dead
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+SERVERS = frozenset(("gunicorn", "uvicorn", "hypercorn"))
+MARK_DEAD_INTERVAL_S = 1.0
+
+
+class Multiprocess:
+    """The shared directory of one server's workers, and the value class writing into it."""
+
+    def __init__(self, path: str, *, managed: bool) -> None:
+        self.path = path
+        self.managed = managed
+        self._previous_env = os.environ.get(ENV)
+        # prometheus-client's memory-mapped values read the directory from the environment when
+        # they open their file; workers forked or spawned later inherit it.
+        os.environ[ENV] = path
+        self.value_class: Any = _value_class_for()
+        self._last_marked = 0.0
+        self._lock = threading.Lock()
+
+    def collector(self) -> Collector:
+        """Reads every worker's files (marking dead workers first)."""
+        return _DirectoryCollector(self)
+
+    def mark_dead_workers(self) -> None:
+        """Drop the live-gauge files of workers that no longer exist (rate-limited)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_marked < MARK_DEAD_INTERVAL_S:
+                return
+            self._last_marked = now
+        pids = set()
+        for path in glob.glob(os.path.join(self.path, "gauge_live*_*.db")):
+            tail = os.path.basename(path)[:-3].rsplit("_", 1)[-1]
+            if tail.isdigit():
+                pids.add(int(tail))
+        for pid in pids:
+            if not _alive(pid):
+                _mark_process_dead(pid, self.path)
+
+    def close(self) -> None:
+        """Restore the environment as it was before ``init()``; close our files."""
+        if os.environ.get(ENV) == self.path:
+            if self._previous_env is None:
+                del os.environ[ENV]
+            else:
+                os.environ[ENV] = self._previous_env
+        with contextlib.suppress(Exception):
+            self.value_class.close_all_files()
+
+
+class _DirectoryCollector(Collector):
+    def __init__(self, owner: Multiprocess) -> None:
+        self._owner = owner
+        self._files = _MultiProcessCollector(None, owner.path)
+
+    def collect(self) -> Iterator[Metric]:
+        self._owner.mark_dead_workers()
+        yield from self._files.collect()
+
+
+def setup(configured_dir: str | None) -> Multiprocess | None:
+    """Multi-process mode for this process, or None when it is not a worker of a server."""
+    if configured_dir:
+        os.makedirs(configured_dir, exist_ok=True)
+        return Multiprocess(configured_dir, managed=False)
+    master = detect_master()
+    if master is None:
+        return None
+    base = os.path.join(tempfile.gettempdir(), f"obskit-metrics-{os.getuid()}")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    _remove_stale(base)
+    path = os.path.join(base, f"{master}-{_start_time(master)}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return Multiprocess(path, managed=True)
+
+
+def detect_master() -> int | None:
+    """The pid of the pre-fork server master this process belongs to, or None."""
+    parent = os.getppid()
+    if _is_server(_cmdline(parent)):
+        return parent
+    # A gunicorn master that loaded the app before forking (--preload): its workers inherit.
+    if "gunicorn.arbiter" in sys.modules and _is_server(_cmdline(os.getpid())):
+        return os.getpid()
+    return None
+
+
+def _is_server(args: list[str]) -> bool:
+    # "python -m gunicorn", "/venv/bin/gunicorn", "gunicorn": the server is one of the first words.
+    return any(os.path.basename(arg) in SERVERS for arg in args[:3])
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def _start_time(pid: int) -> str:
+    """The process start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return "0"
+    # The command name (field 2) may contain spaces and parentheses: split after the last ")".
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else "0"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(base: str) -> None:
+    """Remove the directories of masters that are no longer running (one process at a time)."""
+    with open(os.path.join(base, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for entry in os.listdir(base):
+                pid, sep, start = entry.partition("-")
+                if not sep or not pid.isdigit():
+                    continue
+                if _start_time(int(pid)) != start:
+                    shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

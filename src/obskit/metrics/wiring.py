@@ -1,0 +1,147 @@
+"""The metrics part of the runtime: sample store, cardinality guard, build info, exposition.
+
+``build(runtime)`` is listed in ``obskit._runtime.BUILDERS``. It decides once, at ``init()``,
+whether this process is one worker of a multi-process server (then every family writes shared
+files that any worker's scrape aggregates) or a process of its own (then families keep counts in
+memory behind one collector on the runtime's registry).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from obskit import _runtime as _rt
+from obskit._identity import Identity, identity
+from obskit.metrics import multiprocess
+from obskit.metrics._store import Store
+from obskit.metrics.cardinality import CardinalityGuard
+from obskit.metrics.exposition import Combined, MetricsServer
+
+if TYPE_CHECKING:
+    from obskit.metrics.http import HttpServerMetrics
+
+__all__ = ["BuildInfoCollector", "MetricsComponent", "build", "current", "current_store"]
+
+_log = logging.getLogger("obskit")
+
+
+class BuildInfoCollector(Collector):
+    """``obskit_build_info{service_name, service_version, deployment_environment, ...} 1``."""
+
+    def __init__(self, ident: Identity) -> None:
+        self._labels = {
+            "service_name": ident.service_name,
+            "service_version": ident.service_version,
+            "deployment_environment": ident.environment,
+            "obskit_version": ident.obskit_version,
+            "python_version": ident.python_version,
+        }
+
+    def collect(self) -> Iterator[InfoMetricFamily]:
+        yield InfoMetricFamily(
+            "obskit_build", "Service and obskit identity; the value is always 1.", self._labels
+        )
+
+
+class MetricsComponent:
+    """What ``init()`` wired for metrics; reachable through :func:`current`."""
+
+    name = "metrics"
+
+    def __init__(self, runtime: _rt.Runtime) -> None:
+        settings = runtime.settings
+        self.settings = settings
+        self.registry = runtime.registry
+        self.multiprocess = multiprocess.setup(settings.multiprocess_dir)
+        mp = self.multiprocess
+        self.store = Store(values=mp.value_class if mp is not None else None)
+        if mp is None:
+            runtime.register(self.store)
+            self._scrape: Collector = runtime.registry
+        else:
+            self._scrape = Combined(runtime.registry, mp.collector())
+        self.tenant_guard = CardinalityGuard(
+            "tenant_id",
+            top_k=settings.label_top_k,
+            allow=settings.label_allow,
+            on_overflow=self.store.overflowed,
+        )
+        self.exemplars = settings.exemplars
+        runtime.register(BuildInfoCollector(identity(settings)))
+        self._http: HttpServerMetrics | None = None
+        self._lock = threading.Lock()
+        self.server: MetricsServer | None = None
+        if settings.metrics_port is not None:
+            self.server = self._start_server(settings.metrics_port, settings.metrics_addr)
+
+    def _start_server(self, port: int, addr: str) -> MetricsServer | None:
+        try:
+            return MetricsServer(port, addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and self.multiprocess is not None:
+                # Another worker of this server serves the port; its scrapes show every worker.
+                return None
+            _log.warning("obskit: cannot serve metrics on %s:%s: %s", addr, port, exc)
+            return None
+
+    def scrape_source(self) -> Collector:
+        """What a scrape of this runtime reads (every worker's totals in multi-process mode)."""
+        return self._scrape
+
+    def http(self) -> HttpServerMetrics:
+        """The HTTP server families, created on first use."""
+        if self._http is None:
+            from obskit.metrics.http import HttpServerMetrics
+
+            with self._lock:
+                if self._http is None:
+                    self._http = HttpServerMetrics(
+                        self.store, self.tenant_guard, exemplars=self.exemplars
+                    )
+        return self._http
+
+    def after_fork_in_child(self) -> None:
+        """Counts in memory belong to the parent; a forked child starts from zero."""
+        if self.multiprocess is None:
+            self.store.clear()
+        if self.server is not None:
+            # The serving thread did not survive the fork; the parent keeps serving the port.
+            self.server.forget()
+            self.server = None
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop the metrics server; leave multi-process mode."""
+        if self.server is not None:
+            self.server.close(timeout)
+            self.server = None
+        if self.multiprocess is not None:
+            self.multiprocess.close()
+
+
+def build(runtime: _rt.Runtime) -> MetricsComponent | None:
+    """The metrics component, or None when metrics are switched off."""
+    if not runtime.settings.metrics:
+        return None
+    return MetricsComponent(runtime)
+
+
+def current() -> MetricsComponent | None:
+    """The live runtime's metrics component, or None."""
+    runtime = _rt._runtime
+    if runtime is None:
+        return None
+    component: Any = runtime.components.get("metrics")
+    return component if isinstance(component, MetricsComponent) else None
+
+
+def current_store() -> Store | None:
+    """The live runtime's sample store (for families built by other parts), or None."""
+    component = current()
+    return component.store if component is not None else None

@@ -1,0 +1,112 @@
+"""The process-wide tracer provider obskit installs once, pointing at the live configuration.
+
+The OpenTelemetry API lets the global provider be set only once per process. obskit is
+reconfigurable (``init()`` again, a fork rebuilding the tracing in the child, ``shutdown()``), so
+the global is a :class:`SwitchingTracerProvider` whose tracers forward to whichever SDK provider
+is live (or to a no-op tracer when none is). It is installed only if no provider was set before
+``init()``; an application that set its own keeps it, and obskit's spans then come from
+``obskit.get_tracer()`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.util import types
+
+__all__ = ["SwitchingTracerProvider", "install_global"]
+
+
+class SwitchingTracerProvider(trace.TracerProvider):
+    """A tracer provider whose tracers follow ``target`` (an SDK provider, or None)."""
+
+    def __init__(self) -> None:
+        self.target: trace.TracerProvider | None = None
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: types.Attributes = None,
+    ) -> trace.Tracer:
+        """A tracer that resolves the live provider's tracer when it is used."""
+        return _SwitchingTracer(
+            self,
+            (instrumenting_module_name, instrumenting_library_version, schema_url, attributes),
+        )
+
+
+class _SwitchingTracer(trace.Tracer):
+    def __init__(self, provider: SwitchingTracerProvider, args: tuple[Any, ...]) -> None:
+        self._provider = provider
+        self._args = args
+        self._for: trace.TracerProvider | None = None
+        self._tracer: trace.Tracer = trace.NoOpTracer()
+
+    def _current(self) -> trace.Tracer:
+        target = self._provider.target
+        if target is not self._for:
+            self._for = target
+            self._tracer = target.get_tracer(*self._args) if target else trace.NoOpTracer()
+        return self._tracer
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Span:
+        """Start a span on the live provider."""
+        return self._current().start_span(
+            name, context, kind, attributes, links, start_time, record_exception,
+            set_status_on_exception,
+        )  # fmt: skip
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[Span]:
+        """Start a span on the live provider and make it current for the block."""
+        with self._current().start_as_current_span(
+            name, context, kind, attributes, links, start_time, record_exception,
+            set_status_on_exception, end_on_exit,
+        ) as span:  # fmt: skip
+            yield span
+
+
+_SWITCH = SwitchingTracerProvider()
+
+
+def install_global(provider: trace.TracerProvider | None) -> bool:
+    """Point the switch at ``provider``; make the switch the global provider if none was set.
+
+    Returns whether obskit's switch is the global provider.
+    """
+    _SWITCH.target = provider
+    current = trace.get_tracer_provider()
+    if current is _SWITCH:
+        return True
+    if provider is not None and isinstance(current, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(_SWITCH)
+        return trace.get_tracer_provider() is _SWITCH
+    return False

@@ -1,0 +1,591 @@
+"""The tail sampler: buffer each trace at its local root, decide once, export what is kept.
+
+A span processor. Spans are held per trace id until the trace is decided:
+
+- at once when an ended span matches a certain rule (error, server 5xx, slow span, attribute rule,
+  ``keep_if``): the trace is kept with weight 1;
+- when the local root ends (its parent is absent or remote) and its local children have ended, or
+  a short grace after the root for children that outlive it: per-route slowness, then the
+  consistent baseline, else dropped;
+- by a background tick: a trace whose root runs past the slow threshold is promoted (kept), and
+  an abandoned trace is decided at its timeout;
+- by the caps (traces, spans per trace, estimated bytes): the oldest trace is *decided*, never
+  silently discarded. Errors were kept the moment they ended, so a capped trace holds none.
+
+Decisions are remembered (:class:`DecisionMemory`) so that late spans follow their trace; a late
+error in a dropped trace is exported anyway, flagged ``obskit.sampling.late``. The lock covers
+only the buffer and the memory: rules (including the user's predicate) run before it is taken,
+exports and callbacks after it is released.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext, TraceState
+
+from obskit import _guard
+from obskit.tracing import policies
+from obskit.tracing.decisions import DecisionMemory
+from obskit.tracing.policies import RULE_BASELINE, RULE_NONE, RULE_SLOW, Verdict
+
+__all__ = [
+    "ADJUSTED_COUNT",
+    "DROPPED",
+    "KEPT",
+    "LATE",
+    "PENDING",
+    "RULE",
+    "TRIGGER",
+    "UNKNOWN",
+    "KeptSink",
+    "TailSampler",
+    "annotate",
+]
+
+RULE = "obskit.sampling.rule"
+TRIGGER = "obskit.sampling.trigger"
+ADJUSTED_COUNT = "obskit.sampling.adjusted_count"
+LATE = "obskit.sampling.late"
+
+# What a trace id is to the sampler right now (``TailSampler.state``).
+UNKNOWN, PENDING, KEPT, DROPPED = 0, 1, 2, 3
+
+# Triggers: what made the decision happen.
+SPAN_END = "span_end"
+ROOT_END = "root_end"
+SLOW_TICK = "slow_tick"
+TIMEOUT = "timeout"
+OVERFLOW = "overflow"
+FLUSH = "flush"
+LATE_SPAN = "late"
+
+# Estimated bytes of a buffered span, measured with tracemalloc on the SDK's ReadableSpan
+# (instance dict, bounded attribute dict and event list with their locks): about 2.6 KB empty,
+# ~160 B per short attribute, ~600 B per event. Rounded up: the cap must hold in real memory.
+SPAN_BASE_BYTES = 2_900
+ATTRIBUTE_BYTES = 180
+EVENT_BYTES = 700
+
+# Exemplars held per undecided trace (a request makes a handful of RED observations).
+MAX_EXEMPLARS_PER_TRACE = 16
+# When a cap is hit, decide the oldest traces down to this share of the byte cap, so that a
+# steady flood decides in batches rather than once per span.
+LOW_WATER = 0.9
+
+
+class KeptSink(Protocol):
+    """Where kept spans go (the export lanes)."""
+
+    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
+        """Queue spans for export; ``priority`` for certain keeps (errors, slow, rules)."""
+
+    def force_flush(self, timeout: float) -> bool:
+        """Export everything queued within ``timeout`` seconds."""
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush within ``timeout`` and stop."""
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's queue and threads."""
+
+
+class _Trace:
+    """One undecided trace's buffer."""
+
+    __slots__ = (
+        "created",
+        "exemplars",
+        "nbytes",
+        "open",
+        "root_end",
+        "root_start",
+        "root_verdict",
+        "spans",
+        "trace_state",
+    )
+
+    def __init__(self, created: int, trace_state: TraceState | None) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.nbytes = 0
+        self.open = 0  # local spans started and not yet ended
+        self.created = created
+        self.root_start: int | None = None
+        self.root_end: int | None = None
+        self.root_verdict: Verdict | None = None
+        self.trace_state = trace_state
+        self.exemplars: list[Callable[[], None]] | None = None
+
+
+Decided = tuple[int, _Trace | None, Verdict, "list[ReadableSpan]"]
+
+
+def annotate(span: ReadableSpan, verdict: Verdict, late: bool = False) -> ReadableSpan:
+    """A copy of ``span`` carrying the decision: rule, trigger, adjusted count and ``ot=th``.
+
+    ``ReadableSpan`` is frozen once ended, so the copy is a new one sharing the immutable parts.
+    """
+    attributes: dict[str, Any] = dict(span._attributes or {})
+    attributes[RULE] = verdict.rule
+    attributes[TRIGGER] = verdict.trigger
+    attributes[ADJUSTED_COUNT] = verdict.adjusted
+    if late:
+        attributes[LATE] = True
+    context = span._context
+    if context is not None:
+        state = policies.with_threshold(context.trace_state, verdict.threshold)
+        context = SpanContext(
+            context.trace_id,
+            context.span_id,
+            context.is_remote,
+            context.trace_flags,
+            state,
+        )
+    return ReadableSpan(
+        name=span._name,
+        context=context,
+        parent=span._parent,
+        resource=span._resource,
+        attributes=attributes,
+        events=span._events,
+        links=span._links,
+        kind=span._kind,
+        instrumentation_info=span._instrumentation_info,
+        status=span._status,
+        start_time=span._start_time,
+        end_time=span._end_time,
+        instrumentation_scope=span._instrumentation_scope,
+    )
+
+
+class TailSampler(SpanProcessor):
+    """Buffers spans per trace at the local root and exports the traces worth keeping."""
+
+    def __init__(
+        self,
+        sink: KeptSink,
+        *,
+        baseline_ratio: float = 0.01,
+        slow_threshold_ms: float = 1000.0,
+        slow_per_route: bool = False,
+        keep_rules: tuple[tuple[str, str], ...] = (),
+        keep_if: Callable[[ReadableSpan], Any] | None = None,
+        trace_timeout_s: float = 30.0,
+        max_traces: int = 10_000,
+        max_spans_per_trace: int = 1_000,
+        max_buffer_bytes: int = 64 * 1024 * 1024,
+        child_grace_s: float = 2.0,
+        clock: Callable[[], int] = time.time_ns,
+        tick_s: float | None = None,
+        background: bool = True,
+    ) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._slow_ns = int(slow_threshold_ms * 1e6)
+        self._timeout_ns = int(trace_timeout_s * 1e9)
+        self._grace_ns = int(min(child_grace_s, trace_timeout_s) * 1e9)
+        self._baseline_threshold = policies.threshold_for(baseline_ratio)
+        self._match = policies.span_rule(self._slow_ns, keep_rules, keep_if)
+        self._routes = policies.RouteLatency() if slow_per_route else None
+        self._max_traces = max_traces
+        self._max_spans = max_spans_per_trace
+        self._max_bytes = max_buffer_bytes
+        self._low_water = int(max_buffer_bytes * LOW_WATER)
+        # One tick serves all three clocks (slow promotion, children's grace, timeout).
+        window_ns = min(self._slow_ns, self._grace_ns, self._timeout_ns)
+        self._tick_s = tick_s if tick_s is not None else min(0.5, max(0.02, window_ns / 4e9))
+        self._background = background
+        # Callbacks told of every decision (trace id, kept), outside the lock: the log buffer.
+        self.listeners: list[Callable[[int, bool], None]] = []
+        self._init_state()
+        ref = weakref.WeakMethod(self._after_fork_in_child)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: _call(ref))
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[int, _Trace] = OrderedDict()
+        self._memory = DecisionMemory(
+            kept_capacity=max(1_000, self._max_traces),
+            dropped_capacity=max(10_000, 4 * self._max_traces),
+        )
+        self._bytes = 0
+        self._spans = 0
+        self._closed = False
+        self._pid = os.getpid()
+        self.decisions: dict[tuple[bool, str, str], int] = {}
+        self.evictions: dict[str, int] = {}
+        self.late: dict[str, int] = {}
+        self.exemplars: dict[str, int] = {"applied": 0, "discarded": 0, "overflow": 0}
+        self.spans_out: dict[str, int] = {"kept": 0, "dropped": 0}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start_thread(self) -> None:
+        # Started on the first trace, not at construction: a sampler abandoned in a forked
+        # child (the runtime builds a new one there) must not start a thread that keeps it alive.
+        with self._lock:
+            if self._thread is not None or self._closed or not self._background:
+                return
+            thread = threading.Thread(target=self._run, name="obskit-tail-sampler", daemon=True)
+            self._thread = thread
+        thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's traces are the parent's to decide: the child starts empty, with new
+        # locks (one may have been held at fork time) and its own thread.
+        listeners = self.listeners
+        self._init_state()
+        self.listeners = listeners
+        self._sink.after_fork_in_child()
+
+    # --- the hot path ---------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Count the span as open in its trace; a local root opens the trace's buffer."""
+        context = span._context
+        if context is None:
+            return
+        trace_id = context[0]
+        with self._lock:
+            entry = self._pending.get(trace_id)
+            if entry is None:
+                if self._closed or self._memory.knows(trace_id):
+                    return  # decided: this span follows the decision when it ends
+                start = span._start_time or self._clock()
+                entry = _Trace(start, context.trace_state)
+                self._pending[trace_id] = entry
+                parent = span._parent
+                if parent is None or parent.is_remote:
+                    entry.root_start = start
+                over = len(self._pending) > self._max_traces
+                starting = self._thread is None
+            else:
+                over = starting = False
+            entry.open += 1
+        if starting:
+            self._start_thread()
+        if over:
+            self._relieve()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Buffer the span; decide its trace if a rule matched or its local root ended."""
+        if self._closed:
+            return
+        try:
+            rule = self._match(span)
+        except Exception as exc:  # the user's predicate: never let it break the application
+            _guard.report("tracing.keep_if", exc)
+            rule = None
+        context = span._context
+        if context is None:
+            return
+        trace_id = context[0]
+        parent = span._parent
+        is_root = parent is None or parent.is_remote
+        root_verdict = None
+        if is_root and rule is None:
+            root_verdict = self._root_verdict(trace_id, context.trace_state, span)
+        attrs = span._attributes
+        events = span._events
+        size = (
+            SPAN_BASE_BYTES
+            + (ATTRIBUTE_BYTES * len(attrs) if attrs else 0)
+            + (EVENT_BYTES * len(events) if events else 0)
+        )
+        decided: Decided | None = None
+        overflow = False
+        with self._lock:
+            entry = self._pending.get(trace_id)
+            if entry is None:
+                if self._memory.knows(trace_id):
+                    decided = self._late_locked(trace_id, span, rule)
+                else:  # a trace seen first at a span's end (no local start observed)
+                    entry = _Trace(span._start_time or self._clock(), context.trace_state)
+                    self._pending[trace_id] = entry
+                    if len(self._pending) > self._max_traces:
+                        overflow = True
+            if entry is not None:
+                entry.spans.append(span)
+                entry.nbytes += size
+                entry.open -= 1
+                self._bytes += size
+                self._spans += 1
+                if rule is not None:
+                    verdict = Verdict(True, rule, SPAN_END, self._kept_threshold(entry), 1.0)
+                    decided = self._decide_locked(trace_id, entry, verdict)
+                elif root_verdict is not None:
+                    entry.root_end = span._end_time
+                    if entry.open <= 0:
+                        decided = self._decide_locked(trace_id, entry, root_verdict)
+                    else:
+                        entry.root_verdict = root_verdict
+                elif entry.root_verdict is not None and entry.open <= 0:
+                    decided = self._decide_locked(trace_id, entry, entry.root_verdict)
+                elif len(entry.spans) >= self._max_spans:
+                    self._count_eviction("spans")
+                    verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, self._clock())
+                    decided = self._decide_locked(trace_id, entry, verdict)
+                if self._bytes > self._max_bytes:
+                    overflow = True
+        if decided is not None:
+            self._finish((decided,))
+        if overflow:
+            self._relieve()
+
+    # --- verdicts ---------------------------------------------------------------------------
+
+    def _kept_threshold(self, entry: _Trace) -> int:
+        """A certain keep keeps the upstream threshold (a tail stage may only raise it)."""
+        upstream, _ = policies.parse_ot(entry.trace_state)
+        return upstream or 0
+
+    def _root_verdict(self, trace_id: int, state: TraceState, root: ReadableSpan) -> Verdict:
+        """The decision for a trace whose local root ended with no certain rule matched."""
+        routes = self._routes
+        if routes is not None and root._attributes:
+            route = root._attributes.get("http.route")
+            if isinstance(route, str) and root._end_time and root._start_time:
+                duration = root._end_time - root._start_time
+                threshold = routes.threshold_ns(route)
+                routes.observe(route, duration)
+                if threshold is not None and duration > threshold:
+                    return Verdict(True, RULE_SLOW, ROOT_END, 0, 1.0)
+        return self._baseline_verdict(trace_id, state, ROOT_END)
+
+    def _baseline_verdict(self, trace_id: int, state: TraceState | None, trigger: str) -> Verdict:
+        upstream, rv = policies.parse_ot(state) if state else (None, None)
+        threshold = max(self._baseline_threshold, upstream or 0)
+        rand = rv if rv is not None else trace_id & (policies.MAX_THRESHOLD - 1)
+        if rand >= threshold:
+            weight = policies.adjusted_count(threshold)
+            return Verdict(True, RULE_BASELINE, trigger, threshold, weight)
+        return Verdict(False, RULE_NONE, trigger, threshold, 0.0)
+
+    def _fallback_verdict(self, trace_id: int, entry: _Trace, trigger: str, now: int) -> Verdict:
+        """A decision forced before the trace finished (cap, timeout, flush): slow or baseline."""
+        if entry.root_verdict is not None:
+            return entry.root_verdict._replace(trigger=trigger)
+        if entry.root_start is not None and now - entry.root_start >= self._slow_ns:
+            return Verdict(True, RULE_SLOW, trigger, self._kept_threshold(entry), 1.0)
+        return self._baseline_verdict(trace_id, entry.trace_state, trigger)
+
+    # --- decisions (under the lock) ------------------------------------------------------
+
+    def _decide_locked(self, trace_id: int, entry: _Trace, verdict: Verdict) -> Decided:
+        # Remember before removing, so a lock-free reader (``state``) never sees neither.
+        self._memory.remember(trace_id, verdict)
+        del self._pending[trace_id]
+        self._bytes -= entry.nbytes
+        self._spans -= len(entry.spans)
+        key = (verdict.keep, verdict.rule, verdict.trigger)
+        self.decisions[key] = self.decisions.get(key, 0) + 1
+        self.spans_out["kept" if verdict.keep else "dropped"] += len(entry.spans)
+        if entry.exemplars:
+            self.exemplars["applied" if verdict.keep else "discarded"] += len(entry.exemplars)
+        return trace_id, entry, verdict, entry.spans
+
+    def _late_locked(self, trace_id: int, span: ReadableSpan, rule: str | None) -> Decided | None:
+        verdict = self._memory.kept(trace_id)
+        if verdict is not None:
+            self.late["kept"] = self.late.get("kept", 0) + 1
+            self.spans_out["kept"] += 1
+            return trace_id, None, verdict, [span]
+        if rule is None:
+            self.late["dropped"] = self.late.get("dropped", 0) + 1
+            self.spans_out["dropped"] += 1
+            return None
+        # A late error (or other certain rule) in a dropped trace: export it, flagged, and keep
+        # the rest of the trace from now on. Its earlier spans are gone; the flag says so.
+        self.late["rescued"] = self.late.get("rescued", 0) + 1
+        verdict = Verdict(True, rule, LATE_SPAN, 0, 1.0)
+        self._memory.remember(trace_id, verdict)
+        key = (True, rule, LATE_SPAN)
+        self.decisions[key] = self.decisions.get(key, 0) + 1
+        self.spans_out["kept"] += 1
+        return trace_id, None, verdict, [span]
+
+    def _count_eviction(self, reason: str) -> None:
+        self.evictions[reason] = self.evictions.get(reason, 0) + 1
+
+    def _relieve(self) -> None:
+        """Decide the oldest traces until the buffer is back under its caps."""
+        decided: list[Decided] = []
+        now = self._clock()
+        with self._lock:
+            pending = self._pending
+            target = self._low_water if self._bytes > self._max_bytes else self._max_bytes
+            while pending and (len(pending) > self._max_traces or self._bytes > target):
+                trace_id, entry = next(iter(pending.items()))
+                self._count_eviction("traces" if len(pending) > self._max_traces else "bytes")
+                verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, now)
+                decided.append(self._decide_locked(trace_id, entry, verdict))
+        self._finish(decided)
+
+    # --- after the lock: export, exemplars, listeners ---------------------------------------
+
+    def _finish(self, decided: Sequence[Decided]) -> None:
+        for trace_id, entry, verdict, spans in decided:
+            late = entry is None
+            if verdict.keep and spans:
+                flag = late and verdict.trigger == LATE_SPAN
+                kept = [annotate(span, verdict, flag) for span in spans]
+                try:
+                    self._sink.submit(kept, verdict.rule != RULE_BASELINE)
+                except Exception as exc:
+                    _guard.report("tracing.export", exc)
+            if entry is None:
+                continue
+            if entry.exemplars and verdict.keep:
+                self._apply_exemplars(entry.exemplars)
+            for listener in self.listeners:
+                try:
+                    listener(trace_id, verdict.keep)
+                except Exception as exc:
+                    _guard.report("tracing.listener", exc)
+
+    @staticmethod
+    def _apply_exemplars(applies: list[Callable[[], None]]) -> None:
+        for apply in applies:
+            try:
+                apply()
+            except Exception as exc:
+                _guard.report("tracing.exemplar", exc)
+
+    # --- the exemplar gate and the log buffer's view ---------------------------------------
+
+    def offer(self, trace_id: int, apply: Callable[[], None]) -> None:
+        """Exemplar gate: call ``apply`` when the trace is kept (now, or at its decision)."""
+        with self._lock:
+            entry = self._pending.get(trace_id)
+            if entry is not None:
+                if entry.exemplars is None:
+                    entry.exemplars = []
+                if len(entry.exemplars) < MAX_EXEMPLARS_PER_TRACE:
+                    entry.exemplars.append(apply)
+                else:
+                    self.exemplars["overflow"] += 1
+                return
+            kept = self._memory.is_kept(trace_id)
+            self.exemplars["applied" if kept else "discarded"] += 1
+        if kept:
+            self._apply_exemplars([apply])
+
+    def state(self, trace_id: int) -> int:
+        """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first)."""
+        if trace_id in self._pending:
+            return PENDING
+        memory = self._memory
+        if memory.is_kept(trace_id):
+            return KEPT
+        if memory.dropped(trace_id):
+            return DROPPED
+        return UNKNOWN
+
+    # --- the background tick ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self._tick_s):
+            try:
+                self.sweep()
+            except Exception as exc:  # under obskit's strict tests this ends the thread, loudly
+                _guard.report("tracing.tick", exc)
+
+    def sweep(self, now: int | None = None) -> int:
+        """Promote slow running traces and decide overdue ones; returns how many were decided."""
+        if now is None:
+            now = self._clock()
+        window = min(self._slow_ns, self._grace_ns, self._timeout_ns)
+        decided: list[Decided] = []
+        with self._lock:
+            due: list[tuple[int, _Trace, Verdict]] = []
+            for trace_id, entry in self._pending.items():
+                if entry.created > now - window:
+                    break  # oldest first: nothing later can be due yet
+                if entry.root_verdict is not None:
+                    if entry.root_end is not None and now - entry.root_end >= self._grace_ns:
+                        due.append((trace_id, entry, entry.root_verdict))
+                        continue
+                elif entry.root_start is not None and now - entry.root_start >= self._slow_ns:
+                    threshold = self._kept_threshold(entry)
+                    verdict = Verdict(True, RULE_SLOW, SLOW_TICK, threshold, 1.0)
+                    due.append((trace_id, entry, verdict))
+                    continue
+                if now - entry.created >= self._timeout_ns:
+                    verdict = self._fallback_verdict(trace_id, entry, TIMEOUT, now)
+                    due.append((trace_id, entry, verdict))
+            for trace_id, entry, verdict in due:
+                decided.append(self._decide_locked(trace_id, entry, verdict))
+        self._finish(decided)
+        return len(decided)
+
+    # --- flush, shutdown, stats --------------------------------------------------------------
+
+    def _decide_all(self, trigger: str) -> None:
+        now = self._clock()
+        with self._lock:
+            decided = []
+            for trace_id, entry in list(self._pending.items()):
+                verdict = self._fallback_verdict(trace_id, entry, trigger, now)
+                decided.append(self._decide_locked(trace_id, entry, verdict))
+        self._finish(decided)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Decide every pending trace, then export what is queued within the timeout."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        try:
+            self._decide_all(FLUSH)
+        except Exception as exc:
+            _guard.report("tracing.flush", exc)
+        return self._sink.force_flush(max(0.0, deadline - time.monotonic()))
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop the tick, decide every pending trace and flush, all within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        try:
+            self._decide_all(FLUSH)
+        except Exception as exc:
+            _guard.report("tracing.shutdown", exc)
+        with self._lock:
+            self._closed = True
+        self._sink.shutdown(max(0.0, deadline - time.monotonic()))
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
+
+    def buffered(self) -> tuple[int, int, int]:
+        """Undecided traces, their spans and their estimated bytes."""
+        with self._lock:
+            return len(self._pending), self._spans, self._bytes
+
+    def stats(self) -> dict[str, Any]:
+        """A consistent snapshot of every counter (for the self-metrics collector)."""
+        with self._lock:
+            kept, dropped = self._memory.sizes()
+            return {
+                "traces": len(self._pending),
+                "spans": self._spans,
+                "bytes": self._bytes,
+                "decisions": dict(self.decisions),
+                "evictions": dict(self.evictions),
+                "late": dict(self.late),
+                "exemplars": dict(self.exemplars),
+                "spans_out": dict(self.spans_out),
+                "memory": {"kept": kept, "dropped": dropped},
+            }
+
+
+def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    method = ref()
+    if method is not None:
+        method()

@@ -1,0 +1,187 @@
+"""``init()``'s tracing part: provider, propagators, tail sampler, export, log buffer, exemplars.
+
+Built first by the runtime (so metrics can ask it whether a trace is kept). With ``tracing`` off
+nothing is built and ``obskit.get_tracer()`` stays the no-op tracer, so decorated calls stay
+cheap. After a fork the child builds everything afresh: a new ``service.instance.id``, an empty
+buffer, its own threads; the parent's pending traces remain the parent's to decide.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from obskit import _exemplars
+from obskit._config import Settings
+from obskit._identity import OBSKIT_VERSION, identity
+from obskit.logs import setup as log_setup
+from obskit.logs.buffer import TraceLogBuffer
+from obskit.tracing import api, provider
+from obskit.tracing.export import ExportLanes, build_exporters
+from obskit.tracing.policies import RULE_ALL, Verdict
+from obskit.tracing.selfmetrics import TailMetrics
+from obskit.tracing.tail import TailSampler, annotate
+
+if TYPE_CHECKING:
+    from obskit._runtime import Runtime
+
+__all__ = ["ExportAll", "TracingComponent", "build", "make_resource"]
+
+_log = logging.getLogger("obskit")
+_ALL = Verdict(True, RULE_ALL, "span_end", 0, 1.0)
+
+
+def make_resource(settings: Settings) -> Resource:
+    """Service name, version, environment and a ``service.instance.id`` new in every process."""
+    attributes: dict[str, Any] = dict(settings.resource_attributes)
+    # One identity for every signal: obskit_build_info reads the same one.
+    attributes.update(identity(settings).resource_attributes())
+    attributes["service.instance.id"] = str(uuid.uuid4())
+    attributes["process.pid"] = os.getpid()
+    return Resource.create(attributes)
+
+
+class ExportAll(SpanProcessor):
+    """``all`` and ``collector`` modes: every span goes to export as it ends, no buffering.
+
+    In ``all`` mode spans carry the keep attributes (rule ``all``, weight 1); in ``collector``
+    mode they go out untouched, for the Collector's tail sampling to decide.
+    """
+
+    def __init__(self, lanes: ExportLanes, mark: bool) -> None:
+        self._lanes = lanes
+        self._mark = mark
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue the span for export."""
+        out = annotate(span, _ALL) if self._mark else span
+        self._lanes.submit((out,), True)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export what is queued."""
+        return self._lanes.force_flush(timeout_millis / 1000)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Flush and stop."""
+        self._lanes.shutdown(timeout)
+
+
+class _NeverGate:
+    """Collector mode: the decision is made elsewhere, so no exemplar can be known valid."""
+
+    def offer(self, trace_id: int, apply: Any) -> None:
+        return None
+
+
+def _set_propagators() -> None:
+    # OTEL_PROPAGATORS, when set, is the operator's explicit choice: leave it alone.
+    if os.environ.get("OTEL_PROPAGATORS"):
+        return
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+
+
+class TracingComponent:
+    """The live tracing wiring of one runtime (rebuilt in a forked child)."""
+
+    name = "tracing"
+
+    def __init__(self, settings: Settings, write_line: Any = None) -> None:
+        self.settings = settings
+        self._write_line = write_line
+        self.sampler: TailSampler | None = None
+        self.log_buffer: TraceLogBuffer | None = None
+        self.lanes: ExportLanes | None = None
+        self.processor: SpanProcessor | None = None
+        self.provider: TracerProvider | None = None
+        self.destination = ""
+        self._start()
+
+    def _start(self) -> None:
+        settings = self.settings
+        exporters, self.destination = build_exporters(settings, self._write_line)
+        lanes = ExportLanes(exporters)
+        self.lanes = lanes
+        tracer_provider = TracerProvider(resource=make_resource(settings), sampler=ALWAYS_ON)
+        processor: SpanProcessor
+        if settings.sampling == "tail":
+            sampler = TailSampler(
+                lanes,
+                baseline_ratio=settings.baseline_ratio,
+                slow_threshold_ms=settings.slow_threshold_ms,
+                slow_per_route=settings.slow_per_route,
+                keep_rules=settings.keep_rules,
+                keep_if=settings.extras.get("keep_if"),
+                trace_timeout_s=settings.trace_timeout_s,
+                max_traces=settings.max_traces,
+                max_spans_per_trace=settings.max_spans_per_trace,
+                max_buffer_bytes=settings.max_buffer_bytes,
+            )
+            self.sampler = processor = sampler
+            self.log_buffer = self._log_buffer(sampler)
+            if settings.exemplars:
+                _exemplars.set_gate(sampler)
+        else:
+            processor = ExportAll(lanes, mark=settings.sampling == "all")
+            if settings.sampling == "collector":
+                _exemplars.set_gate(_NeverGate())
+        self.processor = processor
+        tracer_provider.add_span_processor(processor)
+        self.provider = tracer_provider
+        _set_propagators()
+        provider.install_global(tracer_provider)
+        api.set_tracer(tracer_provider.get_tracer("obskit", OBSKIT_VERSION))
+
+    def _log_buffer(self, sampler: TailSampler) -> TraceLogBuffer | None:
+        settings = self.settings
+        levels = log_setup.LEVELS
+        buffer_level = settings.log_buffer_level
+        if buffer_level is None or levels[buffer_level] >= levels[settings.log_level]:
+            return None
+        buffer = TraceLogBuffer(sampler.state)
+        sampler.listeners.append(buffer.release)
+        log_setup.set_holder(buffer)
+        return buffer
+
+    def parts(self) -> tuple[Any, Any, Any]:
+        """The live sampler, log buffer and export lanes (for the self-metrics)."""
+        return self.sampler, self.log_buffer, self.lanes
+
+    def after_fork_in_child(self) -> None:
+        """Build everything afresh in the child, with a new instance id and threads."""
+        self._start()
+
+    def shutdown(self, timeout: float) -> None:
+        """Decide every pending trace and flush within ``timeout``; then go back to no-op."""
+        try:
+            processor = self.processor
+            if isinstance(processor, (TailSampler, ExportAll)):
+                processor.shutdown(timeout)
+        finally:
+            api.set_tracer(None)
+            provider.install_global(None)
+            log_setup.set_holder(None)
+            _exemplars.set_gate(None)
+
+
+def build(runtime: Runtime) -> TracingComponent | None:
+    """The tracing component for ``runtime``, or None with tracing switched off."""
+    settings = runtime.settings
+    if not settings.tracing:
+        return None
+    component = TracingComponent(settings)
+    if settings.metrics:
+        runtime.register(TailMetrics(component.parts))
+    _log.info("obskit traces: kept spans go to %s", component.destination)
+    return component

@@ -1,0 +1,103 @@
+"""One structured access-log line per request, through obskit's log chain.
+
+The line is written while the request's context and span are still current, so it carries the
+correlation id, tenant and trace ids like every other line of the request. Secret query values
+(``?token=...``) are replaced before the path is logged or put on a span.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
+
+from obskit.logs import REDACTED, Redactor, get_logger
+
+__all__ = ["LOGGER_NAME", "AccessLog", "QueryRedactor", "silence_server_access_logs"]
+
+LOGGER_NAME: Final = "obskit.access"
+# The servers' own access loggers; obskit's line replaces theirs (never both).
+SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "gunicorn.access")
+_MAX_QUERY: Final = 2048
+
+
+class QueryRedactor:
+    """Replaces the values of secret-looking query parameters (``token``, ``api_key``, ...)."""
+
+    def __init__(self, redactor: Redactor | None) -> None:
+        self._redactor = redactor
+
+    def __call__(self, query: str) -> str:
+        """``query`` with secret values replaced; truncated to a bounded length."""
+        if not query:
+            return ""
+        if len(query) > _MAX_QUERY:
+            query = query[:_MAX_QUERY]
+        redactor = self._redactor
+        if redactor is None:
+            return query
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if not any(redactor.is_secret_key(key) for key, _ in pairs):
+            return query
+        return urlencode(
+            [(key, REDACTED if redactor.is_secret_key(key) else val) for key, val in pairs],
+            safe="[]",
+        )
+
+
+class AccessLog:
+    """Writes the access line of a finished request."""
+
+    def __init__(self) -> None:
+        self._info = get_logger(LOGGER_NAME).info
+
+    def write(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        duration_s: float,
+        ttfb_s: float | None,
+        body_bytes: int,
+        client: str | None,
+        error_type: str,
+    ) -> None:
+        """Log one request (durations in milliseconds, rounded to microseconds)."""
+        fields: dict[str, Any] = {
+            "method": method,
+            "route": route,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration_s * 1000.0, 3),
+            "bytes": body_bytes,
+        }
+        if ttfb_s is not None:
+            fields["ttfb_ms"] = round(ttfb_s * 1000.0, 3)
+        if client:
+            fields["client"] = client
+        if error_type:
+            fields["error_type"] = error_type
+        self._info("http.request", **fields)
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
+_silenced: list[str] = []
+
+
+def silence_server_access_logs() -> None:
+    """Drop uvicorn's and gunicorn's own access lines: obskit writes one per request instead."""
+    for name in SERVER_ACCESS_LOGGERS:
+        if name not in _silenced:
+            # A filter survives the servers re-applying their logging configuration at startup.
+            logging.getLogger(name).addFilter(_drop)
+            _silenced.append(name)
+
+
+def restore_server_access_logs() -> None:
+    """Undo :func:`silence_server_access_logs` (at shutdown)."""
+    while _silenced:
+        logging.getLogger(_silenced.pop()).removeFilter(_drop)

@@ -1,0 +1,284 @@
+"""What both middlewares do around one request: ids, context, span, then RED, span end and log.
+
+:class:`RequestPlan` is built once per obskit configuration (``init()``) and holds every choice
+that does not depend on the request; :class:`Exchange` is one request's state. The ASGI and WSGI
+middlewares only translate their protocol into calls on these two.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import Token
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from obskit import _guard, _runtime, context
+from obskit.logs import Redactor
+from obskit.tracing.api import get_tracer
+from obskit.web.access_log import AccessLog, QueryRedactor
+from obskit.web.routes import UNMATCHED
+from obskit.web.server_metrics import ServerMetrics, server_metrics
+from obskit.web.streams import StreamMetrics, stream_metrics
+
+__all__ = [
+    "CLIENT_CLOSED",
+    "KNOWN_METHODS",
+    "Exchange",
+    "RequestPlan",
+    "current_plan",
+    "error_type_of",
+]
+
+KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
+)
+CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before the response ended
+
+_perf = time.perf_counter
+_time_ns = time.time_ns
+_SERVER = SpanKind.SERVER
+_ERROR = Status(StatusCode.ERROR)
+_set_span_in_context = trace.set_span_in_context
+_attach = otel_context.attach
+_detach = otel_context.detach
+_push = context.push
+_pop = context.pop
+
+
+class RequestPlan:
+    """The request-independent choices for the current configuration."""
+
+    def __init__(self, runtime: _runtime.Runtime) -> None:
+        settings = runtime.settings
+        self.generation = runtime.generation
+        self.id_headers: tuple[str, ...] = settings.request_id_headers
+        self.echo_header = settings.request_id_headers[0] if settings.request_id_headers else None
+        self.tenant_header = settings.tenant_header.lower() if settings.tenant_header else None
+        tenant_from = settings.extras.get("tenant_from")
+        self.tenant_from: Callable[[Any], Any] | None = tenant_from
+        tracer = get_tracer() if settings.tracing else None
+        # A no-op tracer still costs a span object per request: skip it altogether.
+        self.tracer = None if isinstance(tracer, trace.NoOpTracer) else tracer
+        self.access_log = AccessLog() if settings.access_log else None
+        self.metrics: ServerMetrics | None = server_metrics() if settings.metrics else None
+        self.streams: StreamMetrics | None = stream_metrics() if settings.metrics else None
+        self.redact_query = QueryRedactor(
+            Redactor(settings.redact_keys) if settings.redact else None
+        )
+
+    def tenant_of(self, carrier: Any, header_value: str | None) -> str | None:
+        """The tenant from the user's callable (given the scope or environ), else the header."""
+        if self.tenant_from is not None:
+            try:
+                value = self.tenant_from(carrier)
+            except Exception as exc:
+                # The user's callable failed, not obskit: count it, serve the request.
+                _guard.report("web.tenant_from", exc)
+                value = None
+            if value is not None:
+                return context.clean_id(str(value))
+        return context.clean_id(header_value) if header_value is not None else None
+
+
+_plan: RequestPlan | None = None
+
+
+def current_plan() -> RequestPlan | None:
+    """The plan for the live configuration (rebuilt after ``init()``); None when obskit is off."""
+    global _plan
+    plan = _plan
+    if plan is not None and plan.generation == _runtime.generation():
+        return plan
+    runtime = _runtime.current()
+    if runtime is None or runtime.disabled:
+        _plan = None
+        return None
+    plan = _plan = RequestPlan(runtime)
+    return plan
+
+
+class Exchange:
+    """One request between :meth:`begin` and :meth:`finish`."""
+
+    __slots__ = (
+        "client",
+        "correlation_id",
+        "ctx_token",
+        "fields",
+        "method",
+        "method_label",
+        "otel_ctx",
+        "otel_token",
+        "path",
+        "plan",
+        "query",
+        "span",
+        "started",
+        "tenant_id",
+    )
+
+    def __init__(self, plan: RequestPlan, method: str, path: str, query: str) -> None:
+        self.plan = plan
+        self.method = method
+        self.method_label = method if method in KNOWN_METHODS else "_OTHER"
+        self.path = path
+        self.query = query
+        self.started = _perf()
+        self.span: Any = None
+        self.otel_token: Token[Any] | None = None
+        self.ctx_token: Token[dict[str, Any]] | None = None
+        self.fields: dict[str, Any] = {}
+        self.otel_ctx: otel_context.Context | None = None
+        self.correlation_id = ""
+        self.tenant_id: str | None = None
+        self.client: str | None = None
+
+    def begin(
+        self,
+        correlation_id: str | None,
+        tenant_id: str | None,
+        parent: otel_context.Context | None,
+        attributes: dict[str, Any],
+        *,
+        counted: bool = True,
+    ) -> None:
+        """Bind ids to the context and start the SERVER span (as the current span)."""
+        plan = self.plan
+        cid = self.correlation_id = correlation_id or context.new_id()
+        self.tenant_id = tenant_id
+        fields = {context.CORRELATION_ID: cid}
+        if tenant_id is not None:
+            fields[context.TENANT_ID] = tenant_id
+        self.fields = fields
+        self.ctx_token = _push(fields)
+        tracer = plan.tracer
+        if tracer is not None:
+            attributes["correlation_id"] = cid
+            if tenant_id is not None:
+                attributes["tenant_id"] = tenant_id
+            span = self.span = tracer.start_span(
+                self.method_label, context=parent, kind=_SERVER, attributes=attributes
+            )
+            self.otel_ctx = _set_span_in_context(span, parent)
+        else:
+            # No spans of our own, but the caller's trace and baggage still flow to outbound calls.
+            self.otel_ctx = parent
+        if self.otel_ctx is not None:
+            self.otel_token = _attach(self.otel_ctx)
+        metrics = plan.metrics
+        if metrics is not None and counted:
+            metrics.request_started(self.method_label)
+
+    def finish(
+        self,
+        status: int,
+        route: str,
+        error: BaseException | None,
+        error_type: str,
+        ended: float,
+        first_byte: float | None,
+        body_bytes: int,
+        *,
+        stream: str | None = None,
+        stream_route: str | None = None,
+    ) -> None:
+        """Record the outcome (span, access line, RED), then leave the request's context.
+
+        ``stream`` names a long-lived stream (``"sse"``, ``"websocket"``) opened under
+        ``stream_route``: its life is recorded in the stream families. An SSE response counts as a
+        request up to its first byte; a WebSocket session is not a request at all.
+        """
+        plan = self.plan
+        duration = ended - self.started
+        ttfb = first_byte - self.started if first_byte is not None else None
+        span = self.span
+        trace_id: int | None = None
+        try:
+            if span is not None:
+                if route is not UNMATCHED:
+                    span.update_name(f"{self.method_label} {route}")
+                    span.set_attribute("http.route", route)
+                if status:
+                    span.set_attribute("http.response.status_code", status)
+                if error is not None:
+                    span.record_exception(error)
+                if error_type:
+                    span.set_attribute("error.type", error_type)
+                    span.set_status(_ERROR)
+                span_context = span.get_span_context()
+                if span_context.trace_flags.sampled:
+                    trace_id = span_context.trace_id
+            access_log = plan.access_log
+            if access_log is not None:
+                path = self.path
+                if self.query:
+                    path = f"{path}?{plan.redact_query(self.query)}"
+                access_log.write(
+                    self.method_label,
+                    route,
+                    path,
+                    status,
+                    duration,
+                    ttfb,
+                    body_bytes,
+                    self.client,
+                    error_type,
+                )
+            metrics = plan.metrics
+            if metrics is not None and stream != "websocket":
+                metrics.request_finished(
+                    self.method_label,
+                    route,
+                    status,
+                    error_type,
+                    ttfb if (stream is not None and ttfb is not None) else duration,
+                    tenant=self.tenant_id,
+                    trace_id=trace_id,
+                    ttfb_s=ttfb,
+                )
+            streams = plan.streams
+            if stream is not None and stream_route is not None and streams is not None:
+                outcome = (
+                    "error"
+                    if error_type
+                    else "client_closed"
+                    if status == CLIENT_CLOSED
+                    else "closed"
+                )
+                streams.closed(stream, stream_route, outcome, duration)
+        except Exception as exc:
+            _guard.report("web.finish", exc)
+        finally:
+            if span is not None:
+                # The span ends when the last byte left, not when background work finished.
+                span.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
+            self.leave()
+
+    def resume(self) -> None:
+        """Enter the request's context again (a WSGI body is iterated after the app returned)."""
+        if self.ctx_token is None:
+            self.ctx_token = _push(self.fields)
+            if self.otel_ctx is not None:
+                self.otel_token = _attach(self.otel_ctx)
+
+    def leave(self) -> None:
+        """Restore the context as it was before :meth:`begin` (idempotent)."""
+        if self.otel_token is not None:
+            token, self.otel_token = self.otel_token, None
+            _detach(token)
+        if self.ctx_token is not None:
+            ctx_token, self.ctx_token = self.ctx_token, None
+            _pop(ctx_token)
+
+
+def error_type_of(exc: BaseException) -> str:
+    """Semantic-conventions ``error.type`` for an exception: its fully qualified class name."""
+    cls = type(exc)
+    module = cls.__module__
+    return (
+        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    )

@@ -1,0 +1,296 @@
+"""Outbound HTTP (httpx sync and async, requests): propagation, CLIENT spans, dependency RED.
+
+Each call carries ``traceparent``, ``tracestate``, ``baggage`` and the correlation id header, gets
+a CLIENT span and is counted in ``http_client_request_duration_seconds`` by ``server_address``,
+method and status: a dependency slowing down or failing shows there first.
+
+The OpenTelemetry contrib instrumentations would add the span but neither obskit's correlation
+header, its W3C-strict formatting nor a Prometheus histogram, so this module patches the clients'
+public ``send`` methods itself. Patching is undone by :func:`install`'s returned callable, and
+only restores an attribute that still holds obskit's wrapper.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from obskit import _guard, context
+from obskit.tracing.api import get_tracer
+from obskit.web.exchange import KNOWN_METHODS, error_type_of
+from obskit.web.propagation import format_baggage, format_traceparent
+
+if TYPE_CHECKING:
+    from obskit._runtime import Runtime
+
+__all__ = ["ClientRecorder", "install", "outbound_headers"]
+
+# OpenTelemetry semantic conventions' explicit buckets for HTTP durations (seconds).
+BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+MAX_SERVERS: Final = 200  # distinct server addresses with their own label; the rest: __other__
+OTHER: Final = "__other__"
+_CLIENT = SpanKind.CLIENT
+_ERROR = Status(StatusCode.ERROR)
+_perf = time.perf_counter
+
+
+class ClientRecorder:
+    """``http_client_request_duration_seconds`` with its label children cached and bounded."""
+
+    def __init__(self, store: Any) -> None:
+        self.histogram = store.histogram(
+            "http_client_request_duration_seconds",
+            "Duration of outbound HTTP requests by dependency (server address), method, status.",
+            ("server_address", "http_request_method", "http_response_status_code", "error_type"),
+            BUCKETS,
+        )
+        # Bounded: at most MAX_SERVERS addresses (plus __other__) times methods, statuses, errors.
+        self._children: dict[tuple[str, str, int, str], Any] = {}
+        self._servers: set[str] = {OTHER}
+        self._lock = threading.Lock()
+
+    def observe(
+        self, server: str, method: str, status: int, error_type: str, seconds: float
+    ) -> None:
+        """Record one outbound call."""
+        if server not in self._servers:
+            server = self._admit(server)
+        key = (server, method, status, error_type)
+        child = self._children.get(key)
+        if child is None:
+            child = self.histogram.labels(server, method, str(status) if status else "", error_type)
+            self._children[key] = child
+        child.observe(seconds)
+
+    def _admit(self, server: str) -> str:
+        with self._lock:
+            if len(self._servers) >= MAX_SERVERS:
+                return OTHER
+            self._servers.add(server)
+            return server
+
+
+def outbound_headers(headers: MutableMapping[str, Any], echo_header: str | None) -> None:
+    """Add W3C trace context, baggage and the correlation id to ``headers`` (kept if present)."""
+    span_context = trace.get_current_span().get_span_context()
+    # A traceparent the caller set on purpose (a proxy forwarding one) is left as it is.
+    if span_context.is_valid and "traceparent" not in headers:
+        headers["traceparent"] = format_traceparent(span_context)
+        state = span_context.trace_state
+        if state:
+            headers["tracestate"] = state.to_header()
+    entries = otel_baggage.get_all()
+    if entries and "baggage" not in headers:
+        value = format_baggage(entries)
+        if value:
+            headers["baggage"] = value
+    if echo_header:
+        cid = context.fields().get(context.CORRELATION_ID)
+        if cid and echo_header not in headers:
+            headers[echo_header] = cid
+
+
+class _Calls:
+    """Span + propagation + metrics around one outbound call; shared by all patched clients."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.echo = settings.request_id_headers[0] if settings.request_id_headers else None
+        store = _metrics_store() if settings.metrics else None
+        self.recorder = ClientRecorder(store) if store is not None else None
+        self.tracing = settings.tracing
+
+    def start(self, method: str, host: str, port: int | None, url: str) -> tuple[Any, Any, float]:
+        method_label = method if method in KNOWN_METHODS else "_OTHER"
+        span = token = None
+        if self.tracing:
+            tracer = get_tracer()
+            if not isinstance(tracer, trace.NoOpTracer):
+                attributes: dict[str, Any] = {
+                    "http.request.method": method_label,
+                    "server.address": host,
+                    "url.full": url,
+                }
+                if port is not None:
+                    attributes["server.port"] = port
+                span = tracer.start_span(method_label, kind=_CLIENT, attributes=attributes)
+                token = otel_context.attach(trace.set_span_in_context(span))
+        return span, token, _perf()
+
+    def end(
+        self,
+        started: tuple[Any, Any, float],
+        method: str,
+        server: str,
+        status: int,
+        error: BaseException | None,
+    ) -> None:
+        span, token, t0 = started
+        seconds = _perf() - t0
+        method_label = method if method in KNOWN_METHODS else "_OTHER"
+        error_type = error_type_of(error) if error is not None else ""
+        if not error_type and status >= 500:
+            error_type = str(status)
+        try:
+            if self.recorder is not None:
+                self.recorder.observe(server, method_label, status, error_type, seconds)
+            if span is not None:
+                if status:
+                    span.set_attribute("http.response.status_code", status)
+                if error is not None:
+                    span.record_exception(error)
+                if error_type:
+                    span.set_attribute("error.type", error_type)
+                    span.set_status(_ERROR)
+        except Exception as exc:
+            _guard.report("web.outbound", exc)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            if span is not None:
+                span.end()
+
+
+def _metrics_store() -> Any:
+    try:
+        from obskit.metrics.wiring import current_store
+    except ImportError:
+        return None
+    return current_store()
+
+
+def _url_parts(url: Any) -> tuple[str, int | None, str]:
+    """Host, port and a query-free URL from an ``httpx.URL``."""
+    host = str(url.host)
+    port = url.port
+    return host, port, f"{url.scheme}://{host}{':' + str(port) if port else ''}{url.path}"
+
+
+def _patch_httpx(calls: _Calls) -> Callable[[], None]:
+    import httpx
+
+    original_send = httpx.Client.send
+    original_async_send = httpx.AsyncClient.send
+
+    @functools.wraps(original_send)
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        try:
+            host, port, url = _url_parts(request.url)
+            started = calls.start(request.method, host, port, url)
+            outbound_headers(request.headers, calls.echo)
+        except Exception as exc:
+            _guard.report("web.outbound", exc)
+            return original_send(self, request, **kwargs)
+        server = f"{host}:{port}" if port else host
+        try:
+            response = original_send(self, request, **kwargs)
+        except BaseException as exc:
+            calls.end(started, request.method, server, 0, exc)
+            raise
+        calls.end(started, request.method, server, response.status_code, None)
+        return response
+
+    @functools.wraps(original_async_send)
+    async def async_send(
+        self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            host, port, url = _url_parts(request.url)
+            started = calls.start(request.method, host, port, url)
+            outbound_headers(request.headers, calls.echo)
+        except Exception as exc:
+            _guard.report("web.outbound", exc)
+            return await original_async_send(self, request, **kwargs)
+        server = f"{host}:{port}" if port else host
+        try:
+            response = await original_async_send(self, request, **kwargs)
+        except BaseException as exc:
+            calls.end(started, request.method, server, 0, exc)
+            raise
+        calls.end(started, request.method, server, response.status_code, None)
+        return response
+
+    httpx.Client.send = send  # type: ignore[method-assign]
+    httpx.AsyncClient.send = async_send  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if httpx.Client.send is send:
+            httpx.Client.send = original_send  # type: ignore[method-assign]
+        if httpx.AsyncClient.send is async_send:
+            httpx.AsyncClient.send = original_async_send  # type: ignore[method-assign]
+
+    return undo
+
+
+def _patch_requests(calls: _Calls) -> Callable[[], None]:
+    import requests
+    from urllib3.util import parse_url
+
+    original_send = requests.Session.send
+
+    @functools.wraps(original_send)
+    def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        method = request.method or "GET"
+        try:
+            parsed = parse_url(request.url or "")
+            host = parsed.host or ""
+            port = parsed.port
+            url = f"{parsed.scheme}://{host}{':' + str(port) if port else ''}{parsed.path or ''}"
+            started = calls.start(method, host, port, url)
+            outbound_headers(request.headers, calls.echo)
+        except Exception as exc:
+            _guard.report("web.outbound", exc)
+            return original_send(self, request, **kwargs)
+        server = f"{host}:{port}" if port else host
+        try:
+            response = original_send(self, request, **kwargs)
+        except BaseException as exc:
+            calls.end(started, method, server, 0, exc)
+            raise
+        calls.end(started, method, server, response.status_code, None)
+        return response
+
+    requests.Session.send = send  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if requests.Session.send is send:
+            requests.Session.send = original_send  # type: ignore[method-assign]
+
+    return undo
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def install(runtime: Runtime) -> Callable[[], None]:
+    """Instrument the HTTP clients that are installed; returns the function that undoes it."""
+    calls = _Calls(runtime)
+    undos: list[Callable[[], None]] = []
+    for module, patch in (("httpx", _patch_httpx), ("requests", _patch_requests)):
+        if _installed(module):
+            try:
+                undos.append(patch(calls))
+            except Exception as exc:
+                _guard.report("web.outbound", exc)
+
+    def uninstall() -> None:
+        while undos:
+            undos.pop()()
+
+    return uninstall

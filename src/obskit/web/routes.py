@@ -1,0 +1,220 @@
+"""Route templates, read from what the framework itself matched; a lookup never raises.
+
+- Starlette / FastAPI write the matched route to ``scope["route"]``, once per routing level (a
+  ``Mount`` and then the route inside it). :class:`RecordingScope` remembers each assignment so a
+  mounted sub-application's route is joined to its mount's prefix.
+- Flask (Werkzeug) keeps the request on ``environ["werkzeug.request"]`` while it is handled; its
+  ``url_rule.rule`` is read when the response starts (Flask forgets the request afterwards).
+- Django stores ``request.resolver_match``; :func:`attach_django` makes a Django handler given to
+  the middleware copy ``resolver_match.route`` into the scope or environ.
+- Anything else (or a user) may set ``scope["obskit.route"]`` / ``environ["obskit.route"]``.
+
+The router is never walked again: re-matching paths breaks on framework upgrades. A request no
+route matched gets :data:`UNMATCHED`, so raw paths can never become metric labels.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, Final
+
+from obskit import _guard
+
+__all__ = [
+    "ROUTE_KEY",
+    "UNMATCHED",
+    "RecordingScope",
+    "asgi_route",
+    "attach_django",
+    "attach_flask",
+    "flask_route",
+    "wsgi_route",
+]
+
+UNMATCHED: Final = "__unmatched__"
+ROUTE_KEY: Final = "obskit.route"
+_MAX_ROUTE: Final = 512  # a template longer than this is not a template
+
+
+class RecordingScope(dict[str, Any]):
+    """An ASGI scope that remembers every route the framework assigns to ``scope["route"]``.
+
+    FastAPI's router enters a ``Mount`` without assigning it: it only merges the mount's child
+    scope (its ``endpoint`` is the mounted app). Such endpoints are remembered too, and the
+    ``Mount`` holding that very app is looked up (by identity, not by matching paths) among the
+    routes of the application the middleware wraps.
+    """
+
+    __slots__ = ("mounted", "routes")
+
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        super().__init__(scope)
+        self.routes: list[Any] = []
+        self.mounted: list[Any] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == "route":
+            self._note(value)
+        dict.__setitem__(self, key, value)
+
+    def _note(self, route: Any) -> None:
+        # Routers may both assign and merge the same route: remember it once.
+        routes = self.routes
+        if not routes or routes[-1] is not route:
+            routes.append(route)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Merge like ``dict.update``, remembering a mount's endpoint."""
+        if args and not kwargs and isinstance(args[0], dict):
+            child = args[0]
+            if "route" in child:
+                self._note(child["route"])
+            elif "endpoint" in child and "root_path" in child:
+                self.mounted.append(child["endpoint"])
+        dict.update(self, *args, **kwargs)
+
+
+def _mount_class() -> type | None:
+    routing = sys.modules.get("starlette.routing")
+    return getattr(routing, "Mount", None) if routing is not None else None
+
+
+def _find_mounts(app: Any, endpoints: list[Any]) -> list[Any]:
+    """The routes whose ``app`` is each endpoint in turn, searched level by level from ``app``."""
+    found: list[Any] = []
+    for endpoint in endpoints:
+        for route in getattr(app, "routes", ()) or ():
+            if getattr(route, "app", None) is endpoint:
+                found.append(route)
+                app = endpoint
+                break
+        else:
+            return found
+    return found
+
+
+def _starlette_route(scope: RecordingScope, status: int, app: Any) -> str | None:
+    routes = scope.routes
+    if scope.mounted and not any(isinstance(r, _mount_class() or ()) for r in routes):
+        routes = [*_find_mounts(app, scope.mounted), *routes]
+    final = dict.get(scope, "route")
+    if final is not None and (not routes or routes[-1] is not final):
+        routes = [*routes, final]
+    if not routes:
+        return None
+    mount = _mount_class()
+    parts: list[str] = []
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str):  # a Host route matches on the host name and adds no path
+            parts.append(path)
+    if not parts:
+        return None
+    if mount is not None and isinstance(routes[-1], mount):
+        # The mounted application did not say which of its routes ran.
+        if status == 404:
+            return None
+        parts.append("/{path}")
+    return "".join(parts) or "/"
+
+
+def asgi_route(scope: Mapping[str, Any], status: int, app: Any = None) -> str:
+    """The route template of a finished ASGI request, or :data:`UNMATCHED`."""
+    try:
+        explicit = scope.get(ROUTE_KEY)
+        if isinstance(explicit, str):
+            return explicit[:_MAX_ROUTE]
+        if isinstance(scope, RecordingScope):
+            route = _starlette_route(scope, status, app)
+            if route is not None:
+                return route[:_MAX_ROUTE]
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+    return UNMATCHED
+
+
+def flask_route(environ: Mapping[str, Any]) -> str | None:
+    """The Werkzeug/Flask rule of the request being handled (call before the response ends)."""
+    try:
+        request = environ.get("werkzeug.request")
+        if request is None:
+            return None
+        rule = getattr(request, "url_rule", None)
+        text = getattr(rule, "rule", None)
+        return text[:_MAX_ROUTE] if isinstance(text, str) else None
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+        return None
+
+
+def wsgi_route(environ: Mapping[str, Any], seen: str | None) -> str:
+    """The route template of a WSGI request: set explicitly, ``seen`` at response start, or none."""
+    try:
+        explicit = environ.get(ROUTE_KEY)
+        if isinstance(explicit, str):
+            return explicit[:_MAX_ROUTE]
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+    return seen if seen is not None else UNMATCHED
+
+
+def attach_django(app: Any) -> bool:
+    """If ``app`` is a Django handler, make it record each request's route template; idempotent."""
+    base = sys.modules.get("django.core.handlers.base")
+    handler_class = getattr(base, "BaseHandler", None)
+    if handler_class is None or not isinstance(app, handler_class):
+        return False
+    if getattr(app, "_obskit_routes", False):
+        return True
+    original = app.resolve_request
+
+    def resolve_request(request: Any) -> Any:
+        match = original(request)
+        _record_django(request, match)
+        return match
+
+    # An attribute of this handler instance only: the class and other handlers are untouched.
+    app.resolve_request = resolve_request
+    app._obskit_routes = True
+    return True
+
+
+def attach_flask(app: Any) -> bool:
+    """If ``app`` is a Flask app (or its ``wsgi_app``), record each request's rule when it starts.
+
+    Flask forgets its request before an exception leaves ``wsgi_app``; the ``request_started``
+    signal runs after URL matching, so the rule is known even for requests that then fail.
+    """
+    flask = sys.modules.get("flask")
+    flask_class = getattr(flask, "Flask", None)
+    target = getattr(app, "__self__", app)
+    if flask_class is None or not isinstance(target, flask_class):
+        return False
+    flask.signals.request_started.connect(_record_flask, sender=target, weak=False)  # type: ignore[union-attr]
+    return True
+
+
+def _record_flask(sender: Any, **extra: Any) -> None:
+    try:
+        request = sys.modules["flask"].request
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_KEY] = rule.rule[:_MAX_ROUTE]
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+
+
+def _record_django(request: Any, match: Any) -> None:
+    try:
+        route = getattr(match, "route", None)
+        if not isinstance(route, str):
+            return
+        carrier = getattr(request, "scope", None)
+        if not isinstance(carrier, dict):
+            carrier = getattr(request, "environ", None)
+        if isinstance(carrier, dict):
+            # Django's patterns have no leading slash ("items/<int:pk>/"); paths do.
+            carrier[ROUTE_KEY] = "/" + route.lstrip("/")
+    except Exception as exc:
+        _guard.report("web.routes", exc)

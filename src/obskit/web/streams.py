@@ -1,0 +1,92 @@
+"""Families for long-lived streams (Server-Sent Events, WebSocket), apart from request latency.
+
+A stream lasting an hour would swamp ``http_server_request_duration_seconds`` (and its p99), so
+an SSE response is recorded there only up to its first byte (the stream is established) and its
+whole life goes here, as does every WebSocket session:
+
+* ``http_server_stream_duration_seconds`` histogram, labels ``kind`` (``sse``/``websocket``),
+  ``http_route``, ``outcome`` (``closed``, ``client_closed``, ``error``);
+* ``http_server_active_streams`` gauge, labels ``kind``, ``http_route``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Final
+
+from obskit import _guard
+
+__all__ = ["STREAM_BUCKETS", "StreamMetrics", "stream_metrics"]
+
+STREAM_BUCKETS: Final = (0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0)
+_CACHE_CAP: Final = 1000
+
+
+class StreamMetrics:
+    """The stream families of one runtime's sample store, children cached per label tuple."""
+
+    def __init__(self, store: Any) -> None:
+        self._duration_family = store.histogram(
+            "http_server_stream_duration_seconds",
+            "Lifetime of server streams (Server-Sent Events responses, WebSocket sessions).",
+            ("kind", "http_route", "outcome"),
+            STREAM_BUCKETS,
+        )
+        self._active_family = store.gauge(
+            "http_server_active_streams",
+            "Server streams (Server-Sent Events, WebSocket) open now.",
+            ("kind", "http_route"),
+        )
+        self._duration: dict[tuple[str, str, str], Any] = {}
+        self._active: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def opened(self, kind: str, route: str) -> None:
+        """One more open stream."""
+        self._active_child(kind, route).enter()
+
+    def closed(self, kind: str, route: str, outcome: str, duration_s: float) -> None:
+        """A stream ended after ``duration_s`` seconds."""
+        self._active_child(kind, route).leave()
+        key = (kind, route, outcome)
+        child = self._duration.get(key)
+        if child is None:
+            child = self._duration_family.labels(*key)
+            with self._lock:
+                if len(self._duration) < _CACHE_CAP:
+                    self._duration[key] = child
+        child.observe(duration_s)
+
+    def _active_child(self, kind: str, route: str) -> Any:
+        child = self._active.get((kind, route))
+        if child is None:
+            child = self._active_family.labels(kind, route)
+            with self._lock:
+                if len(self._active) < _CACHE_CAP:
+                    self._active[(kind, route)] = child
+        return child
+
+
+_cached: tuple[Any, StreamMetrics | None] = (None, None)
+
+
+def stream_metrics() -> StreamMetrics | None:
+    """The stream families on the live runtime's sample store; None without metrics."""
+    global _cached
+    try:
+        from obskit.metrics.wiring import current_store
+    except ImportError:
+        return None
+    store = current_store()
+    if store is None:
+        return None
+    cached_store, families = _cached
+    if cached_store is store and families is not None:
+        return families
+    try:
+        families = StreamMetrics(store)
+    except Exception as exc:
+        _guard.report("web.streams", exc)
+        return None
+    _cached = (store, families)
+    return families

@@ -1,0 +1,238 @@
+"""``WSGIMiddleware``: the ASGI middleware's semantics for WSGI servers (gunicorn sync/gthread).
+
+The request ends when the server closes the body iterable, so a streamed body is timed to its
+last chunk. The request's context is entered around the application call and each body chunk,
+and left in between, so nothing leaks into the next request a worker thread serves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from obskit import _guard, context
+from obskit.web import propagation
+from obskit.web.exchange import (
+    CLIENT_CLOSED,
+    KNOWN_METHODS,
+    Exchange,
+    RequestPlan,
+    current_plan,
+    error_type_of,
+)
+from obskit.web.routes import attach_django, attach_flask, flask_route, wsgi_route
+from obskit.web.types import Environ, ExcInfo, StartResponse, WSGIApp
+
+__all__ = ["WSGIMiddleware"]
+
+_perf = time.perf_counter
+
+
+def _environ_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+class _Keys:
+    """The environ keys of one plan's headers, computed once per configuration."""
+
+    def __init__(self, plan: RequestPlan) -> None:
+        self.generation = plan.generation
+        self.ids = tuple(_environ_key(name) for name in plan.id_headers)
+        self.tenant = _environ_key(plan.tenant_header) if plan.tenant_header else None
+        self.echo = plan.echo_header
+
+
+class _State:
+    __slots__ = ("body_bytes", "complete", "ended", "first_byte", "route", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.first_byte: float | None = None
+        self.ended: float | None = None
+        self.body_bytes = 0
+        self.complete = False
+        self.route: str | None = None
+
+
+class WSGIMiddleware:
+    """Wrap a WSGI application: ``app.wsgi_app = obskit.WSGIMiddleware(app.wsgi_app)``."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self._keys: _Keys | None = None
+        try:
+            attach_django(app) or attach_flask(app)
+        except Exception as exc:
+            _guard.report("web.routes", exc)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request."""
+        plan = current_plan()
+        if plan is None:
+            return self.app(environ, start_response)
+        try:
+            exchange = self._begin(plan, environ)
+        except Exception as exc:
+            _guard.report("web.wsgi", exc)
+            return self.app(environ, start_response)
+        state = _State()
+        keys = self._keys
+        echo = keys.echo if keys is not None else None
+
+        def start_wrapper(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Any:
+            try:
+                state.status = int(status[:3])
+                state.first_byte = _perf()
+                # Flask forgets its request when the app returns; its rule is readable now.
+                state.route = flask_route(environ)
+                if echo and not any(name.lower() == echo for name, _ in headers):
+                    headers = [*headers, (echo, exchange.correlation_id)]
+            except Exception as exc:
+                _guard.report("web.wsgi", exc)
+            if exc_info is not None:
+                return start_response(status, headers, exc_info)
+            return start_response(status, headers)
+
+        try:
+            body = self.app(environ, start_wrapper)
+        except BaseException as exc:
+            _finish(exchange, environ, state, exc)
+            raise
+        exchange.leave()
+        return _Body(body, exchange, environ, state)
+
+    def _begin(self, plan: RequestPlan, environ: Environ) -> Exchange:
+        keys = self._keys
+        if keys is None or keys.generation != plan.generation:
+            keys = self._keys = _Keys(plan)
+        method: str = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        query: str = environ.get("QUERY_STRING", "")
+        exchange = Exchange(plan, method, path, query)
+        best_id = None
+        for key in keys.ids:
+            raw = environ.get(key)
+            if raw is not None:
+                # Values arrive as latin-1 decoded text; clean_id refuses anything not ASCII.
+                best_id = context.clean_id(raw)
+                if best_id is not None:
+                    break
+        exchange.client = environ.get("REMOTE_ADDR")
+        traceparent = environ.get("HTTP_TRACEPARENT")
+        baggage = environ.get("HTTP_BAGGAGE")
+        parent = None
+        if traceparent is not None or baggage is not None:
+            tracestate = environ.get("HTTP_TRACESTATE")
+            parent = propagation.remote_context(
+                [traceparent] if traceparent is not None else [],
+                [tracestate] if tracestate is not None else [],
+                [baggage] if baggage is not None else [],
+            )
+        attributes: dict[str, Any] = {}
+        if plan.tracer is not None:
+            attributes = {
+                "http.request.method": exchange.method_label,
+                "url.path": path,
+                "url.scheme": environ.get("wsgi.url_scheme", "http"),
+                "network.protocol.version": environ.get("SERVER_PROTOCOL", "HTTP/1.1")[5:],
+            }
+            if method not in KNOWN_METHODS:
+                attributes["http.request.method_original"] = method[:64]
+            if query:
+                attributes["url.query"] = plan.redact_query(query)
+            if exchange.client:
+                attributes["client.address"] = exchange.client
+            user_agent = environ.get("HTTP_USER_AGENT")
+            if user_agent:
+                attributes["user_agent.original"] = user_agent[:512]
+        tenant_raw = environ.get(keys.tenant) if keys.tenant else None
+        exchange.begin(best_id, plan.tenant_of(environ, tenant_raw), parent, attributes)
+        return exchange
+
+
+class _Body:
+    """The application's body iterable, timed to its last chunk and finished on ``close()``."""
+
+    def __init__(
+        self, body: Iterable[bytes], exchange: Exchange, environ: Environ, state: _State
+    ) -> None:
+        self._body = body
+        self._iterator: Iterator[bytes] | None = None
+        self._exchange = exchange
+        self._environ = environ
+        self._state = state
+        self._error: BaseException | None = None
+        self._closed = False
+
+    def __iter__(self) -> _Body:
+        return self
+
+    def __next__(self) -> bytes:
+        exchange = self._exchange
+        exchange.resume()
+        try:
+            if self._iterator is None:
+                self._iterator = iter(self._body)
+            chunk = next(self._iterator)
+        except StopIteration:
+            self._state.ended = _perf()
+            self._state.complete = True
+            raise
+        except BaseException as exc:
+            self._error = exc
+            raise
+        finally:
+            exchange.leave()
+        self._state.body_bytes += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the application's iterable, then record the request."""
+        if self._closed:
+            return
+        self._closed = True
+        exchange = self._exchange
+        exchange.resume()
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        except BaseException as exc:
+            if self._error is None:
+                self._error = exc
+            raise
+        finally:
+            _finish(exchange, self._environ, self._state, self._error)
+
+
+def _finish(
+    exchange: Exchange, environ: Environ, state: _State, error: BaseException | None
+) -> None:
+    try:
+        status = state.status
+        error_type = ""
+        if error is not None:
+            if not state.complete and isinstance(error, ConnectionError):
+                status, error = CLIENT_CLOSED, None
+            elif not state.complete or status >= 500:
+                error_type = error_type_of(error)
+                if not status or state.first_byte is None:
+                    status = 500
+        elif not state.complete and status:
+            # Closed before the last chunk: the server stopped writing to a client that left.
+            status = CLIENT_CLOSED
+        elif not status:
+            status = 500
+        if status >= 500 and not error_type:
+            error_type = str(status)
+        route = wsgi_route(environ, state.route)
+        ended = state.ended if state.ended is not None else _perf()
+    except Exception as exc:
+        _guard.report("web.wsgi", exc)
+        exchange.leave()
+        return
+    exchange.resume()
+    exchange.finish(status, route, error, error_type, ended, state.first_byte, state.body_bytes)

@@ -1,0 +1,139 @@
+"""HTTP server families: semconv names and labels, cached children, tenant guard, exemplars."""
+
+from __future__ import annotations
+
+from prometheus_client.openmetrics.exposition import generate_latest
+
+import obskit.testing
+from obskit import _exemplars
+from obskit.metrics.http import server_metrics
+
+DURATION = "http_server_request_duration_seconds"
+
+
+def _labels(**extra: str) -> dict[str, str]:
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "/items/{id}",
+        "http_response_status_code": "200",
+        "error_type": "",
+        "tenant_id": "",
+    }
+    labels.update(extra)
+    return labels
+
+
+def test_no_families_before_init() -> None:
+    """server_metrics() is None while obskit is not initialised."""
+    assert server_metrics() is None
+
+
+def test_no_families_when_metrics_are_off() -> None:
+    """server_metrics() is None when the metrics setting is off."""
+    with obskit.testing.isolated(metrics=False):
+        assert server_metrics() is None
+
+
+def test_request_recorded_with_semconv_labels() -> None:
+    """A finished request lands in the duration histogram under the semconv label names."""
+    with obskit.testing.isolated() as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        metrics.request_started("GET")
+        assert 1.0 == cap.sample("http_server_active_requests", {"http_request_method": "GET"})
+        metrics.request_finished("GET", "/items/{id}", 200, "", 0.03)
+        assert 0.0 == cap.sample("http_server_active_requests", {"http_request_method": "GET"})
+        assert 1.0 == cap.sample(DURATION + "_count", _labels())
+        assert 0.0 == cap.sample(DURATION + "_bucket", {**_labels(), "le": "0.025"})
+        assert 1.0 == cap.sample(DURATION + "_bucket", {**_labels(), "le": "0.05"})
+        assert 0.03 == cap.sample(DURATION + "_sum", _labels())
+
+
+def test_errors_carry_status_and_error_type() -> None:
+    """A 500 is recorded with its status code and error type, apart from successes."""
+    with obskit.testing.isolated() as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        for _ in range(3):
+            metrics.request_finished("POST", "/pay", 500, "500", 0.2)
+        metrics.request_finished("POST", "/pay", 200, "", 0.1)
+        errors = _labels(
+            http_request_method="POST",
+            http_route="/pay",
+            http_response_status_code="500",
+            error_type="500",
+        )
+        assert 3.0 == cap.sample(DURATION + "_count", errors)
+
+
+def test_same_labels_reuse_one_child() -> None:
+    """Repeated requests with one label tuple reuse the cached child instead of resolving labels."""
+    with obskit.testing.isolated():
+        metrics = server_metrics()
+        assert metrics is not None
+        metrics.request_finished("GET", "/a", 200, "", 0.01)
+        first = metrics._duration[("GET", "/a", 200, "", "")]
+        metrics.request_finished("GET", "/a", 200, "", 0.01)
+        assert first is metrics._duration[("GET", "/a", 200, "", "")]
+        assert 1 == len(metrics._duration)
+
+
+def test_unknown_methods_fold_to_other() -> None:
+    """Known methods are upper-cased; anything else becomes _OTHER, as semconv says."""
+    with obskit.testing.isolated():
+        metrics = server_metrics()
+        assert metrics is not None
+        assert "GET" == metrics.normalize_method("get")
+        assert "PATCH" == metrics.normalize_method("PATCH")
+        assert "_OTHER" == metrics.normalize_method("BREW")
+        assert "_OTHER" == metrics.normalize_method("")
+
+
+def test_tenant_goes_through_the_guard() -> None:
+    """A steady tenant earns its own label value; a one-off tenant is folded into __other__."""
+    with obskit.testing.isolated(label_top_k=2) as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        for _ in range(20):
+            metrics.request_finished("GET", "/a", 200, "", 0.01, tenant="acme")
+        metrics.request_finished("GET", "/a", 200, "", 0.01, tenant="one-off")
+        acme = _labels(http_route="/a", tenant_id="acme")
+        other = _labels(http_route="/a", tenant_id="__other__")
+        assert 20.0 - 4.0 == cap.sample(DURATION + "_count", acme)  # admitted on its 5th request
+        assert 5.0 == cap.sample(DURATION + "_count", other)
+        assert 5.0 == cap.sample("obskit_label_overflow_total", {"label": "tenant_id"})
+
+
+def test_exemplar_offered_through_the_gate() -> None:
+    """The trace id reaches the OpenMetrics output only when the gate applies the offer."""
+    offers: list[int] = []
+
+    class Holding:
+        def offer(self, trace_id: int, apply: _exemplars.Apply) -> None:
+            offers.append(trace_id)
+            if trace_id == 0xABC:
+                apply()
+
+    _exemplars.set_gate(Holding())
+    try:
+        with obskit.testing.isolated(tracing=False) as cap:
+            metrics = server_metrics()
+            assert metrics is not None
+            metrics.request_finished("GET", "/kept", 200, "", 0.01, trace_id=0xABC)
+            metrics.request_finished("GET", "/dropped", 200, "", 0.01, trace_id=0xDEF)
+            text = generate_latest(cap.registry).decode()
+    finally:
+        _exemplars.set_gate(None)
+    assert [0xABC, 0xDEF] == offers
+    assert '# {trace_id="00000000000000000000000000000abc"} 0.01' in text
+    assert "00000000000000000000000000000def" not in text
+
+
+def test_time_to_first_byte_has_its_own_histogram() -> None:
+    """ttfb_s is observed in its own histogram labelled by method and route."""
+    with obskit.testing.isolated() as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        metrics.request_finished("GET", "/a", 200, "", 0.5, ttfb_s=0.1)
+        labels = {"http_request_method": "GET", "http_route": "/a"}
+        assert 1.0 == cap.sample("obskit_http_server_time_to_first_byte_seconds_count", labels)
