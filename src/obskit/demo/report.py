@@ -191,6 +191,7 @@ def build(
             "responses_5xx": len(failed_ids),
             "failed_request_ids": failed_ids,
             "ids_echoed": sum(1 for o in outcomes if o.echoed_id == o.request_id),
+            "resent": sum(1 for o in outcomes if o.retried),
         },
         "red_by_route": _red_rows(red_by(shop, "http_route"), elapsed),
         "red_by_tenant": _red_rows(red_by(shop, "tenant_id"), elapsed),
@@ -245,7 +246,8 @@ def render(figures: dict[str, Any], style: Style) -> str:
         style.heading("obskit demo report"),
         f"  {traffic['requests']} requests in {traffic['elapsed_s']} s; statuses "
         + ", ".join(f"{k}: {v}" for k, v in traffic["statuses"].items())
-        + f"; request ids echoed: {traffic['ids_echoed']}/{traffic['requests']}",
+        + f"; request ids echoed: {traffic['ids_echoed']}/{traffic['requests']}"
+        + f"; resent after the server closed a connection: {traffic['resent']}",
         style.heading("1. Metrics say THAT: RED per route (shop)"),
         _red_table(figures["red_by_route"]),
         style.heading("   RED per tenant (shop) — one tenant's latency stands out"),

@@ -132,11 +132,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inventory", default="http://127.0.0.1:8002")
     args = parser.parse_args(argv)
 
+    import logging
+
     import uvicorn
 
     import obskit
 
     obskit.init(service_name=args.role, service_version="1.0.0", environment="demo")
+    # As a service would: the HTTP client's wire-level debug lines are not this app's story.
+    logging.getLogger("httpcore").setLevel(logging.INFO)
     app = build_shop(args.inventory) if args.role == "shop" else build_inventory()
     try:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)

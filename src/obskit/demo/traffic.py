@@ -38,6 +38,7 @@ class Outcome:
     status: int
     seconds: float
     echoed_id: str | None
+    retried: bool = False
 
 
 def plan(count: int, seed: int = 7) -> list[Planned]:
@@ -90,11 +91,18 @@ async def drive(
                     return
                 headers = {"x-request-id": item.request_id, "x-tenant-id": item.tenant}
                 started = time.perf_counter()
-                try:
-                    response = await client.request(item.method, item.path, headers=headers)
-                    status, echoed = response.status_code, response.headers.get("x-request-id")
-                except httpx.HTTPError:
-                    status, echoed = 0, None
+                status, echoed, retried = 0, None, False
+                for attempt in range(2):
+                    try:
+                        response = await client.request(item.method, item.path, headers=headers)
+                        status, echoed = response.status_code, response.headers.get("x-request-id")
+                        break
+                    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                        # uvicorn closes a keep-alive connection after an application exception;
+                        # a request sent on it in that instant never reached the app: resend once.
+                        retried = attempt == 0
+                    except httpx.HTTPError:
+                        break
                 outcomes.append(
                     Outcome(
                         item.request_id,
@@ -105,6 +113,7 @@ async def drive(
                         status,
                         time.perf_counter() - started,
                         echoed,
+                        retried,
                     )
                 )
                 if progress is not None:
