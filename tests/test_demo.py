@@ -22,7 +22,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One demo run shared by the checks below."""
     out = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
-        [sys.executable, "-m", "obskit.cli", "demo", "--requests", str(REQUESTS), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "obskit.cli",
+            "demo",
+            "--requests",
+            str(REQUESTS),
+            "--out",
+            str(out),
+        ],
         env=subprocess_env(),
         capture_output=True,
         text=True,
@@ -86,7 +95,7 @@ def test_baseline_is_a_small_share(demo_run: tuple[Path, str]) -> None:
 
 
 def test_red_figures_come_from_the_snapshot(demo_run: tuple[Path, str]) -> None:
-    """Per-tenant RED in the report is what the metrics snapshot gives; the slow tenant stands out."""
+    """Per-tenant RED in the report is the snapshot's; the slow tenant stands out."""
     out, _ = demo_run
     report = _report(out)
     scrape = Scrape((out / "shop-metrics.txt").read_text())
