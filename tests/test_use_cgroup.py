@@ -197,15 +197,3 @@ class TestProcess:
         utilization = value(registry, "process_cpu_utilization_ratio")
         assert utilization is not None
         assert utilization > 0
-
-    def test_worker_label(self, v2_limited: tuple[str, str]) -> None:
-        """With a worker label, per-process series carry the pid and cgroup series do not."""
-        import os
-
-        root, proc = v2_limited
-        registry = CollectorRegistry()
-        sources = [ProcessCollector(proc=proc, root=root), CgroupCollector(root=root, proc=proc)]
-        registry.register(UseCollector(sources, worker_label="pid"))
-        pid = str(os.getpid())
-        assert 7 == value(registry, "process_threads", pid=pid)
-        assert 1.5 == value(registry, "obskit_cgroup_cpu_limit_cores")

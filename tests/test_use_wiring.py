@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from pathlib import Path
 
 from prometheus_client import generate_latest
 
 import obskit.testing
 from conftest import require_binary
+from obskit._config import COLLECTORS
 from obskit.metrics.use.wiring import FACTORIES
 
 
 def test_init_registers_every_collector() -> None:
     """With the default settings every USE collector reports itself up or explains why not."""
     with obskit.testing.isolated() as capture:
-        for name in FACTORIES:
+        for name in COLLECTORS:
             up = capture.sample("obskit_collector_up", {"collector": name})
             assert up in (0.0, 1.0), name
         assert 1.0 == capture.sample("obskit_collector_up", {"collector": "process"})
+
+
+def test_every_setting_name_has_a_collector() -> None:
+    """Each name the collectors setting accepts builds a source."""
+    assert set(COLLECTORS) == set(FACTORIES)
 
 
 def test_collectors_setting_selects() -> None:
@@ -47,5 +56,40 @@ def test_promtool_accepts_all_collectors() -> None:
         text = generate_latest(capture.registry)
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()
+
+
+def test_documented_promql_parses(tmp_path: Path) -> None:
+    """Every PromQL expression in docs/use.md is valid for the real `promtool check rules`."""
+    promtool = require_binary("promtool")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "use.md").read_text()
+    expressions: list[str] = []
+    for block in re.findall(r"```promql\n(.*?)```", text, flags=re.S):
+        current: list[str] = []
+        for line in block.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line.startswith(" ") and current:
+                current.append(line.strip())
+                continue
+            if current:
+                expressions.append(" ".join(current))
+            current = [line.strip()]
+        if current:
+            expressions.append(" ".join(current))
+    assert len(expressions) >= 20
+    rules = {
+        "groups": [
+            {
+                "name": "use",
+                "rules": [{"record": f"use:doc:{i}", "expr": e} for i, e in enumerate(expressions)],
+            }
+        ]
+    }
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, timeout=30, check=False
     )
     assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()

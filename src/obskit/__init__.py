@@ -20,6 +20,10 @@ if TYPE_CHECKING:
         metrics_wsgi_app,
         start_metrics_server,
     )
+    from obskit.metrics.red import red
+    from obskit.metrics.use.executors import track_executor
+    from obskit.metrics.use.pools import track_pool, track_queue
+    from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
     from obskit.tracing.api import get_tracer
     from obskit.web.asgi import ASGIMiddleware
     from obskit.web.wsgi import WSGIMiddleware
@@ -37,10 +41,15 @@ _HOMES = {
     "get_logger": "obskit.logs",
     "get_tracer": "obskit.tracing.api",
     "init": "obskit._facade",
+    "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
+    "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
+    "track_executor": "obskit.metrics.use.executors",
+    "track_pool": "obskit.metrics.use.pools",
+    "track_queue": "obskit.metrics.use.pools",
     "unbind": "obskit.context",
     "WSGIMiddleware": "obskit.web.wsgi",
 }
@@ -58,10 +67,15 @@ __all__ = [
     "get_logger",
     "get_tracer",
     "init",
+    "instrument_sqlalchemy",
     "metrics_asgi_app",
     "metrics_wsgi_app",
+    "red",
     "shutdown",
     "start_metrics_server",
+    "track_executor",
+    "track_pool",
+    "track_queue",
     "unbind",
 ]
 

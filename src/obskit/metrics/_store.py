@@ -27,6 +27,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
@@ -185,11 +186,22 @@ class _MpGauge:
 
     def __init__(self, value: Any) -> None:
         self._value = value
-        self.enter = lambda: value.inc(1.0)
-        self.leave = lambda: value.inc(-1.0)
+        self.enter = partial(_safe_inc, value, 1.0)
+        self.leave = partial(_safe_inc, value, -1.0)
 
     def set(self, value: float) -> None:
         self._value.set(value)
+
+
+def _safe_inc(value: Any, amount: float) -> None:
+    # Called bare on the decorator's hot path (no try there): a failing file write must not
+    # reach the user's call.
+    try:
+        value.inc(amount)
+    except Exception as exc:
+        from obskit import _guard
+
+        _guard.report("metrics.store", exc)
 
 
 class _MpHistogram:
@@ -293,21 +305,34 @@ class Store(Collector):
     otherwise. ``count_name`` on a histogram also exposes its observation count as a counter.
     """
 
-    def __init__(self, *, values: Any = None, max_children: int = DEFAULT_MAX_CHILDREN) -> None:
+    def __init__(
+        self,
+        *,
+        values: Any = None,
+        max_children: int = DEFAULT_MAX_CHILDREN,
+        overflow_family: bool = True,
+    ) -> None:
         self.multiprocess = values is not None
         self._values = values
         self._max_children = max_children
         self._families: dict[str, tuple[Family[Any], dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self.overflow: Family[CounterChild] = self.counter(
-            "obskit_label_overflow",
-            "Label values folded into __other__ by a cardinality guard or a full metric family.",
-            ["label"],
-        )
+        # A store on a user's registry next to the runtime's leaves the overflow family to the
+        # runtime's store (one family name per registry) and only counts here.
+        self.overflow: Family[CounterChild] | None = None
+        self.overflow_count = 0
+        if overflow_family:
+            self.overflow = self.counter(
+                "obskit_label_overflow",
+                "Label values folded into __other__ by a cardinality guard or a full family.",
+                ["label"],
+            )
 
     def overflowed(self, label: str) -> None:
         """Count one value of ``label`` (a label name or a family name) folded into __other__."""
-        self.overflow.labels(label).inc()
+        self.overflow_count += 1
+        if self.overflow is not None:
+            self.overflow.labels(label).inc()
 
     # --- family constructors (idempotent by name) ----------------------------------------------
 

@@ -193,7 +193,13 @@ class ASGIMiddleware:
             scope, tenant_raw.decode("latin-1") if tenant_raw is not None else None
         )
         exchange.begin(best_id, tenant, parent, attributes, counted=counted)
-        return exchange, RecordingScope(scope), names.echo or b""
+        inner = RecordingScope(scope)
+        if plan.tracer is not None:
+            # FastAPI's native telemetry starts its own SERVER span (a new trace, parented from
+            # the headers, not from obskit's span) once a global tracer provider exists. This is
+            # FastAPI's own marker for "already observed": the request gets one SERVER span.
+            dict.setdefault(inner, "fastapi.telemetry", None)
+        return exchange, inner, names.echo or b""
 
     async def _http(self, plan: RequestPlan, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -15,8 +15,7 @@ per scrape, which the exposition formats require.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client.metrics_core import (
@@ -25,7 +24,6 @@ from prometheus_client.metrics_core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.samples import Sample
 
 from obskit import _guard
 
@@ -121,20 +119,27 @@ class Source(Protocol):
 class UseCollector:
     """A prometheus-client collector reading every source at scrape time, one failure at a time.
 
-    ``worker_label`` (e.g. ``"pid"``) adds the process id to the families of per-process sources,
-    so series from several workers of one service do not collide when they are aggregated.
+    Sources named in ``published`` are read for their status only: their families reach the
+    exposition another way (the multi-worker publisher writes them to shared files).
     """
 
-    def __init__(self, sources: Sequence[Source], worker_label: str | None = None) -> None:
+    def __init__(self, sources: Sequence[Source], published: Iterable[str] = ()) -> None:
         self.sources = list(sources)
-        self.worker_label = worker_label
+        self.published = frozenset(published)
 
     def describe(self) -> Iterator[Metric]:
         """Empty families with every name this collector may yield, so clashes fail at register."""
         yield GaugeMetricFamily("obskit_collector_up", "")
         yield InfoMetricFamily("obskit_collector_unavailable", "")
+        seen: set[str] = set()
         for source in self.sources:
-            yield from source.describe()
+            if source.name in self.published:
+                continue
+            for family in source.describe():
+                # A family shared by two sources is described once (unregister needs that).
+                if family.name not in seen:
+                    seen.add(family.name)
+                    yield family
 
     def collect(self) -> Iterator[Metric]:
         """Read each source; a failing source is reported and marked down, the others go on."""
@@ -148,7 +153,7 @@ class UseCollector:
             "Why a USE collector, or a part of it, has no data; one series per reason.",
             labels=["collector", "reason"],
         )
-        relabel = self._relabeller()
+        merged: dict[str, Metric] = {}
         for source in self.sources:
             notes: Notes = []
             try:
@@ -165,25 +170,17 @@ class UseCollector:
             up.add_metric([source.name], 1.0 if ok else 0.0)
             for reason in dict.fromkeys(notes):  # de-duplicated, order kept
                 why.add_metric([source.name, reason], {})
-            if relabel is not None and source.per_process:
-                families = [relabel(family) for family in families]
-            yield from families
+            if source.name in self.published:
+                continue
+            for family in families:
+                # Two sources may report into one family (the tracked-objects self-metric):
+                # the exposition needs each name once.
+                first = merged.setdefault(family.name, family)
+                if first is not family:
+                    first.samples.extend(family.samples)
+        yield from merged.values()
         yield up
         yield why
-
-    def _relabeller(self) -> Callable[[Metric], Metric] | None:
-        if self.worker_label is None:
-            return None
-        label, pid = self.worker_label, str(os.getpid())
-
-        def relabel(family: Metric) -> Metric:
-            family.samples = [
-                Sample(s.name, {**s.labels, label: pid}, s.value, s.timestamp, s.exemplar)
-                for s in family.samples
-            ]
-            return family
-
-        return relabel
 
 
 def standalone_collect(source: Source) -> Iterator[Metric]:

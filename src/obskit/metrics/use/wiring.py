@@ -8,11 +8,11 @@ monitors) are started here and stopped on shutdown.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from obskit.metrics.use.collector import Source, UseCollector
+from obskit.metrics.use.publish import Publisher
 
 if TYPE_CHECKING:
     from obskit._runtime import Runtime
@@ -44,12 +44,26 @@ def _event_loop(runtime: Runtime) -> Source:
     return EventLoopCollector()
 
 
+def _executors(runtime: Runtime) -> Source:
+    from obskit.metrics.use.executors import ExecutorCollector
+
+    return ExecutorCollector()
+
+
+def _pools(runtime: Runtime) -> Source:
+    from obskit.metrics.use.pools import PoolCollector
+
+    return PoolCollector()
+
+
 # collector name (as in the ``collectors`` setting) -> how to build its source
 FACTORIES: dict[str, Callable[[Runtime], Source]] = {
     "process": _process,
     "cgroup": _cgroup,
     "event_loop": _event_loop,
     "gc": _gc,
+    "executors": _executors,
+    "pools": _pools,
 }
 
 
@@ -58,8 +72,9 @@ class UseComponent:
 
     name = "collectors"
 
-    def __init__(self, collector: UseCollector) -> None:
+    def __init__(self, collector: UseCollector, publisher: Publisher | None = None) -> None:
         self.collector = collector
+        self.publisher = publisher
 
     def start(self) -> None:
         """Start sources with background state (GC callback, loop monitor)."""
@@ -67,6 +82,8 @@ class UseComponent:
             hook = getattr(source, "start", None)
             if hook is not None:
                 hook()
+        if self.publisher is not None:
+            self.publisher.start()
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's per-process state; series now carry the child's pid."""
@@ -74,18 +91,24 @@ class UseComponent:
             hook = getattr(source, "after_fork_in_child", None)
             if hook is not None:
                 hook()
+        if self.publisher is not None:
+            self.publisher.after_fork_in_child()
 
     def shutdown(self, timeout: float) -> None:
         """Stop background state; the runtime unregisters the collector itself."""
+        if self.publisher is not None:
+            self.publisher.stop(timeout)
         for source in self.collector.sources:
             hook = getattr(source, "stop", None)
             if hook is not None:
                 hook()
 
 
-def multiprocess(runtime: Runtime) -> bool:
-    """Whether metrics are shared by several worker processes (gunicorn-style)."""
-    return bool(runtime.settings.multiprocess_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+def _shared_values(runtime: Runtime) -> Any:
+    """The metrics part's multi-process value class when workers share files, else None."""
+    component: Any = runtime.components.get("metrics")
+    shared = getattr(component, "multiprocess", None)
+    return getattr(shared, "value_class", None)
 
 
 def build(runtime: Runtime) -> UseComponent | None:
@@ -96,8 +119,16 @@ def build(runtime: Runtime) -> UseComponent | None:
     sources = [FACTORIES[name](runtime) for name in settings.collectors if name in FACTORIES]
     if not sources:
         return None
-    collector = UseCollector(sources, worker_label="pid" if multiprocess(runtime) else None)
-    component = UseComponent(collector)
+    values = _shared_values(runtime)
+    if values is None:
+        collector, publisher = UseCollector(sources), None
+    else:
+        # Each worker publishes its per-process families to the shared files (with its pid on
+        # gauges); the registry keeps the container-wide ones and every source's status.
+        per_process = [source for source in sources if source.per_process]
+        collector = UseCollector(sources, published=[s.name for s in per_process])
+        publisher = Publisher(per_process, values)
+    component = UseComponent(collector, publisher)
     component.start()
     runtime.register(collector)
     return component

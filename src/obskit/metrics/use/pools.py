@@ -1,0 +1,286 @@
+"""Connection pools and queues: a small generic API with OpenTelemetry's connection-pool names.
+
+``obskit.track_pool(pool, name=..., used=..., idle=..., max=...)`` reads the pool's state at
+scrape time through the given callables (each receives the pool, so none needs to capture it) and
+returns a :class:`PoolHandle` for what only the acquiring code sees: ``with handle.waiting():``
+around an acquisition counts it as pending, times the wait and counts timeouts.
+``obskit.track_queue(queue, name=...)`` reports ``qsize()`` against ``maxsize``. Tracked objects
+are held weakly (see :mod:`obskit.metrics.use.tracking`).
+
+Families, following the semantic conventions for ``db.client.connection.*``
+(label ``db_client_connection_pool_name``):
+
+- ``db_client_connections{db_client_connection_state="idle"|"used"}`` for
+  ``db.client.connection.count``: promtool rejects a gauge ending in ``_count``, so the
+  ``count`` becomes the plural of the unit (``{connection}``)
+- ``db_client_connection_max``, ``db_client_connection_pending_requests``
+- ``db_client_connection_wait_time_seconds`` (histogram), ``db_client_connection_timeouts_total``
+- ``obskit_queue_depth{queue}``, ``obskit_queue_capacity{queue}``
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from obskit import _guard
+from obskit.metrics.use.collector import (
+    FamilySpec,
+    Notes,
+    Reading,
+    UseCollector,
+    cumulative_buckets,
+    empty_families,
+    standalone_collect,
+)
+from obskit.metrics.use.tracking import Trackers, default_trackers, trackers_for
+
+__all__ = ["PoolCollector", "PoolHandle", "attach_pool", "track_pool", "track_queue"]
+
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Reads one value of a tracked object at scrape time; None means "not known".
+Reader = Callable[[Any], float | None]
+
+
+class PoolHandle:
+    """Event-driven statistics of one tracked pool: pending acquisitions, waits, timeouts."""
+
+    def __init__(self, timeout_errors: tuple[type[BaseException], ...] = (TimeoutError,)) -> None:
+        self.timeout_errors = timeout_errors
+        self.lock = threading.Lock()  # guards the counts; held for a few increments only
+        self.pending = 0
+        self.timeouts = 0
+        self.wait_counts = [0] * (len(WAIT_BUCKETS) + 1)
+        self.wait_sum = 0.0
+
+    def waiting(self) -> _Waiting:
+        """Context manager around one acquisition: pending while inside, then a wait sample.
+
+        An exception of one of ``timeout_errors`` counts as a timeout (and no wait sample).
+        """
+        return _Waiting(self)
+
+    def record_wait(self, seconds: float) -> None:
+        """Add one wait-time sample, for code that measures acquisition itself."""
+        with self.lock:
+            self.wait_counts[bisect_left(WAIT_BUCKETS, seconds)] += 1
+            self.wait_sum += seconds
+
+    def record_timeout(self) -> None:
+        """Count one acquisition that timed out."""
+        with self.lock:
+            self.timeouts += 1
+
+
+class _Waiting:
+    __slots__ = ("_handle", "_start")
+
+    def __init__(self, handle: PoolHandle) -> None:
+        self._handle = handle
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        handle = self._handle
+        with handle.lock:
+            handle.pending += 1
+        self._start = time.perf_counter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        waited = time.perf_counter() - self._start
+        handle = self._handle
+        timed_out = exc_type is not None and issubclass(exc_type, handle.timeout_errors)
+        with handle.lock:
+            handle.pending -= 1
+            if timed_out:
+                handle.timeouts += 1
+            elif exc_type is None:
+                handle.wait_counts[bisect_left(WAIT_BUCKETS, waited)] += 1
+                handle.wait_sum += waited
+
+
+class _PoolEntry:
+    __slots__ = ("handle", "idle", "max", "pending", "used")
+
+    def __init__(
+        self,
+        handle: PoolHandle,
+        used: Reader | None,
+        idle: Reader | None,
+        max: Reader | float | None,
+        pending: Reader | None,
+    ) -> None:
+        self.handle = handle
+        self.used, self.idle, self.max, self.pending = used, idle, max, pending
+
+
+def track_pool(
+    pool: Any,
+    name: str,
+    *,
+    used: Reader | None = None,
+    idle: Reader | None = None,
+    max: Reader | float | None = None,
+    pending: Reader | None = None,
+    timeout_errors: tuple[type[BaseException], ...] = (TimeoutError,),
+    registry: CollectorRegistry | None = None,
+) -> PoolHandle:
+    """Report a connection pool as ``name``; returns the handle for waits and timeouts.
+
+    ``used``, ``idle``, ``pending`` are called with the pool at scrape time; ``max`` is a number
+    or such a callable. Pending acquisitions counted by the handle add to ``pending``'s value.
+    The pool is held weakly; tracking another pool under a live name replaces the first.
+    Never raises: on an internal error the returned handle simply is not read.
+    """
+    handle = PoolHandle(timeout_errors)
+    attach_pool(handle, pool, name, used, idle, max, pending, registry)
+    return handle
+
+
+def attach_pool(
+    handle: PoolHandle,
+    pool: Any,
+    name: str,
+    used: Reader | None,
+    idle: Reader | None,
+    max: Reader | float | None,
+    pending: Reader | None,
+    registry: CollectorRegistry | None,
+) -> None:
+    """Track ``pool`` as ``name`` with an existing handle (a replaced pool keeps its counts)."""
+    try:
+        trackers = trackers_for(registry, _register_standalone)
+        trackers.pools.add(pool, name, _PoolEntry(handle, used, idle, max, pending))
+    except Exception as exc:
+        _guard.report("collectors.pools", exc)
+
+
+def track_queue(queue: Any, name: str, registry: CollectorRegistry | None = None) -> None:
+    """Report ``queue.qsize()`` (and ``maxsize`` when positive) as ``name``; never raises.
+
+    Works for :class:`queue.Queue`, :class:`asyncio.Queue` and anything with ``qsize()``.
+    """
+    try:
+        trackers_for(registry, _register_standalone).queues.add(queue, name, None)
+    except Exception as exc:
+        _guard.report("collectors.pools", exc)
+
+
+def _register_standalone(registry: CollectorRegistry, trackers: Trackers) -> None:
+    registry.register(UseCollector([PoolCollector(trackers)]))
+
+
+class PoolCollector:
+    """USE source for tracked connection pools and queues."""
+
+    name = "pools"
+    per_process = True
+
+    def __init__(self, trackers: Trackers | None = None) -> None:
+        self.trackers = trackers if trackers is not None else default_trackers()
+
+    def describe(self) -> list[Metric]:
+        """Empty families with every name this source may yield."""
+        return [
+            *empty_families(_FAMILIES),
+            HistogramMetricFamily("db_client_connection_wait_time_seconds", ""),
+            CounterMetricFamily("obskit_use_tracked_dropped", ""),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        """Families plus ``obskit_collector_up`` when registered on its own."""
+        return standalone_collect(self)
+
+    def read(self, notes: Notes) -> list[Metric]:
+        """Read every live tracked pool and queue; a failing reader leaves its series out."""
+        reading = Reading(_FAMILIES)
+        waits = HistogramMetricFamily(
+            "db_client_connection_wait_time_seconds",
+            "Time it took to obtain an open connection from the pool.",
+            labels=["db_client_connection_pool_name"],
+        )
+        for name, pool, entry in self.trackers.pools.live():
+            label = (name,)
+            used = _call(entry.used, pool, notes)
+            idle = _call(entry.idle, pool, notes)
+            reading.put("db_client_connections", idle, (name, "idle"))
+            reading.put("db_client_connections", used, (name, "used"))
+            limit = (
+                entry.max if isinstance(entry.max, int | float) else _call(entry.max, pool, notes)
+            )
+            reading.put("db_client_connection_max", limit, label)
+            handle = entry.handle
+            with handle.lock:
+                pending, timeouts = handle.pending, handle.timeouts
+                counts, wait_sum = list(handle.wait_counts), handle.wait_sum
+            extra = _call(entry.pending, pool, notes) if entry.pending is not None else 0.0
+            reading.put("db_client_connection_pending_requests", pending + (extra or 0.0), label)
+            reading.put("db_client_connection_timeouts", timeouts, label)
+            waits.add_metric([name], cumulative_buckets(WAIT_BUCKETS, counts), wait_sum)
+        for name, queue, _ in self.trackers.queues.live():
+            depth = _call(lambda q: q.qsize(), queue, notes)
+            reading.put("obskit_queue_depth", depth, (name,))
+            capacity = getattr(queue, "maxsize", 0)
+            if isinstance(capacity, int) and capacity > 0:
+                reading.put("obskit_queue_capacity", capacity, (name,))
+        families = reading.families()
+        if waits.samples:
+            families.append(waits)
+        dropped = CounterMetricFamily(
+            "obskit_use_tracked_dropped",
+            "Tracked objects refused at the cap or replaced by another under the same name.",
+            labels=["kind", "reason"],
+        )
+        for tracker in (self.trackers.pools, self.trackers.queues):
+            for reason, count in sorted(tracker.dropped.items()):
+                dropped.add_metric([tracker.kind, reason], count)
+        families.append(dropped)
+        return families
+
+
+def _call(reader: Reader | None, obj: Any, notes: Notes) -> float | None:
+    if reader is None:
+        return None
+    try:
+        value = reader(obj)
+    except Exception:  # the application's reader: its failure is its series' absence, noted
+        notes.append("reader_failed")
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+_POOL = "db_client_connection_pool_name"
+_FAMILIES: tuple[FamilySpec, ...] = (
+    (
+        "db_client_connections",
+        "gauge",
+        "Connections in each state (db.client.connection.count).",
+        (_POOL, "db_client_connection_state"),
+    ),
+    ("db_client_connection_max", "gauge", "Most open connections allowed.", (_POOL,)),
+    (
+        "db_client_connection_pending_requests",
+        "gauge",
+        "Requests waiting for an open connection now (saturation).",
+        (_POOL,),
+    ),
+    (
+        "db_client_connection_timeouts",
+        "counter",
+        "Acquisitions that timed out waiting for a connection (errors).",
+        (_POOL,),
+    ),
+    ("obskit_queue_depth", "gauge", "Items in the queue.", ("queue",)),
+    ("obskit_queue_capacity", "gauge", "Most items the queue holds.", ("queue",)),
+)

@@ -1,0 +1,87 @@
+"""Multi-worker mode: every worker's per-process USE series reach any worker's scrape."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+import obskit.testing
+from conftest import PYTHON, require_binary, subprocess_env
+from obskit.metrics import wiring as metrics_wiring
+
+
+def test_published_with_pid_and_status_once(tmp_path: Path) -> None:
+    """With shared files, gauges carry the pid, counters are summed, status is emitted once."""
+    promtool = require_binary("promtool")
+    with obskit.testing.isolated(multiprocess_dir=str(tmp_path)):
+        component = metrics_wiring.current()
+        assert component is not None
+        text = generate_latest(component.scrape_source()).decode()
+    pid = str(os.getpid())
+    assert re.search(rf'^process_threads\{{pid="{pid}"\}} [1-9]', text, re.M)
+    assert re.search(r'^process_cpu_time_seconds_total\{cpu_mode="user"\} ', text, re.M)
+    assert 1 == len(re.findall(r'^obskit_collector_up\{collector="process"\} 1', text, re.M))
+    assert 1 == text.count("# TYPE obskit_collector_up gauge")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
+    assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()
+
+
+APP = """
+import obskit
+obskit.init(service_name="use-workers", collectors="process,gc,event_loop,executors,pools")
+app = obskit.metrics_wsgi_app()
+"""
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_gunicorn_workers_each_have_their_series(tmp_path: Path) -> None:
+    """Under real gunicorn with two workers, one scrape shows the threads gauge of both pids."""
+    pytest.importorskip("gunicorn")
+    (tmp_path / "use_app.py").write_text(textwrap.dedent(APP))
+    port = free_port()
+    env = subprocess_env(
+        PYTHONPATH=os.pathsep.join([str(tmp_path), subprocess_env()["PYTHONPATH"]])
+    )
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "use_app:app"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        pids: set[str] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(pids) < 2:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            pids = set(re.findall(r'^process_threads\{pid="(\d+)"\}', body, re.M))
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+    assert 2 == len(pids), (tmp_path / "gunicorn.log").read_text()[-2000:]

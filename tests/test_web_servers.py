@@ -1,0 +1,249 @@
+"""Real servers on loopback: uvicorn (FastAPI, Starlette, Django) and gunicorn (Flask, Django)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import PYTHON, subprocess_env
+
+APPS = Path(__file__).resolve().parent / "web_apps"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A running test service: its URL, metrics URL, log file and span file."""
+
+    url: str
+    metrics_url: str
+    log: Path
+    spans: Path
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The JSON lines the service wrote (non-JSON lines skipped)."""
+        out = []
+        for raw in self.log.read_text(errors="replace").splitlines():
+            if raw.startswith("{"):
+                try:
+                    out.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
+    def access(self) -> list[dict[str, Any]]:
+        """obskit's access lines."""
+        return [line for line in self.lines() if line.get("logger") == "obskit.access"]
+
+    def span_records(self) -> list[dict[str, Any]]:
+        """Spans the service exported."""
+        if not self.spans.exists():
+            return []
+        return [json.loads(raw) for raw in self.spans.read_text().splitlines() if raw]
+
+    def metrics(self) -> str:
+        """The service's Prometheus exposition."""
+        return httpx.get(self.metrics_url, timeout=10).text
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"port {port} not open")
+
+
+@contextmanager
+def serve(kind: str, target: str, tmp_path: Path, *extra: str, **env: str) -> Iterator[Service]:
+    """Run ``target`` under uvicorn or gunicorn on a free loopback port until the block ends."""
+    port, metrics_port = _free_port(), _free_port()
+    name = target.replace(":", "_")
+    log = tmp_path / f"{name}.{port}.log"
+    spans = tmp_path / f"{name}.{port}.spans.jsonl"
+    if kind == "uvicorn":
+        argv = [PYTHON, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        argv = [PYTHON, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "--workers", "1"]
+        argv += ["--access-logfile", "-"]  # on, to prove obskit's line replaces gunicorn's
+    argv += list(extra)
+    child_env = subprocess_env(
+        OBSKIT_METRICS_PORT=str(metrics_port), OBSKIT_TEST_SPANS=str(spans), **env
+    )
+    child_env["PYTHONPATH"] = os.pathsep.join([str(APPS), child_env["PYTHONPATH"]])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=APPS, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        _wait_port(port, proc, deadline)
+        _wait_port(metrics_port, proc, deadline)
+        yield Service(
+            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", log, spans
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _routes(exposition: str) -> set[str]:
+    routes = set()
+    for line in exposition.splitlines():
+        if line.startswith("http_server_request_duration_seconds_count{"):
+            routes.add(line.split('http_route="', 1)[1].split('"', 1)[0])
+    return routes
+
+
+def _get_all(service: Service, paths: list[str]) -> list[int]:
+    with httpx.Client(base_url=service.url, timeout=10) as client:
+        return [client.get(path).status_code for path in paths]
+
+
+def _settle(service: Service, count: int) -> None:
+    """Wait (bounded) until ``count`` access lines are written."""
+    deadline = time.monotonic() + 10
+    while len(service.access()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_uvicorn_fastapi_route_templates(tmp_path: Path) -> None:
+    """FastAPI under uvicorn: templates incl. router prefix and mount; one access line each."""
+    paths = ["/items/1", "/items/2", "/orders/o1/lines", "/sub/users/u1", "/missing/1", "/x/y"]
+    with serve("uvicorn", "fastapi_app:app", tmp_path) as service:
+        assert [200, 200, 200, 200, 404, 404] == _get_all(service, paths)
+        _settle(service, len(paths))
+        routes = _routes(service.metrics())
+        lines = service.lines()
+    expected = {"/items/{item_id}", "/orders/{order_id}/lines", "/sub/users/{uid}", "__unmatched__"}
+    assert expected == routes
+    assert len(paths) == len([line for line in lines if line.get("logger") == "obskit.access"])
+    assert [] == [line for line in lines if line.get("logger") == "uvicorn.access"]
+
+
+def test_uvicorn_starlette_route_templates(tmp_path: Path) -> None:
+    """Plain Starlette under uvicorn: a mounted app's route joins the mount's template."""
+    with serve("uvicorn", "starlette_app:app", tmp_path) as service:
+        assert [200, 200, 404] == _get_all(service, ["/items/a", "/docs/v1/pages/3", "/nope"])
+        _settle(service, 3)
+        routes = _routes(service.metrics())
+    assert {"/items/{item_id}", "/docs/{version}/pages/{page:int}", "__unmatched__"} == routes
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_gunicorn_flask_route_templates(tmp_path: Path, worker: str) -> None:
+    """Flask under gunicorn sync and gthread: rules as routes, gunicorn's access log replaced."""
+    threads = ["--threads", "4"] if worker == "gthread" else []
+    paths = ["/items/1", "/items/2", "/7/update", "/nope", "/also/nope"]
+    with serve("gunicorn", "flask_app:app", tmp_path, "-k", worker, *threads) as service:
+        assert [200, 200, 200, 404, 404] == _get_all(service, paths)
+        _settle(service, len(paths))
+        routes = _routes(service.metrics())
+        access = service.access()
+        raw = service.log.read_text()
+    assert {"/items/<int:item_id>", "/<int:id>/update", "__unmatched__"} == routes
+    assert paths == [line["path"] for line in access]
+    assert '"GET /items/1 HTTP/1.1"' not in raw  # gunicorn's own access line format
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_django_route_templates(tmp_path: Path, kind: str) -> None:
+    """Django under uvicorn (ASGI) and gunicorn gthread (WSGI): resolver_match routes."""
+    if kind == "asgi":
+        ctx = serve("uvicorn", "django_asgi:application", tmp_path)
+    else:
+        ctx = serve("gunicorn", "django_wsgi:application", tmp_path, "-k", "gthread")
+    with ctx as service:
+        assert [200, 200, 404] == _get_all(service, ["/5/update", "/articles/2024/", "/nope"])
+        _settle(service, 3)
+        routes = _routes(service.metrics())
+    assert {"/<int:id>/update", "/articles/<int:year>/", "__unmatched__"} == routes
+
+
+def test_two_thousand_concurrent_requests_without_cross_talk(tmp_path: Path) -> None:
+    """2,000 requests at concurrency 200: echoes, log lines and spans all match their request."""
+    total, concurrency = 2000, 200
+
+    async def drive(url: str) -> list[tuple[str, str, str]]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        semaphore = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+            async def one(n: int) -> tuple[str, str, str]:
+                rid = f"req-{n:05d}"
+                async with semaphore:
+                    response = await client.get(f"/items/{n}", headers={"x-request-id": rid})
+                body = response.json()
+                return rid, response.headers["x-request-id"], body["context"]["correlation_id"]
+
+            return await asyncio.gather(*(one(n) for n in range(total)))
+
+    with serve("uvicorn", "fastapi_app:app", tmp_path, "--no-access-log") as service:
+        results = asyncio.run(drive(service.url))
+        _settle(service, total)
+        lines = service.lines()
+        spans = service.span_records()
+    assert [(rid, rid, rid) for rid, _, _ in results] == results
+    access = [line for line in lines if line.get("logger") == "obskit.access"]
+    handled = [line for line in lines if line.get("event") == "handled"]
+    assert total == len(access) == len(handled)
+    assert [] == [a for a in access if a["correlation_id"] != f"req-{int(a['path'][7:]):05d}"]
+    assert [] == [h for h in handled if h["correlation_id"] != f"req-{int(h['item_id']):05d}"]
+    servers = [s for s in spans if s["kind"] == "SERVER"]
+    assert total == len(servers)
+    mismatched = [
+        s
+        for s in servers
+        if s["attributes"]["correlation_id"] != f"req-{int(s['attributes']['url.path'][7:]):05d}"
+    ]
+    assert [] == mismatched
+    by_request = {a["correlation_id"]: a["trace_id"] for a in access}
+    span_traces = {s["attributes"]["correlation_id"]: s["trace_id"] for s in servers}
+    assert by_request == span_traces
+
+
+def test_caller_and_callee_share_the_trace(tmp_path: Path) -> None:
+    """A service calling another through httpx: one trace id, the callee logs the caller's id."""
+    with (
+        serve("uvicorn", "fastapi_app:app", tmp_path) as callee,
+        serve("uvicorn", "fastapi_app:app", tmp_path, CALLEE_URL=callee.url) as caller,
+    ):
+        response = httpx.get(caller.url + "/call", headers={"x-request-id": "chain-1"}, timeout=10)
+        assert 200 == response.status_code
+        _settle(callee, 1)
+        _settle(caller, 1)
+        callee_access = callee.access()
+        caller_spans = caller.span_records()
+        callee_spans = callee.span_records()
+    assert "chain-1" == response.json()["callee"]["context"]["correlation_id"]
+    assert ["chain-1"] == [line["correlation_id"] for line in callee_access]
+    [client_span] = [s for s in caller_spans if s["kind"] == "CLIENT"]
+    [callee_server] = [s for s in callee_spans if s["kind"] == "SERVER"]
+    [caller_server] = [s for s in caller_spans if s["kind"] == "SERVER"]
+    assert caller_server["trace_id"] == client_span["trace_id"] == callee_server["trace_id"]
+    assert client_span["span_id"] == callee_server["parent_id"]

@@ -1,0 +1,15 @@
+"""Django test routes."""
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+
+
+def item(request: HttpRequest, **kwargs: int) -> JsonResponse:
+    return JsonResponse(kwargs)
+
+
+articles = [path("<int:year>/", item)]
+urlpatterns = [
+    path("<int:id>/update", item),
+    path("articles/", include(articles)),
+]
