@@ -288,7 +288,7 @@ def main() -> None:
         print("|---|---:|---:|---:|")
         for name, value in medians.items():
             added = value - bare
-            ratio = f"{ours / added:.2f}×" if added > 0 and name != "bare FastAPI" else ""
+            ratio = f"{ours / added:.2f}x" if added > 0 and name != "bare FastAPI" else ""
             print(f"| {name} | {value * 1e6:.1f} | {added * 1e6:.1f} | {ratio} |")
         rates = throughput(sink)
         print(
@@ -298,7 +298,7 @@ def main() -> None:
         print("| server | requests/s | ÷ bare |")
         print("|---|---:|---:|")
         for name, rate in rates.items():
-            print(f"| {name} | {rate:.0f} | {rate / rates['bare']:.2f}× |")
+            print(f"| {name} | {rate:.0f} | {rate / rates['bare']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ import pytest
 import requests
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
-from web_support import capture_spans
 
 import obskit
 import obskit.testing
 from obskit.web import propagation
+from web_support import capture_spans
 
 
 class _Recorder(BaseHTTPRequestHandler):
