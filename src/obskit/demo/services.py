@@ -1,0 +1,152 @@
+"""The two instrumented sample services of ``obskit demo``: ``shop`` calls ``inventory``.
+
+Each runs in its own process under a real uvicorn server on 127.0.0.1 and is instrumented the way
+a user would do it: ``obskit.init()``, ``obskit.ASGIMiddleware``, ``@obskit.red`` on a dependency
+call, ``obskit.metrics_asgi_app()`` on ``/metrics``. The failures are injected here:
+
+- ``POST /checkout`` fails (an exception, so a 500) for about one request in fifty;
+- ``inventory`` is slow (about 300 ms) for one tenant only, ``globex``;
+- ``GET /admin/report`` blocks the event loop for 200 ms (a synchronous call in async code).
+
+Run: ``python -m obskit.demo.services shop --port 8001 --inventory http://127.0.0.1:8002``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+SLOW_TENANT = "globex"
+FAILURE_ONE_IN = 50
+
+
+def _stable_fraction(text: str) -> float:
+    """A number in [0, 1) fixed by ``text``: failures are reproducible from the request id."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") / 2**32
+
+
+def build_shop(inventory_url: str) -> Any:
+    """The front service: products, checkout, search, an admin report and /metrics."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    import obskit
+
+    log = obskit.get_logger("demo.shop")
+    client = httpx.AsyncClient(base_url=inventory_url, timeout=10.0)
+
+    @obskit.red(name="inventory.lookup")
+    async def lookup_stock(sku: str, tenant: str) -> dict[str, Any]:
+        response = await client.get(f"/stock/{sku}", headers={"x-tenant-id": tenant})
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def product(request: Request) -> JSONResponse:
+        sku = request.path_params["product_id"]
+        tenant = request.headers.get("x-tenant-id", "")
+        stock = await lookup_stock(sku, tenant)
+        log.info("product.viewed", sku=sku, in_stock=stock["available"])
+        return JSONResponse({"sku": sku, "stock": stock})
+
+    async def checkout(request: Request) -> JSONResponse:
+        request_id = request.headers.get("x-request-id", "")
+        tenant = request.headers.get("x-tenant-id", "")
+        log.debug("cart.loaded", items=3, request_id=request_id)
+        stock = await lookup_stock("sku-checkout", tenant)
+        log.debug("payment.authorizing", provider="acmepay", card_token="tok_live_123456789")
+        if _stable_fraction(request_id) < 1 / FAILURE_ONE_IN:
+            log.warning("payment.gateway_slow", provider="acmepay", waited_ms=2500)
+            raise RuntimeError("payment gateway timed out after 2500 ms")
+        log.info("order.placed", reserved=stock["available"])
+        return JSONResponse({"ok": True})
+
+    async def search(request: Request) -> JSONResponse:
+        query = request.query_params.get("q", "")
+        hits = sorted(hashlib.sha256(f"{query}{n}".encode()).hexdigest() for n in range(200))
+        return JSONResponse({"q": query, "hits": hits[:5]})
+
+    async def admin_report(request: Request) -> JSONResponse:
+        time.sleep(0.2)  # the injected defect: blocking I/O inside async code lags the loop
+        return JSONResponse({"report": "done"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/products/{product_id}", product),
+            Route("/checkout", checkout, methods=["POST"]),
+            Route("/search", search),
+            Route("/admin/report", admin_report),
+            Mount("/metrics", obskit.metrics_asgi_app()),
+        ],
+        lifespan=lifespan,
+    )
+    return obskit.ASGIMiddleware(app)
+
+
+def build_inventory() -> Any:
+    """The dependency: stock look-ups, slow for one tenant."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    import obskit
+
+    log = obskit.get_logger("demo.inventory")
+
+    async def stock(request: Request) -> JSONResponse:
+        sku = request.path_params["sku"]
+        if obskit.get_context().get("tenant_id") == SLOW_TENANT:
+            log.debug("stock.cold_cache", sku=sku)
+            await asyncio.sleep(0.3)
+        else:
+            await asyncio.sleep(0.002)
+        return JSONResponse({"sku": sku, "available": 7})
+
+    app = Starlette(
+        routes=[
+            Route("/stock/{sku}", stock),
+            Mount("/metrics", obskit.metrics_asgi_app()),
+        ]
+    )
+    return obskit.ASGIMiddleware(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one service under uvicorn on 127.0.0.1 until terminated."""
+    parser = argparse.ArgumentParser(prog="python -m obskit.demo.services")
+    parser.add_argument("role", choices=["shop", "inventory"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--inventory", default="http://127.0.0.1:8002")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    import uvicorn
+
+    import obskit
+
+    obskit.init(service_name=args.role, service_version="1.0.0", environment="demo")
+    # As a service would: the HTTP client's wire-level debug lines are not this app's story.
+    logging.getLogger("httpcore").setLevel(logging.INFO)
+    app = build_shop(args.inventory) if args.role == "shop" else build_inventory()
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
+    finally:
+        obskit.shutdown(timeout=5.0)
+
+
+if __name__ == "__main__":
+    main()
