@@ -8,8 +8,8 @@ collectors against prometheus-client's default process/platform/GC collectors an
 OpenTelemetry system-metrics instrumentation (collection through an in-memory reader: no text
 rendering, which favours it). Every figure is a median of interleaved rounds.
 
-    .venv/bin/python benchmarks/bench_use.py            # about 45 s
-    .venv/bin/python benchmarks/bench_use.py --quick    # about 10 s, noisier
+    .venv/bin/python benchmarks/bench_use.py            # about 50 s
+    .venv/bin/python benchmarks/bench_use.py --quick    # about 12 s, noisier
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from prometheus_client.process_collector import ProcessCollector as PromProcessC
 
 import obskit
 from obskit.metrics.use.cgroup import CgroupCollector
-from obskit.metrics.use.collector import attach
+from obskit.metrics.use.collector import UseCollector, attach
 from obskit.metrics.use.event_loop import EventLoopCollector, ensure_monitor
 from obskit.metrics.use.gc import GcCollector
 from obskit.metrics.use.process import ProcessCollector
@@ -164,6 +164,14 @@ def obskit_registry() -> tuple[CollectorRegistry, Callable[[], None]]:
     return registry, close
 
 
+def _use_collector(registry: CollectorRegistry) -> UseCollector:
+    from obskit.metrics.use import collector
+
+    found = collector._attached.get(registry)
+    assert found is not None
+    return found
+
+
 async def _ensure() -> None:
     ensure_monitor()
 
@@ -195,21 +203,31 @@ def otel_reader(config: dict[str, list[str] | None] | None) -> tuple[Any, Callab
     return reader, close
 
 
-def per_call_us(fn: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
+def per_call_us(fn: Callable[[], Any], budget_s: float) -> float:
+    """Microseconds per call, calling ``fn`` for about ``budget_s`` seconds (at least 3 calls)."""
+    calls, start = 0, time.perf_counter()
+    while calls < 3 or time.perf_counter() - start < budget_s:
         fn()
+        calls += 1
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def part_two(rounds: int, calls: int) -> None:
+def part_two(rounds: int, budget: float) -> None:
     ours, close_ours = obskit_registry()
     prom = prometheus_defaults()
+    breakdown = {
+        source.name: statistics.median(
+            per_call_us(lambda s=source: s.read([]), budget / 4) for _ in range(rounds)
+        )
+        for source in _use_collector(ours).sources
+    }
     peers: dict[str, Callable[[], Any]] = {
         "obskit USE (all 6 collectors)": lambda: generate_latest(ours),
         "prometheus-client defaults": lambda: generate_latest(prom),
     }
     closers = [close_ours]
+    text = generate_latest(ours).decode()
+    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
     try:
         process_only = {
             key: value
@@ -221,28 +239,29 @@ def part_two(rounds: int, calls: int) -> None:
         closers.append(close_full)
         # Two instrumentors cannot coexist (instrument() is a singleton): the process-only
         # variant is timed after the default one is removed.
-        results = _time(peers, rounds, calls)
+        results = _time(peers, rounds, budget)
         close_full()
         closers.remove(close_full)
         del peers["otel system-metrics (default)"]
         proc_reader, close_proc = otel_reader(process_only)
         closers.append(close_proc)
         results.update(
-            _time({"otel system-metrics (process.*)": proc_reader.get_metrics_data}, rounds, calls)
+            _time({"otel system-metrics (process.*)": proc_reader.get_metrics_data}, rounds, budget)
         )
     except ImportError:
-        results = _time(peers, rounds, calls)
+        results = _time(peers, rounds, budget)
         print("(opentelemetry-instrumentation-system-metrics not installed: not compared)")
     finally:
         for close in closers:
             close()
     base = results["obskit USE (all 6 collectors)"]
-    text = generate_latest(ours).decode()
-    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-    print(f"\nScrape cost ({rounds} rounds x {calls} scrapes, medians; obskit: {series} series)")
+    print(f"\nScrape cost ({rounds} rounds x {budget} s each, medians; obskit: {series} samples)")
     print(f"{'collectors':<34}{'us/scrape':>12}{'vs obskit':>12}")
     for name, value in results.items():
         print(f"{name:<34}{value:>12.0f}{value / base:>11.2f}x")
+    print("obskit, by source (read only, no rendering):")
+    for source, cost in breakdown.items():
+        print(f"  {source:<32}{cost:>12.0f}")
 
 
 def _otel_default_config() -> dict[str, list[str] | None]:
@@ -251,13 +270,13 @@ def _otel_default_config() -> dict[str, list[str] | None]:
     return dict(_DEFAULT_CONFIG)
 
 
-def _time(peers: dict[str, Callable[[], Any]], rounds: int, calls: int) -> dict[str, float]:
+def _time(peers: dict[str, Callable[[], Any]], rounds: int, budget: float) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in peers}
     for fn in peers.values():
         fn()  # warm up
     for _ in range(rounds):
         for name, fn in peers.items():
-            samples[name].append(per_call_us(fn, calls))
+            samples[name].append(per_call_us(fn, budget))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -268,11 +287,11 @@ def main() -> None:
     gc.collect()
     print(f"obskit {obskit.__version__}; 2-core shared machine: figures are medians")
     if args.quick:
-        part_one(rounds=2, seconds=1.0, iterations=20_000)
-        part_two(rounds=3, calls=50)
+        part_one(rounds=2, seconds=0.5, iterations=20_000)
+        part_two(rounds=3, budget=0.1)
     else:
-        part_one(rounds=4, seconds=2.0, iterations=100_000)
-        part_two(rounds=7, calls=200)
+        part_one(rounds=4, seconds=1.5, iterations=60_000)
+        part_two(rounds=5, budget=0.3)
 
 
 if __name__ == "__main__":
