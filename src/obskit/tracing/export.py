@@ -172,6 +172,9 @@ class ExportLanes:
     def shutdown(self, timeout: float) -> None:
         """Flush within ``timeout``, stop the worker and shut the exporters down."""
         deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._stopping:
+                return  # already shut down
         self.force_flush(timeout)
         with self._cond:
             self._stopping = True

@@ -146,7 +146,7 @@ def with_threshold(trace_state: TraceState, threshold: int) -> TraceState:
     return trace_state.update("ot", ";".join([th, *parts]))
 
 
-SpanRule = Callable[[ReadableSpan], "str | None"]
+SpanRule = Callable[[ReadableSpan, Any, Any], "str | None"]
 
 
 def span_rule(
@@ -156,6 +156,8 @@ def span_rule(
 ) -> SpanRule:
     """A closure naming the certain rule an ended span matches (None for an ordinary span).
 
+    The closure is called with the span and its attributes and events (the caller has them).
+
     Error first (status ERROR or a recorded exception), then server 5xx, a slow span, the
     attribute rules, and last the user's predicate, which is the only one that may be slow.
     """
@@ -163,15 +165,14 @@ def span_rule(
     server = SpanKind.SERVER
     rules = tuple(keep_rules)
 
-    def matches(span: ReadableSpan) -> str | None:
-        if span._status.status_code is error:
+    def matches(span: ReadableSpan, attrs: Any, events: Any) -> str | None:
+        """``attrs`` and ``events``: the span's attribute mapping and event sequence."""
+        if span._status._status_code is error:
             return RULE_ERROR
-        events = span._events
         if events:
             for event in events:
                 if event.name == "exception":
                     return RULE_ERROR
-        attrs = span._attributes
         if span._kind is server and attrs:
             code = attrs.get("http.response.status_code")
             if isinstance(code, int) and code >= 500:

@@ -75,6 +75,8 @@ SPAN_BASE_BYTES = 2_900
 ATTRIBUTE_BYTES = 180
 EVENT_BYTES = 700
 
+_MASK56 = policies.MAX_THRESHOLD - 1
+
 # Exemplars held per undecided trace (a request makes a handful of RED observations).
 MAX_EXEMPLARS_PER_TRACE = 16
 # When a cap is hit, decide the oldest traces down to this share of the byte cap, so that a
@@ -105,18 +107,19 @@ class _Trace:
         "created",
         "exemplars",
         "nbytes",
-        "open",
         "root_end",
         "root_start",
         "root_verdict",
         "spans",
+        "started",
         "trace_state",
     )
 
     def __init__(self, created: int, trace_state: TraceState | None) -> None:
         self.spans: list[ReadableSpan] = []
         self.nbytes = 0
-        self.open = 0  # local spans started and not yet ended
+        # One byte per local span started: started minus ended (``spans``) is what still runs.
+        self.started = bytearray()
         self.created = created
         self.root_start: int | None = None
         self.root_end: int | None = None
@@ -193,6 +196,14 @@ class TailSampler(SpanProcessor):
         self._timeout_ns = int(trace_timeout_s * 1e9)
         self._grace_ns = int(min(child_grace_s, trace_timeout_s) * 1e9)
         self._baseline_threshold = policies.threshold_for(baseline_ratio)
+        weight = policies.adjusted_count(self._baseline_threshold)
+        self._baseline_verdicts = {
+            trigger: (
+                Verdict(True, RULE_BASELINE, trigger, self._baseline_threshold, weight),
+                Verdict(False, RULE_NONE, trigger, self._baseline_threshold, 0.0),
+            )
+            for trigger in (ROOT_END, TIMEOUT, OVERFLOW, FLUSH)
+        }
         self._match = policies.span_rule(self._slow_ns, keep_rules, keep_if)
         self._routes = policies.RouteLatency() if slow_per_route else None
         self._max_traces = max_traces
@@ -250,27 +261,35 @@ class TailSampler(SpanProcessor):
     # --- the hot path ---------------------------------------------------------------------
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Count the span as open in its trace; a local root opens the trace's buffer."""
+        """Count the span as started in its trace; a local root opens the trace's buffer."""
         context = span._context
         if context is None:
             return
         trace_id = context[0]
+        entry = self._pending.get(trace_id)
+        if entry is not None:
+            # The common case takes no lock: bytearray.append is atomic under the GIL, and a
+            # start counted on a trace being decided at this moment is simply never read.
+            entry.started.append(1)
+            return
+        if self._memory.knows(trace_id):
+            return  # decided: this span follows the decision when it ends
         with self._lock:
             entry = self._pending.get(trace_id)
             if entry is None:
                 if self._closed or self._memory.knows(trace_id):
-                    return  # decided: this span follows the decision when it ends
+                    return
                 start = span._start_time or self._clock()
                 entry = _Trace(start, context.trace_state)
                 self._pending[trace_id] = entry
                 parent = span._parent
-                if parent is None or parent.is_remote:
+                if parent is None or parent[2]:  # [2]: is_remote, without the property call
                     entry.root_start = start
                 over = len(self._pending) > self._max_traces
-                starting = self._thread is None
+                starting = self._thread is None and self._background
             else:
                 over = starting = False
-            entry.open += 1
+            entry.started.append(1)
         if starting:
             self._start_thread()
         if over:
@@ -278,10 +297,12 @@ class TailSampler(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Buffer the span; decide its trace if a rule matched or its local root ended."""
-        if self._closed:
-            return
+        # The SDK's bounded containers keep their items in ``_dict`` / ``_dq``: reading those
+        # spares a Python-level __len__ / __iter__ (one takes a lock) on every span.
+        attrs = getattr(span._attributes, "_dict", span._attributes)
+        events = getattr(span._events, "_dq", span._events)
         try:
-            rule = self._match(span)
+            rule = self._match(span, attrs, events)
         except Exception as exc:  # the user's predicate: never let it break the application
             _guard.report("tracing.keep_if", exc)
             rule = None
@@ -290,17 +311,14 @@ class TailSampler(SpanProcessor):
             return
         trace_id = context[0]
         parent = span._parent
-        is_root = parent is None or parent.is_remote
         root_verdict = None
-        if is_root and rule is None:
-            root_verdict = self._root_verdict(trace_id, context.trace_state, span)
-        attrs = span._attributes
-        events = span._events
-        size = (
-            SPAN_BASE_BYTES
-            + (ATTRIBUTE_BYTES * len(attrs) if attrs else 0)
-            + (EVENT_BYTES * len(events) if events else 0)
-        )
+        if rule is None and (parent is None or parent[2]):  # [2]: is_remote
+            root_verdict = self._root_verdict(trace_id, context[4], span)
+        size = SPAN_BASE_BYTES
+        if attrs:
+            size += ATTRIBUTE_BYTES * len(attrs)
+        if events:
+            size += EVENT_BYTES * len(events)
         decided: Decided | None = None
         overflow = False
         with self._lock:
@@ -310,13 +328,13 @@ class TailSampler(SpanProcessor):
                     decided = self._late_locked(trace_id, span, rule)
                 else:  # a trace seen first at a span's end (no local start observed)
                     entry = _Trace(span._start_time or self._clock(), context.trace_state)
+                    entry.started.append(1)
                     self._pending[trace_id] = entry
-                    if len(self._pending) > self._max_traces:
-                        overflow = True
+                    overflow = len(self._pending) > self._max_traces
             if entry is not None:
-                entry.spans.append(span)
+                spans = entry.spans
+                spans.append(span)
                 entry.nbytes += size
-                entry.open -= 1
                 self._bytes += size
                 self._spans += 1
                 if rule is not None:
@@ -324,13 +342,13 @@ class TailSampler(SpanProcessor):
                     decided = self._decide_locked(trace_id, entry, verdict)
                 elif root_verdict is not None:
                     entry.root_end = span._end_time
-                    if entry.open <= 0:
+                    if len(entry.started) <= len(spans):
                         decided = self._decide_locked(trace_id, entry, root_verdict)
-                    else:
+                    else:  # children still running: wait for them (or the grace)
                         entry.root_verdict = root_verdict
-                elif entry.root_verdict is not None and entry.open <= 0:
+                elif entry.root_verdict is not None and len(entry.started) <= len(spans):
                     decided = self._decide_locked(trace_id, entry, entry.root_verdict)
-                elif len(entry.spans) >= self._max_spans:
+                elif len(spans) >= self._max_spans:
                     self._count_eviction("spans")
                     verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, self._clock())
                     decided = self._decide_locked(trace_id, entry, verdict)
@@ -362,7 +380,12 @@ class TailSampler(SpanProcessor):
         return self._baseline_verdict(trace_id, state, ROOT_END)
 
     def _baseline_verdict(self, trace_id: int, state: TraceState | None, trigger: str) -> Verdict:
-        upstream, rv = policies.parse_ot(state) if state else (None, None)
+        # An empty TraceState's truth test is a Python-level __len__: look at its dict instead.
+        if state is None or not getattr(state, "_dict", state):
+            # The common case: no upstream sampling, so the verdicts are constants per trigger.
+            keep, drop = self._baseline_verdicts[trigger]
+            return keep if trace_id & _MASK56 >= self._baseline_threshold else drop
+        upstream, rv = policies.parse_ot(state)
         threshold = max(self._baseline_threshold, upstream or 0)
         rand = rv if rv is not None else trace_id & (policies.MAX_THRESHOLD - 1)
         if rand >= threshold:
@@ -551,6 +574,8 @@ class TailSampler(SpanProcessor):
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop the tick, decide every pending trace and flush, all within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        if self._closed:
+            return
         self._stop.set()
         try:
             self._decide_all(FLUSH)
@@ -558,6 +583,8 @@ class TailSampler(SpanProcessor):
             _guard.report("tracing.shutdown", exc)
         with self._lock:
             self._closed = True
+        # Later spans are ignored: shadowing the method spares the hot path a flag test.
+        self.on_end = _ignore  # type: ignore[method-assign]
         self._sink.shutdown(max(0.0, deadline - time.monotonic()))
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -583,6 +610,10 @@ class TailSampler(SpanProcessor):
                 "spans_out": dict(self.spans_out),
                 "memory": {"kept": kept, "dropped": dropped},
             }
+
+
+def _ignore(span: ReadableSpan) -> None:
+    return None
 
 
 def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:

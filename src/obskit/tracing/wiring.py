@@ -8,6 +8,7 @@ buffer, its own threads; the parent's pending traces remain the parent's to deci
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import uuid
@@ -49,6 +50,18 @@ def make_resource(settings: Settings) -> Resource:
     attributes["service.instance.id"] = str(uuid.uuid4())
     attributes["process.pid"] = os.getpid()
     return Resource.create(attributes)
+
+
+_live: TracingComponent | None = None
+_exit_hook = False
+EXIT_TIMEOUT_S = 2.0
+
+
+def _flush_at_exit() -> None:
+    """Interpreter exit: decide and export pending traces of the live component, bounded."""
+    component = _live
+    if component is not None:
+        component.shutdown(EXIT_TIMEOUT_S)
 
 
 class ExportAll(SpanProcessor):
@@ -113,7 +126,11 @@ class TracingComponent:
         exporters, self.destination = build_exporters(settings, self._write_line)
         lanes = ExportLanes(exporters)
         self.lanes = lanes
-        tracer_provider = TracerProvider(resource=make_resource(settings), sampler=ALWAYS_ON)
+        # No at-exit hook per provider (each would keep its provider alive for good): one
+        # module-level hook flushes whichever component is live when the interpreter exits.
+        tracer_provider = TracerProvider(
+            resource=make_resource(settings), sampler=ALWAYS_ON, shutdown_on_exit=False
+        )
         processor: SpanProcessor
         if settings.sampling == "tail":
             sampler = TailSampler(
@@ -164,6 +181,9 @@ class TracingComponent:
 
     def shutdown(self, timeout: float) -> None:
         """Decide every pending trace and flush within ``timeout``; then go back to no-op."""
+        global _live
+        if _live is self:
+            _live = None
         try:
             processor = self.processor
             if isinstance(processor, (TailSampler, ExportAll)):
@@ -181,6 +201,11 @@ def build(runtime: Runtime) -> TracingComponent | None:
     if not settings.tracing:
         return None
     component = TracingComponent(settings)
+    global _live, _exit_hook
+    _live = component
+    if not _exit_hook:
+        _exit_hook = True
+        atexit.register(_flush_at_exit)
     if settings.metrics:
         runtime.register(TailMetrics(component.parts))
     _log.info("obskit traces: kept spans go to %s", component.destination)

@@ -1,0 +1,193 @@
+"""Kept spans on their way out: the OTLP wire, the priority lane, fork and shutdown."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import propagate
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status, StatusCode
+
+import obskit
+import obskit.testing
+from obskit import _runtime
+from obskit.tracing.export import ExportLanes
+from obskit.tracing.tail import ADJUSTED_COUNT, RULE, TRIGGER
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    requests: list[ExportTraceServiceRequest]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        type(self).requests.append(request)
+        answer = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
+    """A loopback OTLP/HTTP receiver on a free port, decoding every request."""
+    handler = type("Receiver", (_Receiver,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _value(value: AnyValue) -> Any:
+    return getattr(value, value.WhichOneof("value"))
+
+
+def test_spans_over_the_otlp_wire_carry_rule_trigger_and_weight(
+    otlp_receiver: tuple[str, list[ExportTraceServiceRequest]],
+) -> None:
+    """Kept spans decoded from real OTLP/HTTP protobuf carry the rule, trigger and th weight."""
+    endpoint, requests = otlp_receiver
+    obskit.init(otlp_endpoint=endpoint, baseline_ratio=0.25, log_stream="stderr")
+    tracer = obskit.get_tracer()
+    with tracer.start_as_current_span("failing") as span:
+        span.set_status(Status(StatusCode.ERROR))
+    # A trace arriving with a traceparent whose randomness passes the 25% baseline.
+    carrier = {"traceparent": "00-000000000000000000ffffffffffffff-00000000000000aa-01"}
+    tracer.start_span("baseline", context=propagate.extract(carrier)).end()
+    obskit.shutdown(timeout=10)
+
+    spans = {
+        span.name: span
+        for request in requests
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    }
+    assert {"failing", "baseline"} == set(spans)
+    failing = {kv.key: _value(kv.value) for kv in spans["failing"].attributes}
+    assert ("error", "span_end", 1.0) == (failing[RULE], failing[TRIGGER], failing[ADJUSTED_COUNT])
+    assert "ot=th:0" == spans["failing"].trace_state
+    baseline = {kv.key: _value(kv.value) for kv in spans["baseline"].attributes}
+    assert ("baseline", 4.0) == (baseline[RULE], baseline[ADJUSTED_COUNT])
+    assert "ot=th:c" == spans["baseline"].trace_state
+
+
+class _Gated(SpanExporter):
+    """An exporter stuck until released: a collector that has stopped answering."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.names: list[str] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.entered.set()
+        self.release.wait(30)
+        self.names.extend(span.name for span in spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _spans(name: str, n: int) -> list[ReadableSpan]:
+    return [ReadableSpan(name) for _ in range(n)]
+
+
+def test_error_spans_are_not_lost_behind_a_full_baseline_lane() -> None:
+    """With export stalled, baseline overflow is dropped and counted; priority spans all go out."""
+    exporter = _Gated()
+    lanes = ExportLanes([exporter], priority_capacity=100, baseline_capacity=10, batch_size=5)
+    lanes.submit(_spans("first", 5), priority=False)  # a full batch: the worker takes it...
+    assert exporter.entered.wait(10)  # ...and is stuck exporting it
+    lanes.submit(_spans("baseline", 50), priority=False)
+    lanes.submit(_spans("error", 30), priority=True)
+    assert {"priority": 0, "baseline": 40} == lanes.counts["dropped"]
+    exporter.release.set()
+    assert lanes.force_flush(10)
+    assert 30 == exporter.names.count("error")
+    assert 10 == exporter.names.count("baseline")
+    # Priority first: every error span left before the queued baseline ones.
+    last_error = max(i for i, name in enumerate(exporter.names) if name == "error")
+    first_baseline = exporter.names.index("baseline")
+    assert last_error < first_baseline
+    lanes.shutdown(1)
+
+
+def test_shutdown_returns_within_its_timeout_with_nothing_buffered() -> None:
+    """shutdown(timeout) decides every pending trace and returns in time despite a stuck export."""
+    exporter = _Gated()
+    obskit.init(span_exporter=exporter, baseline_ratio=1.0, log_stream="stderr")
+    runtime = _runtime.current()
+    assert runtime is not None
+    sampler = runtime.components["tracing"].sampler  # type: ignore[attr-defined]
+    tracer = obskit.get_tracer()
+    roots = [tracer.start_span(f"running-{i}") for i in range(50)]
+    for root in roots[:25]:
+        root.end()  # kept by the 100% baseline, queued behind the stuck exporter
+    started = time.monotonic()
+    obskit.shutdown(timeout=1.0)
+    elapsed = time.monotonic() - started
+    exporter.release.set()
+    assert (0, 0, 0) == sampler.buffered()
+    assert elapsed < 1.0 + 0.5, elapsed
+
+
+def test_forked_child_samples_and_exports(tmp_path: Path) -> None:
+    """After os.fork() the child keeps its own error trace, exported with a new instance id."""
+    sink = tmp_path / "traces.jsonl"
+    obskit.init(trace_sink=str(sink), baseline_ratio=0.0, log_stream="stderr")
+    with obskit.get_tracer().start_as_current_span("parent-error") as span:
+        span.set_status(Status(StatusCode.ERROR))
+    pending = obskit.get_tracer().start_span("parent-pending")  # undecided at fork time
+    obskit.testing.flush()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # the child: sample, export, and leave without running pytest's teardown
+        code = 1
+        try:
+            tracer = obskit.get_tracer()
+            with tracer.start_as_current_span("child-error") as child:
+                child.set_status(Status(StatusCode.ERROR))
+            tracer.start_span("child-ordinary").end()
+            obskit.shutdown(timeout=5)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert 0 == os.waitstatus_to_exitcode(status)
+    pending.end()
+    obskit.shutdown(timeout=5)
+    records = [json.loads(line) for line in sink.read_text().splitlines()]
+    by_name = {r["name"]: r for r in records}
+    assert {"parent-error", "child-error"} == set(by_name)
+    assert by_name["parent-error"]["service_instance"] != by_name["child-error"]["service_instance"]
