@@ -244,3 +244,25 @@ def test_dead_workers_live_gauges_dropped(tmp_path: Path) -> None:
     finally:
         mp.close()
     assert previous == os.environ.get(multiprocess.ENV)
+
+
+def test_gunicorn_preload_master_shares_with_forked_workers(tmp_path: Path) -> None:
+    """With --preload (init() in the master, workers forked) scrapes still show every worker."""
+    cmd = [
+        "gunicorn",
+        "-w",
+        "3",
+        "--preload",
+        "-b",
+        "127.0.0.1:{port}",
+        "--graceful-timeout",
+        "2",
+        "mpapp:app",
+    ]
+    with _server(cmd, tmp_path, WSGI_APP) as port:
+        served_by = _drive(port, 300)
+        assert len(served_by) >= 2
+        _settle(port, 300)
+        counts, workers = _scrapes_from_several_workers(port, 2)
+        assert {300.0} == set(counts)
+        assert 2 <= len(workers)

@@ -1,0 +1,116 @@
+"""The metrics component: build info, bounded families, fork reset, registries, promtool."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from tests.conftest import require_binary
+
+import obskit
+import obskit.testing
+from obskit import _runtime
+from obskit._identity import OBSKIT_VERSION
+from obskit.metrics import wiring
+from obskit.metrics._store import Store
+
+
+def test_build_info_carries_the_identity() -> None:
+    """obskit_build_info shows service name, version, environment, obskit and Python versions."""
+    with obskit.testing.isolated(
+        service_name="checkout", service_version="1.4.2", environment="prod"
+    ) as cap:
+        labels = {
+            "service_name": "checkout",
+            "service_version": "1.4.2",
+            "deployment_environment": "prod",
+            "obskit_version": OBSKIT_VERSION,
+            "python_version": platform.python_version(),
+        }
+        assert 1.0 == cap.sample("obskit_build_info", labels)
+    assert obskit.__version__ == OBSKIT_VERSION
+
+
+def test_family_cap_folds_new_label_sets() -> None:
+    """Past its cap a family folds new label sets into one __other__ child, counted."""
+    registry = CollectorRegistry()
+    store = Store(max_children=3)
+    registry.register(store)
+    family = store.counter("jobs", "Jobs.", ["queue"])
+    for i in range(10):
+        family.labels(f"q{i}").inc()
+    assert 1.0 == registry.get_sample_value("jobs_total", {"queue": "q2"})
+    assert 7.0 == registry.get_sample_value("jobs_total", {"queue": "__other__"})
+    assert 7.0 == registry.get_sample_value("obskit_label_overflow_total", {"label": "jobs"})
+
+
+def test_forked_child_starts_from_zero() -> None:
+    """After a fork (simulated) the child's in-memory counts start afresh; decorators rebind."""
+
+    @obskit.red(name="forked")
+    def job() -> None:
+        return None
+
+    labels = {"function": "forked", "module": __name__, "result": "ok", "error_type": ""}
+    with obskit.testing.isolated() as cap:
+        job()
+        job()
+        assert 2.0 == cap.sample("obskit_function_calls_total", labels)
+        _runtime._after_fork_in_child()
+        job()
+        assert 1.0 == cap.sample("obskit_function_calls_total", labels)
+
+
+def test_explicit_registry_equal_to_runtime_registry_shares_the_store() -> None:
+    """registry= naming the runtime's own registry records there once, without a duplicate."""
+    registry = CollectorRegistry()
+
+    @obskit.red(name="shared", registry=registry)
+    def job() -> None:
+        return None
+
+    with obskit.testing.isolated(registry=registry) as cap:
+        job()
+        labels = {"function": "shared", "module": __name__, "result": "ok", "error_type": ""}
+        assert 1.0 == cap.sample("obskit_function_calls_total", labels)
+        assert 1 == generate_latest(registry).decode().count("# TYPE obskit_function_calls_total")
+
+
+def test_metrics_off_leaves_no_component() -> None:
+    """With metrics=False nothing is registered and the decorator still forwards calls."""
+
+    @obskit.red
+    def job() -> int:
+        return 7
+
+    with obskit.testing.isolated(metrics=False, tracing=False) as cap:
+        assert wiring.current() is None
+        assert 7 == job()
+        assert b"obskit_function" not in generate_latest(cap.registry)
+
+
+@pytest.mark.prometheus
+def test_promtool_accepts_function_families_with_static_labels() -> None:
+    """promtool accepts the function families, also when only some series have static labels."""
+    promtool = require_binary("promtool")
+
+    @obskit.red(name="plain")
+    def plain() -> None:
+        return None
+
+    @obskit.red(name="gold", labels={"tier": "gold"})
+    def gold() -> None:
+        raise KeyError
+
+    with obskit.testing.isolated(tracing=False) as cap:
+        plain()
+        with pytest.raises(KeyError):
+            gold()
+        body = generate_latest(cap.registry)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
+    )
+    assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()
+    assert b"" == result.stdout + result.stderr
