@@ -247,3 +247,19 @@ def test_caller_and_callee_share_the_trace(tmp_path: Path) -> None:
     [caller_server] = [s for s in caller_spans if s["kind"] == "SERVER"]
     assert caller_server["trace_id"] == client_span["trace_id"] == callee_server["trace_id"]
     assert client_span["span_id"] == callee_server["parent_id"]
+
+
+def test_uvicorn_access_log_bridged_when_obskit_writes_none(tmp_path: Path) -> None:
+    """With access_log off, uvicorn's own access lines go through obskit's chain, once each."""
+    with serve("uvicorn", "starlette_app:app", tmp_path, OBSKIT_ACCESS_LOG="false") as service:
+        assert [200, 200] == _get_all(service, ["/items/a", "/items/b"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            uvicorn_lines = [x for x in service.lines() if x.get("logger") == "uvicorn.access"]
+            if len(uvicorn_lines) >= 2:
+                break
+            time.sleep(0.05)
+        lines = service.lines()
+    assert 2 == len([line for line in lines if line.get("logger") == "uvicorn.access"])
+    assert [] == [line for line in lines if line.get("logger") == "obskit.access"]
+    assert all(line["service"] for line in lines if line.get("logger") == "uvicorn.access")

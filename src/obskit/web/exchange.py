@@ -199,16 +199,17 @@ class Exchange:
         trace_id: int | None = None
         try:
             if span is not None:
+                # One set_attributes call: each SDK call takes the span's lock.
+                final: dict[str, Any] = {"http.response.status_code": status} if status else {}
                 if route is not UNMATCHED:
                     span.update_name(f"{self.method_label} {route}")
-                    span.set_attribute("http.route", route)
-                if status:
-                    span.set_attribute("http.response.status_code", status)
+                    final["http.route"] = route
                 if error is not None:
                     span.record_exception(error)
                 if error_type:
-                    span.set_attribute("error.type", error_type)
+                    final["error.type"] = error_type
                     span.set_status(_ERROR)
+                span.set_attributes(final)
                 span_context = span.get_span_context()
                 if span_context.trace_flags.sampled:
                     trace_id = span_context.trace_id

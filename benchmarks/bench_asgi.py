@@ -1,0 +1,305 @@
+"""obskit's ASGI middleware against a bare FastAPI app and two peer stacks; then real uvicorn.
+
+Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 90 s). The peers are in the ``dev``
+extra: opentelemetry-instrumentation-fastapi, prometheus-fastapi-instrumentator,
+asgi-correlation-id, logfire.
+
+Part 1, in process (no sockets): each variant is the same FastAPI app, called through ASGI with
+a fresh scope per request. Variants run in interleaved rounds and the median per-request time
+of each is kept, so a busy machine slows all of them alike. "Added" is the variant minus bare.
+
+- obskit: ``obskit.init()`` defaults (tail sampling with a 1% baseline, kept traces to the local
+  sink file, RED, context, one JSON access line per request) + ``obskit.ASGIMiddleware``.
+- peer (a): OpenTelemetry ``FastAPIInstrumentor`` (SDK provider, batch processor, an exporter that
+  discards) + prometheus-fastapi-instrumentator + asgi-correlation-id + a pure-ASGI structlog
+  access-log middleware (merge_contextvars, add_log_level, TimeStamper, JSONRenderer).
+- peer (b): Logfire ``instrument_fastapi`` with tail sampling (``level_or_duration`` with a 1%
+  background rate), spans to an exporter that discards, nothing sent over the network.
+
+Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, then obskit, alternated)
+under a bounded keep-alive load generator in this process and compares requests per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _asgi_apps  # noqa: E402
+
+REQUESTS_PER_ROUND = 1000
+ROUNDS = 9
+TIME_BUDGET_S = 45.0
+LOAD_SECONDS = 4.0
+LOAD_CONNECTIONS = 32
+LOAD_REPEATS = 3
+
+
+# --- part 1: in process ---------------------------------------------------------------------
+
+
+def _scope(n: int) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/items/{n % 100}",
+        "raw_path": f"/items/{n % 100}".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"user-agent", b"bench/1.0"), (b"accept", b"*/*")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: Any) -> None:
+    return None
+
+
+async def _run(app: Any, count: int) -> float:
+    # CPU time of this thread, not wall time: on a shared machine the wall clock also counts the
+    # time other processes held the CPU, which is noise here.
+    t0 = time.thread_time()
+    for n in range(count):
+        await app(_scope(n), _receive, _send)
+    return (time.thread_time() - t0) / count
+
+
+class _Discard:
+    """A span exporter that accepts and drops everything (no network in a benchmark)."""
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _peer_otel_stack() -> Any:
+    import structlog
+    from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
+    access = structlog.wrap_logger(
+        structlog.PrintLogger(devnull),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+    class StructlogAccessLog:
+        """A typical hand-written pure-ASGI access-log middleware."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            start = time.perf_counter()
+            status = [0]
+
+            async def send_wrapper(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                access.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status[0],
+                    duration_ms=(time.perf_counter() - start) * 1000,
+                    request_id=correlation_id.get(),
+                )
+
+    app = _asgi_apps.fastapi_app()
+    Instrumentator(registry=CollectorRegistry()).instrument(app)
+    app.add_middleware(StructlogAccessLog)
+    app.add_middleware(CorrelationIdMiddleware)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_Discard()))  # type: ignore[arg-type]
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+    return app
+
+
+def _peer_logfire() -> Any:
+    import logfire
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    logfire.configure(
+        send_to_logfire=False,
+        console=False,
+        metrics=False,
+        service_name="bench",
+        sampling=logfire.SamplingOptions.level_or_duration(background_rate=0.01),
+        additional_span_processors=[SimpleSpanProcessor(_Discard())],  # type: ignore[arg-type]
+    )
+    app = _asgi_apps.fastapi_app()
+    logfire.instrument_fastapi(app)
+    return app
+
+
+def _obskit_stack(sink: str) -> Any:
+    import obskit
+    from obskit.logs import setup as log_setup
+
+    obskit.init(service_name="bench", trace_sink=sink, collectors="none", log_format="json")
+    log_setup.sink().stream = open(os.devnull, "wb")  # noqa: SIM115
+    return obskit.ASGIMiddleware(_asgi_apps.fastapi_app())
+
+
+def in_process(sink: str) -> dict[str, float]:
+    # Logfire first: it sets the global tracer provider, which obskit then leaves alone (obskit
+    # uses its own tracer either way).
+    variants = {
+        "bare FastAPI": _asgi_apps.fastapi_app(),
+        "peer (b) Logfire instrument_fastapi + tail sampling": _peer_logfire(),
+        "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
+            _peer_otel_stack()
+        ),
+        "obskit full stack": _obskit_stack(sink),
+    }
+    loop = asyncio.new_event_loop()
+    for app in variants.values():  # warm up (first-use caches, imports)
+        loop.run_until_complete(_run(app, 200))
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    deadline = time.monotonic() + TIME_BUDGET_S
+    for _ in range(ROUNDS):
+        for name, app in variants.items():
+            gc.collect()
+            samples[name].append(loop.run_until_complete(_run(app, REQUESTS_PER_ROUND)))
+        if time.monotonic() > deadline:
+            break
+    loop.close()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+# --- part 2: real uvicorn ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _load(port: int, seconds: float, connections: int) -> float:
+    """Requests per second from ``connections`` keep-alive clients for ``seconds``."""
+    request = b"GET /items/7 HTTP/1.1\r\nHost: bench\r\n\r\n"
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.monotonic() < stop:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                done += 1
+        finally:
+            writer.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return done / (time.monotonic() - t0)
+
+
+def _serve_and_load(factory: str, sink: str) -> float:
+    port = _free_port()
+    env = {**os.environ, "BENCH_TRACE_SINK": sink, "PYTHONPATH": str(HERE)}
+    argv = [sys.executable, "-m", "uvicorn", "--factory", f"_asgi_apps:{factory}"]
+    argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        asyncio.run(_load(port, 0.5, LOAD_CONNECTIONS))  # warm up
+        return asyncio.run(_load(port, LOAD_SECONDS, LOAD_CONNECTIONS))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def throughput(sink: str) -> dict[str, float]:
+    results: dict[str, list[float]] = {"bare": [], "instrumented": []}
+    for _ in range(LOAD_REPEATS):
+        for factory in results:
+            results[factory].append(_serve_and_load(factory, sink))
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sink = str(Path(tmp) / "kept-spans.jsonl")
+        medians = in_process(sink)
+        bare = medians["bare FastAPI"]
+        ours = medians["obskit full stack"] - bare
+        print(f"Part 1 — in process, {REQUESTS_PER_ROUND} requests x {ROUNDS} rounds, medians\n")
+        print("| variant | µs/request | added µs | obskit added ÷ variant added |")
+        print("|---|---:|---:|---:|")
+        for name, value in medians.items():
+            added = value - bare
+            ratio = f"{ours / added:.2f}x" if added > 0 and name != "bare FastAPI" else ""
+            print(f"| {name} | {value * 1e6:.1f} | {added * 1e6:.1f} | {ratio} |")
+        rates = throughput(sink)
+        print(
+            f"\nPart 2 — uvicorn on loopback, {LOAD_CONNECTIONS} keep-alive connections, "
+            f"{LOAD_SECONDS:.0f} s x {LOAD_REPEATS} alternated runs, medians\n"
+        )
+        print("| server | requests/s | ÷ bare |")
+        print("|---|---:|---:|")
+        for name, rate in rates.items():
+            print(f"| {name} | {rate:.0f} | {rate / rates['bare']:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
