@@ -263,3 +263,40 @@ def test_uvicorn_access_log_bridged_when_obskit_writes_none(tmp_path: Path) -> N
     assert 2 == len([line for line in lines if line.get("logger") == "uvicorn.access"])
     assert [] == [line for line in lines if line.get("logger") == "obskit.access"]
     assert all(line["service"] for line in lines if line.get("logger") == "uvicorn.access")
+
+
+def test_gunicorn_gthread_concurrent_requests_without_cross_talk(tmp_path: Path) -> None:
+    """400 requests at concurrency 40 on 8 gunicorn threads: every id stays with its request."""
+    total, concurrency = 400, 40
+
+    async def drive(url: str) -> list[tuple[str, str, str]]:
+        semaphore = asyncio.Semaphore(concurrency)
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+            async def one(n: int) -> tuple[str, str, str]:
+                rid = f"wsgi-{n:04d}"
+                async with semaphore:
+                    response = await client.get(f"/items/{n}", headers={"x-request-id": rid})
+                body = response.json()
+                return rid, response.headers["x-request-id"], body["context"]["correlation_id"]
+
+            return await asyncio.gather(*(one(n) for n in range(total)))
+
+    argv = ("-k", "gthread", "--threads", "8")
+    with serve("gunicorn", "flask_app:app", tmp_path, *argv) as service:
+        results = asyncio.run(drive(service.url))
+        _settle(service, total)
+        lines = service.lines()
+        spans = [s for s in service.span_records() if s["kind"] == "SERVER"]
+    assert [(rid, rid, rid) for rid, _, _ in results] == results
+    access = [line for line in lines if line.get("logger") == "obskit.access"]
+    handled = [line for line in lines if line.get("event") == "handled"]
+    assert total == len(access) == len(handled) == len(spans)
+    assert [] == [a for a in access if a["correlation_id"] != f"wsgi-{int(a['path'][7:]):04d}"]
+    assert [] == [h for h in handled if h["correlation_id"] != f"wsgi-{h['item_id']:04d}"]
+    assert [] == [
+        s
+        for s in spans
+        if s["attributes"]["correlation_id"] != f"wsgi-{int(s['attributes']['url.path'][7:]):04d}"
+    ]

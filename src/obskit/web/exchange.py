@@ -97,7 +97,11 @@ def current_plan() -> RequestPlan | None:
     if runtime is None or runtime.disabled:
         _plan = None
         return None
-    plan = _plan = RequestPlan(runtime)
+    try:
+        plan = _plan = RequestPlan(runtime)
+    except Exception as exc:
+        _guard.report("web.plan", exc)
+        return None  # the request is served without obskit rather than not at all
     return plan
 
 
