@@ -397,3 +397,25 @@ def test_websocket_session_is_measured_as_a_stream() -> None:
         'http_server_request_duration_seconds_count{http_request_method="GET",http_route="/ws'
         not in exposition
     )
+
+
+def test_server_error_status_without_exception_names_the_status() -> None:
+    """A 503 the app chose to send is a server error whose error_type is "503"."""
+    with obskit.testing.isolated() as capture:
+        asyncio.run(_call(obskit.ASGIMiddleware(PlainTextResponse("busy", 503)), _scope("/")))
+    [line] = _access(capture)
+    assert (503, "503") == (line["status"], line["error_type"])
+
+
+def test_error_after_response_started_keeps_the_sent_status() -> None:
+    """An exception mid-body keeps the status already sent and names the exception."""
+
+    async def breaks_mid_body(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        raise ValueError("broken stream")
+
+    with obskit.testing.isolated() as capture, pytest.raises(ValueError):
+        asyncio.run(_call(obskit.ASGIMiddleware(breaks_mid_body), _scope("/")))
+    [line] = _access(capture)
+    assert (200, "ValueError", 4) == (line["status"], line["error_type"], line["bytes"])
