@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
+import obskit
 import obskit.testing
 from conftest import require_binary
 from obskit._config import COLLECTORS
@@ -91,5 +92,32 @@ def test_documented_promql_parses(tmp_path: Path) -> None:
     path.write_text(json.dumps(rules))  # JSON is YAML
     result = subprocess.run(
         [promtool, "check", "rules", str(path)], capture_output=True, timeout=30, check=False
+    )
+    assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()
+
+
+def test_one_status_family_per_registry() -> None:
+    """Sources attached and objects tracked on one registry share one status family."""
+    import concurrent.futures
+    import queue
+
+    from prometheus_client import CollectorRegistry
+
+    from obskit.metrics.use.collector import attach
+    from obskit.metrics.use.process import ProcessCollector
+
+    promtool = require_binary("promtool")
+    registry = CollectorRegistry()
+    attach(registry, [ProcessCollector()])
+    jobs: queue.Queue[int] = queue.Queue()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        obskit.track_executor(executor, "work", registry=registry)
+        obskit.track_queue(jobs, "jobs", registry=registry)
+        text = generate_latest(registry)
+    assert 1 == text.count(b"# TYPE obskit_collector_up gauge")
+    for name in ("process", "executors", "pools"):
+        assert f'obskit_collector_up{{collector="{name}"}} 1.0'.encode() in text
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
     )
     assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()

@@ -12,6 +12,8 @@ import os
 
 __all__ = ["FileAccess", "join"]
 
+_CHUNK = 65536
+
 
 class FileAccess:
     """Reads files, remembering whether any read was refused (``denied``)."""
@@ -24,8 +26,14 @@ class FileAccess:
     def text(self, path: str) -> str | None:
         """The file's content, or None when it is absent or unreadable."""
         try:
-            with open(path, encoding="ascii", errors="replace") as handle:
-                return handle.read()
+            # Unbuffered binary reads: cheaper than a text wrapper for these small files. procfs
+            # and cgroupfs fill the buffer while there is more, so a short read is the end.
+            with open(path, "rb", buffering=0) as handle:
+                data = chunk = handle.read(_CHUNK)
+                while len(chunk) == _CHUNK:
+                    chunk = handle.read(_CHUNK)
+                    data += chunk
+                return data.decode("ascii", "replace")
         except PermissionError:
             self.denied = True
             return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
@@ -46,6 +47,8 @@ DEFAULT_PROC = "/proc"
 # is no limit on any real machine.
 _V1_UNLIMITED = 1 << 60
 _PSI_RESOURCES = ("cpu", "memory", "io")
+# How long limits (and the cgroup's location) are trusted before they are looked up again.
+LIMITS_TTL_S = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,14 +94,19 @@ class CgroupReader:
         self.root = root
         self.proc = proc
         self._layout: CgroupLayout | None = None
+        self._layout_checked = 0.0
+        self._limits: tuple[float, tuple[float | None, int | None]] | None = None
 
     # --- discovery ---
 
     def layout(self) -> CgroupLayout:
         """The cgroup directories of this process; raises :class:`Unavailable` without one."""
-        layout = self._layout
+        layout, now = self._layout, time.monotonic()
+        if layout is not None and now - self._layout_checked < LIMITS_TTL_S:
+            return layout
         if layout is None or not _exists_all(layout):
             layout = self._layout = self._discover()
+        self._layout_checked = now
         return layout
 
     def _discover(self) -> CgroupLayout:
@@ -166,21 +174,33 @@ class CgroupReader:
             self._read_v2(layout, stats, access)
         else:
             self._read_v1(layout, stats, access)
+        stats.cpu_limit_cores, stats.memory_limit_bytes = self.limits()
         self._read_pressure(layout, stats, access, notes)
         if access.denied:
             notes.append("permission_denied")
         return stats
 
     def limits(self) -> tuple[float | None, int | None]:
-        """Effective (CPU cores, memory bytes) limits, each None when unlimited or unknown."""
+        """Effective (CPU cores, memory bytes) limits, each None when unlimited or unknown.
+
+        Limits change rarely (a resize) while finding them walks every ancestor: they are
+        re-read at most every ``LIMITS_TTL_S`` seconds.
+        """
+        now = time.monotonic()
+        cached = self._limits
+        if cached is not None and now - cached[0] < LIMITS_TTL_S:
+            return cached[1]
         try:
             layout = self.layout()
         except Unavailable:
             return None, None
         access = FileAccess()
         if layout.version == 2:
-            return self._cpu_limit_v2(layout, access), self._memory_limit_v2(layout, access)
-        return self._cpu_limit_v1(layout, access), self._memory_limit_v1(layout, access)
+            limits = self._cpu_limit_v2(layout, access), self._memory_limit_v2(layout, access)
+        else:
+            limits = self._cpu_limit_v1(layout, access), self._memory_limit_v1(layout, access)
+        self._limits = (now, limits)
+        return limits
 
     def _ancestors(self, directory: str | None, stop: str) -> Iterator[str]:
         """``directory`` and its parents, up to and including ``stop`` (or the mount)."""
@@ -202,13 +222,11 @@ class CgroupReader:
         stats.cpu_periods = cpu.get("nr_periods")
         stats.cpu_throttled_periods = cpu.get("nr_throttled")
         stats.cpu_throttled_seconds = _scaled(cpu.get("throttled_usec"), 1e-6)
-        stats.cpu_limit_cores = self._cpu_limit_v2(layout, access)
         stats.memory_usage_bytes = access.first_int(os.path.join(layout.cpu, "memory.current"))
         memory_stat = access.keyed(os.path.join(layout.cpu, "memory.stat"))
         stats.memory_working_set_bytes = _working_set(
             stats.memory_usage_bytes, memory_stat.get("inactive_file")
         )
-        stats.memory_limit_bytes = self._memory_limit_v2(layout, access)
         events = access.keyed(os.path.join(layout.cpu, "memory.events"))
         stats.memory_limit_hits = events.get("max")
         stats.oom_kills = events.get("oom_kill")
@@ -241,7 +259,6 @@ class CgroupReader:
             stats.cpu_periods = cpu.get("nr_periods")
             stats.cpu_throttled_periods = cpu.get("nr_throttled")
             stats.cpu_throttled_seconds = _scaled(cpu.get("throttled_time"), 1e-9)
-            stats.cpu_limit_cores = self._cpu_limit_v1(layout, access)
         if layout.cpuacct is not None:
             usage = access.first_int(os.path.join(layout.cpuacct, "cpuacct.usage"))
             stats.cpu_usage_seconds = _scaled(usage, 1e-9)
@@ -253,7 +270,6 @@ class CgroupReader:
             stats.memory_working_set_bytes = _working_set(
                 stats.memory_usage_bytes, memory_stat.get("total_inactive_file")
             )
-            stats.memory_limit_bytes = self._memory_limit_v1(layout, access)
             stats.memory_limit_hits = access.first_int(os.path.join(memory, "memory.failcnt"))
             oom_control = access.keyed(os.path.join(memory, "memory.oom_control"))
             stats.oom_kills = oom_control.get("oom_kill")

@@ -15,9 +15,12 @@ per scrape, which the exposition formats require.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,6 +37,7 @@ __all__ = [
     "Source",
     "Unavailable",
     "UseCollector",
+    "attach",
     "cumulative_buckets",
     "empty_families",
     "standalone_collect",
@@ -181,6 +185,31 @@ class UseCollector:
         yield from merged.values()
         yield up
         yield why
+
+
+_attach_lock = threading.Lock()
+_attached: weakref.WeakKeyDictionary[CollectorRegistry, UseCollector] = weakref.WeakKeyDictionary()
+
+
+def attach(registry: CollectorRegistry, sources: Iterable[Source]) -> UseCollector:
+    """Add ``sources`` to the one :class:`UseCollector` of ``registry`` (registered on first use).
+
+    Use this rather than registering several UseCollectors on one registry: the status families
+    must appear once per exposition. A source whose name is already there is not added twice.
+    """
+    with _attach_lock:
+        collector = _attached.get(registry)
+        created = collector is None
+        if collector is None:
+            collector = _attached[registry] = UseCollector([])
+        names = {source.name for source in collector.sources}
+        for source in sources:
+            if source.name not in names:
+                collector.sources.append(source)
+                names.add(source.name)
+    if created:
+        registry.register(collector)
+    return collector
 
 
 def standalone_collect(source: Source) -> Iterator[Metric]:

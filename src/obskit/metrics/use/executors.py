@@ -34,7 +34,6 @@ from obskit.metrics.use.collector import (
     FamilySpec,
     Notes,
     Reading,
-    UseCollector,
     cumulative_buckets,
     empty_families,
     standalone_collect,
@@ -110,7 +109,7 @@ def track_executor(
     executor under a live name replaces the first. Never raises.
     """
     try:
-        trackers = trackers_for(registry, _register_standalone)
+        trackers = trackers_for(registry)
         _track(trackers, executor, name)
     except Exception as exc:
         from obskit import _guard
@@ -124,10 +123,6 @@ def _track(trackers: Trackers, executor: concurrent.futures.Executor, name: str)
         stats = ExecutorStats(executor)
     if not trackers.executors.add(executor, name, stats) and stats.wrapped:
         ExecutorStats.unwrap(executor)
-
-
-def _register_standalone(registry: CollectorRegistry, trackers: Trackers) -> None:
-    registry.register(UseCollector([ExecutorCollector(trackers, adopt_loop_executors=False)]))
 
 
 class ExecutorCollector:

@@ -35,7 +35,6 @@ from obskit.metrics.use.collector import (
     FamilySpec,
     Notes,
     Reading,
-    UseCollector,
     cumulative_buckets,
     empty_families,
     standalone_collect,
@@ -160,7 +159,7 @@ def attach_pool(
 ) -> None:
     """Track ``pool`` as ``name`` with an existing handle (a replaced pool keeps its counts)."""
     try:
-        trackers = trackers_for(registry, _register_standalone)
+        trackers = trackers_for(registry)
         trackers.pools.add(pool, name, _PoolEntry(handle, used, idle, max, pending))
     except Exception as exc:
         _guard.report("collectors.pools", exc)
@@ -172,13 +171,9 @@ def track_queue(queue: Any, name: str, registry: CollectorRegistry | None = None
     Works for :class:`queue.Queue`, :class:`asyncio.Queue` and anything with ``qsize()``.
     """
     try:
-        trackers_for(registry, _register_standalone).queues.add(queue, name, None)
+        trackers_for(registry).queues.add(queue, name, None)
     except Exception as exc:
         _guard.report("collectors.pools", exc)
-
-
-def _register_standalone(registry: CollectorRegistry, trackers: Trackers) -> None:
-    registry.register(UseCollector([PoolCollector(trackers)]))
 
 
 class PoolCollector:

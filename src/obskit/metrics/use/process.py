@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +69,7 @@ class ProcessCollector:
         self._cores = cores
         self._lock = threading.Lock()  # guards the previous reading (concurrent scrapes)
         self._previous: tuple[float, float] | None = None  # (cpu seconds, monotonic time)
+        self._mem_total: int | None = None
 
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""
@@ -82,8 +88,7 @@ class ProcessCollector:
         cpu_limit, memory_limit = self.cgroup.limits()
         cores = cpu_limit if cpu_limit is not None else float(self._cores())
         if memory_limit is None:
-            meminfo = _status(access.text(os.path.join(self.proc, "meminfo")))
-            memory_limit = _kib(meminfo, "MemTotal")
+            memory_limit = self._machine_memory(access)
         rss = _kib(status, "VmRSS")
 
         reading = Reading(_FAMILIES)
@@ -141,6 +146,13 @@ class ProcessCollector:
             return 0.0
         return max(0.0, (cpu - previous[0]) / (elapsed * cores))
 
+    def _machine_memory(self, access: FileAccess) -> int | None:
+        # MemTotal does not change while the process runs: read it once.
+        if self._mem_total is None:
+            meminfo = _status(access.text(os.path.join(self.proc, "meminfo")))
+            self._mem_total = _kib(meminfo, "MemTotal")
+        return self._mem_total
+
     @staticmethod
     def _fd_count(access: FileAccess, own: str) -> int | None:
         try:
@@ -151,8 +163,11 @@ class ProcessCollector:
             pass
         return None
 
-    @staticmethod
-    def _fd_limit(access: FileAccess, own: str) -> int | None:
+    def _fd_limit(self, access: FileAccess, own: str) -> int | None:
+        if self.proc == DEFAULT_PROC and resource is not None:
+            # The live soft limit with one system call instead of parsing /proc/self/limits.
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            return None if limit == resource.RLIM_INFINITY else limit
         for line in (access.text(os.path.join(own, "limits")) or "").splitlines():
             if line.startswith("Max open files"):
                 soft = line[len("Max open files") :].split()[:1]
@@ -160,14 +175,20 @@ class ProcessCollector:
         return None
 
 
+_STATUS_KEYS = frozenset(
+    ("VmRSS", "Threads", "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches", "MemTotal")
+)
+
+
 def _status(text: str | None) -> dict[str, int]:
-    """``Key:  value [kB]`` lines (``/proc/self/status``, ``/proc/meminfo``) as integers."""
+    """The ``Key:  value [kB]`` lines obskit reads (``/proc/self/status``, ``/proc/meminfo``)."""
     values: dict[str, int] = {}
     for line in (text or "").splitlines():
         key, _, rest = line.partition(":")
-        first = rest.split(None, 1)[:1]
-        if first and first[0].isdigit():
-            values[key] = int(first[0])
+        if key in _STATUS_KEYS:
+            first = rest.split(None, 1)[:1]
+            if first and first[0].isdigit():
+                values[key] = int(first[0])
     return values
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -110,13 +109,11 @@ def default_trackers() -> Trackers:
         return _default
 
 
-def trackers_for(
-    registry: CollectorRegistry | None, register: Callable[[CollectorRegistry, Trackers], None]
-) -> Trackers:
+def trackers_for(registry: CollectorRegistry | None) -> Trackers:
     """The trackers for ``registry``: the default ones for None or the runtime's registry.
 
-    Any other registry gets trackers of its own, and ``register`` is called once to put a
-    collector reading them on that registry.
+    Any other registry gets trackers of its own, read by executors and pools sources attached to
+    that registry's USE collector (see :func:`obskit.metrics.use.collector.attach`).
     """
     from obskit import _runtime
 
@@ -128,5 +125,11 @@ def trackers_for(
         if trackers is not None:
             return trackers
         trackers = _by_registry[registry] = Trackers()
-    register(registry, trackers)
+    from obskit.metrics.use.collector import attach
+    from obskit.metrics.use.executors import ExecutorCollector
+    from obskit.metrics.use.pools import PoolCollector
+
+    attach(
+        registry, [ExecutorCollector(trackers, adopt_loop_executors=False), PoolCollector(trackers)]
+    )
     return trackers
