@@ -13,7 +13,14 @@ from urllib.parse import parse_qsl, urlencode
 
 from obskit.logs import REDACTED, Redactor, get_logger
 
-__all__ = ["LOGGER_NAME", "AccessLog", "QueryRedactor", "silence_server_access_logs"]
+__all__ = [
+    "LOGGER_NAME",
+    "AccessLog",
+    "QueryRedactor",
+    "restore_server_access_logs",
+    "silence_server_access_logs",
+    "take_over_server_logs",
+]
 
 LOGGER_NAME: Final = "obskit.access"
 # The servers' own access loggers; obskit's line replaces theirs (never both).
@@ -79,6 +86,17 @@ class AccessLog:
         if error_type:
             fields["error_type"] = error_type
         self._info("http.request", **fields)
+
+
+def take_over_server_logs(obskit_writes_access_lines: bool) -> None:
+    """Route the servers' loggers through obskit's chain; drop their access lines if obskit's own
+    replace them. Servers (re)configure their loggers before the application starts serving, so
+    the middlewares call this at startup and on their first request."""
+    from obskit.logs import setup as log_setup
+
+    log_setup.adopt_server_loggers()
+    if obskit_writes_access_lines:
+        silence_server_access_logs()
 
 
 def _drop(record: logging.LogRecord) -> bool:

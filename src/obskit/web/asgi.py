@@ -12,9 +12,8 @@ import time
 from typing import Any, Final
 
 from obskit import _guard, context
-from obskit.logs import setup as log_setup
 from obskit.web import propagation
-from obskit.web.access_log import silence_server_access_logs
+from obskit.web.access_log import take_over_server_logs
 from obskit.web.exchange import (
     CLIENT_CLOSED,
     KNOWN_METHODS,
@@ -123,9 +122,7 @@ class ASGIMiddleware:
             return
         self._adopted = plan.generation
         try:
-            log_setup.adopt_server_loggers()
-            if plan.access_log is not None:
-                silence_server_access_logs()
+            take_over_server_logs(plan.access_log is not None)
         except Exception as exc:
             _guard.report("web.adopt_loggers", exc)
 

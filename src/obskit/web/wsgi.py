@@ -13,6 +13,7 @@ from typing import Any
 
 from obskit import _guard, context
 from obskit.web import propagation
+from obskit.web.access_log import take_over_server_logs
 from obskit.web.exchange import (
     CLIENT_CLOSED,
     KNOWN_METHODS,
@@ -61,6 +62,7 @@ class WSGIMiddleware:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self._keys: _Keys | None = None
+        self._adopted = -1
         try:
             attach_django(app) or attach_flask(app)
         except Exception as exc:
@@ -72,6 +74,9 @@ class WSGIMiddleware:
         if plan is None:
             return self.app(environ, start_response)
         try:
+            if self._adopted != plan.generation:
+                self._adopted = plan.generation
+                take_over_server_logs(plan.access_log is not None)
             exchange = self._begin(plan, environ)
         except Exception as exc:
             _guard.report("web.wsgi", exc)
