@@ -16,9 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import subprocess_env
+
+from obskit.metrics.exposition import Combined
 
 pytestmark = pytest.mark.slow
 
@@ -190,6 +193,12 @@ def test_gunicorn_three_workers_scrape_shows_all_requests(tmp_path: Path) -> Non
         _settle(port, 3030)
         counts, _ = _scrapes_from_several_workers(port, 3)
         assert {3030.0} == set(counts)
+        killed = sorted(served_by)[0]
+        (directory,) = (
+            p for p in (tmp_path / f"obskit-metrics-{os.getuid()}").iterdir() if p.is_dir()
+        )
+        assert [] == list(directory.glob(f"*_{killed}.db"))
+        assert (directory / "histogram_archive.db").exists()
 
 
 def test_uvicorn_workers_scrape_shows_all_requests(tmp_path: Path) -> None:
@@ -228,7 +237,7 @@ def test_directories_of_gone_masters_are_removed(tmp_path: Path) -> None:
 
 
 def test_dead_workers_live_gauges_dropped(tmp_path: Path) -> None:
-    """A scrape removes the live-gauge file of a dead worker and keeps its counters."""
+    """A scrape removes the live-gauge file of a dead worker and archives its counters."""
     from obskit.metrics import multiprocess
 
     previous = os.environ.get(multiprocess.ENV)
@@ -240,7 +249,8 @@ def test_dead_workers_live_gauges_dropped(tmp_path: Path) -> None:
             MmapedDict(str(path)).close()  # valid, empty prometheus-client files
         list(mp.collector().collect())
         assert not dead.exists()
-        assert counter.exists()
+        assert not counter.exists()
+        assert (tmp_path / "counter_archive.db").exists()
     finally:
         mp.close()
     assert previous == os.environ.get(multiprocess.ENV)
@@ -266,3 +276,32 @@ def test_gunicorn_preload_master_shares_with_forked_workers(tmp_path: Path) -> N
         counts, workers = _scrapes_from_several_workers(port, 2)
         assert {300.0} == set(counts)
         assert 2 <= len(workers)
+
+
+def test_dead_workers_files_fold_into_one_archive(tmp_path: Path) -> None:
+    """Counters and histograms of dead workers fold into archives; the totals do not change."""
+    from prometheus_client import values
+
+    from obskit.metrics import multiprocess
+    from obskit.metrics._store import Store
+
+    mp = multiprocess.Multiprocess(str(tmp_path), managed=False)
+    try:
+        for fake_pid in (4194301, 4194302):
+            store = Store(values=values.MultiProcessValue(lambda pid=fake_pid: pid))
+            store.counter("jobs", "Jobs.", ["queue"]).labels("a").inc(2)
+            store.histogram("lat_seconds", "Latency.", ["route"]).labels("/x").observe(0.2)
+        values.close_all_multiprocess_files()
+        assert 4 <= len(list(tmp_path.glob("*_41943*.db")))
+        text = generate_latest(Combined(mp.collector())).decode()
+        assert [] == sorted(p.name for p in tmp_path.glob("*_41943*.db"))
+        assert {"counter_archive.db", "histogram_archive.db"} <= {
+            p.name for p in tmp_path.iterdir()
+        }
+        assert 'jobs_total{queue="a"} 4.0' in text
+        assert 'lat_seconds_count{route="/x"} 2.0' in text
+        mp._last_marked = 0.0
+        again = generate_latest(Combined(mp.collector())).decode()
+        assert text == again
+    finally:
+        mp.close()

@@ -9,6 +9,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from _tail_support import MS, SECOND, attrs, tail_provider
+from obskit import _guard
 from obskit.tracing import policies
 from obskit.tracing.tail import ADJUSTED_COUNT, LATE, RULE, TRIGGER
 
@@ -125,6 +126,21 @@ class TestRules:
         assert "th:c" == span.context.trace_state.get("ot")
         assert 4.0 == attrs(span)[ADJUSTED_COUNT]
         assert [False] == sink.lanes
+
+    def test_failing_user_predicate_is_counted_and_ignored(self) -> None:
+        """A keep_if that raises never reaches the application; it is counted, the span buffered."""
+
+        def broken(span: object) -> bool:
+            raise RuntimeError("bug in the predicate")
+
+        tracer, _, sink = tail_provider(baseline_ratio=1.0, keep_if=broken)
+        previous = _guard.set_strict(False)
+        try:
+            tracer.start_span("op").end()
+        finally:
+            _guard.set_strict(previous)
+        assert ["baseline"] == [attrs(s)[RULE] for s in sink.spans]
+        assert 1 == _guard.counts()["tracing.keep_if"]
 
 
 class TestLocalRoot:

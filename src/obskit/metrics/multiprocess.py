@@ -16,8 +16,11 @@ obskit does all of that at ``init()``:
   (``multiprocess_dir`` / ``PROMETHEUS_MULTIPROC_DIR``) is used as given.
 * **Dead workers.** At scrape time (at most once a second) the live-gauge files of workers whose
   pid no longer exists are removed (``mark_process_dead``), so in-flight gauges do not keep the
-  last value of a worker that crashed mid-request. Counters of dead workers stay: they are part
-  of the totals.
+  last value of a worker that crashed mid-request. Counters and histograms of dead workers stay
+  part of the totals, but folded into one archive file per type: a server that recycles its
+  workers (gunicorn ``max_requests``) would otherwise grow a file per type per worker ever
+  started, and a directory of thousands of files makes every scrape slow. Scrapes hold a shared
+  lock on the directory while reading; folding takes it exclusively (and skips when busy).
 
 Without ``/proc`` (not Linux) no server is detected and metrics stay per process unless a
 directory is configured.
@@ -37,9 +40,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from prometheus_client import mmap_dict as _mmap_dict
 from prometheus_client import multiprocess as _mp
 from prometheus_client import values as _values
 from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import mmap_key
 from prometheus_client.registry import Collector
 
 __all__ = ["ENV", "Multiprocess", "detect_master", "setup"]
@@ -48,6 +53,7 @@ __all__ = ["ENV", "Multiprocess", "detect_master", "setup"]
 _value_class_for: Any = _values.MultiProcessValue
 _MultiProcessCollector: Any = _mp.MultiProcessCollector
 _mark_process_dead: Any = _mp.mark_process_dead
+_MmapedDict: Any = _mmap_dict.MmapedDict
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 SERVERS = frozenset(("gunicorn", "uvicorn", "hypercorn"))
@@ -73,20 +79,57 @@ class Multiprocess:
         return _DirectoryCollector(self)
 
     def mark_dead_workers(self) -> None:
-        """Drop the live-gauge files of workers that no longer exist (rate-limited)."""
+        """Drop live gauges of workers that no longer exist, fold their files (rate-limited)."""
         now = time.monotonic()
         with self._lock:
             if now - self._last_marked < MARK_DEAD_INTERVAL_S:
                 return
             self._last_marked = now
-        pids = set()
-        for path in glob.glob(os.path.join(self.path, "gauge_live*_*.db")):
+        dead: dict[int, list[str]] = {}
+        alive: dict[int, bool] = {}
+        for path in glob.glob(os.path.join(self.path, "*_*.db")):
             tail = os.path.basename(path)[:-3].rsplit("_", 1)[-1]
-            if tail.isdigit():
-                pids.add(int(tail))
-        for pid in pids:
-            if not _alive(pid):
-                _mark_process_dead(pid, self.path)
+            if not tail.isdigit():
+                continue
+            pid = int(tail)
+            if pid not in alive:
+                alive[pid] = _alive(pid)
+            if not alive[pid]:
+                dead.setdefault(pid, []).append(path)
+        for pid in dead:
+            _mark_process_dead(pid, self.path)
+        folded = [
+            path
+            for paths in dead.values()
+            for path in paths
+            if os.path.basename(path).startswith(("counter_", "histogram_"))
+        ]
+        if folded:
+            self._fold(folded)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Held by a scrape while it reads the files: folding waits for no one, it skips."""
+        with open(os.path.join(self.path, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _fold(self, paths: list[str]) -> None:
+        with open(os.path.join(self.path, ".lock"), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # a scrape or another worker is busy here: next time
+            try:
+                for typ in ("counter", "histogram"):
+                    mine = [p for p in paths if os.path.basename(p).startswith(typ + "_")]
+                    if mine:
+                        _fold_into_archive(self.path, typ, [p for p in mine if os.path.exists(p)])
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Restore the environment as it was before ``init()``; close our files."""
@@ -106,7 +149,39 @@ class _DirectoryCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         self._owner.mark_dead_workers()
-        yield from self._files.collect()
+        with self._owner.reading():
+            metrics = list(self._files.collect())
+        yield from metrics
+
+
+def _fold_into_archive(directory: str, typ: str, dead: list[str]) -> None:
+    """Sum ``dead`` workers' files (and the archive so far) into ``<typ>_archive.db``."""
+    archive = os.path.join(directory, f"{typ}_archive.db")
+    sources = [*dead, archive] if os.path.exists(archive) else list(dead)
+    merged = _MultiProcessCollector.merge(sources, accumulate=False)
+    # Written beside under a name the collector's "*.db" glob ignores, then renamed over.
+    staging = os.path.join(directory, f".{typ}_archive.staging")
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(staging)
+    out = _MmapedDict(staging)
+    try:
+        for metric in merged:
+            for sample in metric.samples:
+                labels = dict(sample.labels)
+                key = mmap_key(
+                    metric.name,
+                    sample.name,
+                    list(labels),
+                    list(labels.values()),
+                    metric.documentation,
+                )
+                out.write_value(key, sample.value, 0.0)
+    finally:
+        out.close()
+    os.replace(staging, archive)
+    for path in dead:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 def setup(configured_dir: str | None) -> Multiprocess | None:

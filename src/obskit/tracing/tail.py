@@ -24,7 +24,6 @@ import os
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -204,6 +203,7 @@ class TailSampler(SpanProcessor):
             )
             for trigger in (ROOT_END, TIMEOUT, OVERFLOW, FLUSH)
         }
+        self._root_keep, self._root_drop = self._baseline_verdicts[ROOT_END]
         self._match = policies.span_rule(self._slow_ns, keep_rules, keep_if)
         self._routes = policies.RouteLatency() if slow_per_route else None
         self._max_traces = max_traces
@@ -223,16 +223,18 @@ class TailSampler(SpanProcessor):
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
-        self._pending: OrderedDict[int, _Trace] = OrderedDict()
+        # A plain dict keeps insertion order (oldest first) and is cheaper to change than an
+        # OrderedDict; the oldest are only looked for when a cap is hit or the tick runs.
+        self._pending: dict[int, _Trace] = {}
         self._memory = DecisionMemory(
             kept_capacity=max(1_000, self._max_traces),
             dropped_capacity=max(10_000, 4 * self._max_traces),
         )
         self._bytes = 0
-        self._spans = 0
         self._closed = False
         self._pid = os.getpid()
-        self.decisions: dict[tuple[bool, str, str], int] = {}
+        # Keyed by the verdict itself (the common ones are shared constants): no key to build.
+        self._decisions: dict[Verdict, int] = {}
         self.evictions: dict[str, int] = {}
         self.late: dict[str, int] = {}
         self.exemplars: dict[str, int] = {"applied": 0, "discarded": 0, "overflow": 0}
@@ -262,102 +264,128 @@ class TailSampler(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Count the span as started in its trace; a local root opens the trace's buffer."""
-        context = span._context
-        if context is None:
-            return
-        trace_id = context[0]
-        entry = self._pending.get(trace_id)
-        if entry is not None:
-            # The common case takes no lock: bytearray.append is atomic under the GIL, and a
-            # start counted on a trace being decided at this moment is simply never read.
-            entry.started.append(1)
-            return
-        if self._memory.knows(trace_id):
-            return  # decided: this span follows the decision when it ends
-        with self._lock:
+        try:
+            context = span._context
+            if context is None:
+                return
+            trace_id = context[0]
             entry = self._pending.get(trace_id)
-            if entry is None:
-                if self._closed or self._memory.knows(trace_id):
-                    return
-                start = span._start_time or self._clock()
-                entry = _Trace(start, context.trace_state)
-                self._pending[trace_id] = entry
-                parent = span._parent
-                if parent is None or parent[2]:  # [2]: is_remote, without the property call
-                    entry.root_start = start
-                over = len(self._pending) > self._max_traces
-                starting = self._thread is None and self._background
-            else:
-                over = starting = False
-            entry.started.append(1)
-        if starting:
-            self._start_thread()
-        if over:
-            self._relieve()
+            if entry is not None:
+                # The common case takes no lock: bytearray.append is atomic under the GIL, and a
+                # start counted on a trace being decided at this moment is simply never read.
+                entry.started.append(1)
+                return
+            parent = span._parent
+            # A span without a parent has a fresh trace id: nothing can be remembered for it.
+            if parent is not None and self._memory.knows(trace_id):
+                return  # decided: this span follows the decision when it ends
+            with self._lock:
+                entry = self._pending.get(trace_id)
+                if entry is None:
+                    if self._closed or (parent is not None and self._memory.knows(trace_id)):
+                        return
+                    start = span._start_time or self._clock()
+                    entry = _Trace(start, context[4])  # [4]: trace_state
+                    self._pending[trace_id] = entry
+                    if parent is None or parent[2]:  # [2]: is_remote, without the property call
+                        entry.root_start = start
+                    over = len(self._pending) > self._max_traces
+                    starting = self._thread is None and self._background
+                else:
+                    over = starting = False
+                entry.started.append(1)
+            if starting:
+                self._start_thread()
+            if over:
+                self._relieve()
+        except Exception as exc:  # a span processor must never raise into user code
+            _guard.report("tracing.on_start", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Buffer the span; decide its trace if a rule matched or its local root ended."""
-        # The SDK's bounded containers keep their items in ``_dict`` / ``_dq``: reading those
-        # spares a Python-level __len__ / __iter__ (one takes a lock) on every span.
-        attrs = getattr(span._attributes, "_dict", span._attributes)
-        events = getattr(span._events, "_dq", span._events)
         try:
-            rule = self._match(span, attrs, events)
-        except Exception as exc:  # the user's predicate: never let it break the application
-            _guard.report("tracing.keep_if", exc)
-            rule = None
-        context = span._context
-        if context is None:
-            return
-        trace_id = context[0]
-        parent = span._parent
-        root_verdict = None
-        if rule is None and (parent is None or parent[2]):  # [2]: is_remote
-            root_verdict = self._root_verdict(trace_id, context[4], span)
-        size = SPAN_BASE_BYTES
-        if attrs:
-            size += ATTRIBUTE_BYTES * len(attrs)
-        if events:
-            size += EVENT_BYTES * len(events)
-        decided: Decided | None = None
-        overflow = False
-        with self._lock:
-            entry = self._pending.get(trace_id)
-            if entry is None:
-                if self._memory.knows(trace_id):
-                    decided = self._late_locked(trace_id, span, rule)
-                else:  # a trace seen first at a span's end (no local start observed)
-                    entry = _Trace(span._start_time or self._clock(), context.trace_state)
-                    entry.started.append(1)
-                    self._pending[trace_id] = entry
-                    overflow = len(self._pending) > self._max_traces
-            if entry is not None:
-                spans = entry.spans
-                spans.append(span)
-                entry.nbytes += size
-                self._bytes += size
-                self._spans += 1
-                if rule is not None:
-                    verdict = Verdict(True, rule, SPAN_END, self._kept_threshold(entry), 1.0)
-                    decided = self._decide_locked(trace_id, entry, verdict)
-                elif root_verdict is not None:
-                    entry.root_end = span._end_time
-                    if len(entry.started) <= len(spans):
-                        decided = self._decide_locked(trace_id, entry, root_verdict)
-                    else:  # children still running: wait for them (or the grace)
-                        entry.root_verdict = root_verdict
-                elif entry.root_verdict is not None and len(entry.started) <= len(spans):
-                    decided = self._decide_locked(trace_id, entry, entry.root_verdict)
-                elif len(spans) >= self._max_spans:
-                    self._count_eviction("spans")
-                    verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, self._clock())
-                    decided = self._decide_locked(trace_id, entry, verdict)
-                if self._bytes > self._max_bytes:
-                    overflow = True
-        if decided is not None:
-            self._finish((decided,))
-        if overflow:
-            self._relieve()
+            # The SDK's bounded containers keep their items in ``_dict`` / ``_dq``: reading those
+            # spares a Python-level __len__ / __iter__ (one takes a lock) on every span.
+            attrs = span._attributes
+            try:
+                attrs = attrs._dict  # type: ignore[union-attr]
+            except AttributeError:
+                pass
+            events = span._events
+            try:
+                events = events._dq  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            try:
+                rule = self._match(span, attrs, events)
+            except Exception as exc:  # the user's predicate failed: count it, treat as no match
+                _guard.report("tracing.keep_if", exc)
+                rule = None
+            context = span._context
+            if context is None:
+                return
+            trace_id = context[0]
+            parent = span._parent
+            root_verdict = None
+            if rule is None and (parent is None or parent[2]):  # [2]: is_remote
+                state = context[4]
+                if self._routes is None and not getattr(state, "_dict", state):
+                    # The common root: no upstream sampling, no per-route latency.
+                    root_verdict = (
+                        self._root_keep
+                        if trace_id & _MASK56 >= self._baseline_threshold
+                        else self._root_drop
+                    )
+                else:
+                    root_verdict = self._root_verdict(trace_id, state, span)
+            size = SPAN_BASE_BYTES
+            if attrs:
+                size += ATTRIBUTE_BYTES * len(attrs)
+            if events:
+                size += EVENT_BYTES * len(events)
+            decided: Decided | None = None
+            overflow = False
+            with self._lock:
+                entry = self._pending.get(trace_id)
+                if entry is None:
+                    if self._memory.knows(trace_id):
+                        decided = self._late_locked(trace_id, span, rule)
+                    else:  # a trace seen first at a span's end (no local start observed)
+                        entry = _Trace(span._start_time or self._clock(), context.trace_state)
+                        entry.started.append(1)
+                        self._pending[trace_id] = entry
+                        overflow = len(self._pending) > self._max_traces
+                if entry is not None:
+                    spans = entry.spans
+                    spans.append(span)
+                    entry.nbytes += size
+                    self._bytes += size
+                    if rule is not None:
+                        verdict = Verdict(True, rule, SPAN_END, self._kept_threshold(entry), 1.0)
+                        decided = self._decide_locked(trace_id, entry, verdict)
+                    elif root_verdict is not None:
+                        entry.root_end = span._end_time
+                        if len(entry.started) <= len(spans):
+                            decided = self._decide_locked(trace_id, entry, root_verdict)
+                        else:  # children still running: wait for them (or the grace)
+                            entry.root_verdict = root_verdict
+                    elif entry.root_verdict is not None and len(entry.started) <= len(spans):
+                        decided = self._decide_locked(trace_id, entry, entry.root_verdict)
+                    elif len(spans) >= self._max_spans:
+                        self._count_eviction("spans")
+                        verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, self._clock())
+                        decided = self._decide_locked(trace_id, entry, verdict)
+                    if self._bytes > self._max_bytes:
+                        overflow = True
+            # A plain drop with nothing waiting on it needs no second step.
+            if decided is not None and (
+                decided[2].keep or decided[1] is None or decided[1].exemplars or self.listeners
+            ):
+                self._finish((decided,))
+            if overflow:
+                self._relieve()
+        except Exception as exc:  # a span processor must never raise into user code
+            _guard.report("tracing.on_end", exc)
 
     # --- verdicts ---------------------------------------------------------------------------
 
@@ -396,7 +424,7 @@ class TailSampler(SpanProcessor):
     def _fallback_verdict(self, trace_id: int, entry: _Trace, trigger: str, now: int) -> Verdict:
         """A decision forced before the trace finished (cap, timeout, flush): slow or baseline."""
         if entry.root_verdict is not None:
-            return entry.root_verdict._replace(trigger=trigger)
+            return entry.root_verdict.with_trigger(trigger)
         if entry.root_start is not None and now - entry.root_start >= self._slow_ns:
             return Verdict(True, RULE_SLOW, trigger, self._kept_threshold(entry), 1.0)
         return self._baseline_verdict(trace_id, entry.trace_state, trigger)
@@ -408,9 +436,7 @@ class TailSampler(SpanProcessor):
         self._memory.remember(trace_id, verdict)
         del self._pending[trace_id]
         self._bytes -= entry.nbytes
-        self._spans -= len(entry.spans)
-        key = (verdict.keep, verdict.rule, verdict.trigger)
-        self.decisions[key] = self.decisions.get(key, 0) + 1
+        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
         self.spans_out["kept" if verdict.keep else "dropped"] += len(entry.spans)
         if entry.exemplars:
             self.exemplars["applied" if verdict.keep else "discarded"] += len(entry.exemplars)
@@ -431,8 +457,7 @@ class TailSampler(SpanProcessor):
         self.late["rescued"] = self.late.get("rescued", 0) + 1
         verdict = Verdict(True, rule, LATE_SPAN, 0, 1.0)
         self._memory.remember(trace_id, verdict)
-        key = (True, rule, LATE_SPAN)
-        self.decisions[key] = self.decisions.get(key, 0) + 1
+        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
         self.spans_out["kept"] += 1
         return trace_id, None, verdict, [span]
 
@@ -446,8 +471,16 @@ class TailSampler(SpanProcessor):
         with self._lock:
             pending = self._pending
             target = self._low_water if self._bytes > self._max_bytes else self._max_bytes
-            while pending and (len(pending) > self._max_traces or self._bytes > target):
-                trace_id, entry = next(iter(pending.items()))
+            excess_traces = len(pending) - self._max_traces
+            excess_bytes = self._bytes - target
+            victims: list[tuple[int, _Trace]] = []
+            for item in pending.items():  # oldest first, one pass over the dict
+                if excess_traces <= 0 and excess_bytes <= 0:
+                    break
+                victims.append(item)
+                excess_traces -= 1
+                excess_bytes -= item[1].nbytes
+            for trace_id, entry in victims:
                 self._count_eviction("traces" if len(pending) > self._max_traces else "bytes")
                 verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, now)
                 decided.append(self._decide_locked(trace_id, entry, verdict))
@@ -590,10 +623,23 @@ class TailSampler(SpanProcessor):
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
 
+    def decisions(self) -> dict[tuple[bool, str, str], int]:
+        """Decisions so far by (kept, rule, trigger)."""
+        with self._lock:
+            return self._decision_counts_locked()
+
+    def _decision_counts_locked(self) -> dict[tuple[bool, str, str], int]:
+        counts: dict[tuple[bool, str, str], int] = {}
+        for verdict, n in self._decisions.items():
+            key = (verdict.keep, verdict.rule, verdict.trigger)
+            counts[key] = counts.get(key, 0) + n
+        return counts
+
     def buffered(self) -> tuple[int, int, int]:
         """Undecided traces, their spans and their estimated bytes."""
         with self._lock:
-            return len(self._pending), self._spans, self._bytes
+            spans = sum(len(entry.spans) for entry in self._pending.values())
+            return len(self._pending), spans, self._bytes
 
     def stats(self) -> dict[str, Any]:
         """A consistent snapshot of every counter (for the self-metrics collector)."""
@@ -601,9 +647,9 @@ class TailSampler(SpanProcessor):
             kept, dropped = self._memory.sizes()
             return {
                 "traces": len(self._pending),
-                "spans": self._spans,
+                "spans": sum(len(entry.spans) for entry in self._pending.values()),
                 "bytes": self._bytes,
-                "decisions": dict(self.decisions),
+                "decisions": self._decision_counts_locked(),
                 "evictions": dict(self.evictions),
                 "late": dict(self.late),
                 "exemplars": dict(self.exemplars),

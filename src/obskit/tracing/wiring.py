@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from obskit import _exemplars
+from obskit import _exemplars, _guard
 from obskit._config import Settings
 from obskit._identity import OBSKIT_VERSION, identity
 from obskit.logs import setup as log_setup
@@ -77,8 +77,11 @@ class ExportAll(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span for export."""
-        out = annotate(span, _ALL) if self._mark else span
-        self._lanes.submit((out,), True)
+        try:
+            out = annotate(span, _ALL) if self._mark else span
+            self._lanes.submit((out,), True)
+        except Exception as exc:  # a span processor must never raise into user code
+            _guard.report("tracing.on_end", exc)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export what is queued."""

@@ -1,0 +1,221 @@
+"""A decorated function's binding: which metric children and tracer a call records into.
+
+A :class:`Site` is one function decorated with ``@obskit.red``; its :class:`Binding` holds the
+children resolved for the current runtime generation, so a call never resolves labels. The
+families live in the runtime's sample store (or in a store on the ``registry=`` given).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import NoOpTracer
+from prometheus_client.registry import CollectorRegistry
+
+from obskit import _guard
+from obskit import _runtime as _rt
+from obskit.metrics._store import OVERFLOW, Store
+from obskit.tracing import api as tracing_api
+
+__all__ = ["BASE_LABELS", "FUNCTION_BUCKETS", "LABEL_NAME", "RESERVED", "Binding", "Site"]
+
+DURATION = "obskit_function_duration_seconds"
+CALLS = "obskit_function_calls"
+ACTIVE = "obskit_function_active_calls"
+BASE_LABELS = ("function", "module", "result", "error_type")
+# Functions run faster than requests: the semconv request buckets, extended down to 100 µs.
+FUNCTION_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+MAX_ERROR_TYPES = 50
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RESERVED = frozenset((*BASE_LABELS, "le"))
+
+
+class _Null:
+    """Stands in for metric children while metrics are off but spans are on."""
+
+    def observe(self, value: float) -> None:
+        return
+
+    def exemplar(self, value: float, trace_id: int) -> None:
+        return
+
+    def enter(self) -> None:
+        return
+
+    def leave(self) -> None:
+        return
+
+
+_NULL = _Null()
+
+
+class Binding:
+    """What one decorated function records into during one runtime generation."""
+
+    __slots__ = (
+        "enter",
+        "errors",
+        "exemplars",
+        "generation",
+        "leave",
+        "lock",
+        "off",
+        "ok",
+        "site",
+        "tracer",
+        "values",
+    )
+
+    def __init__(self, site: Site, generation: int) -> None:
+        self.site = site
+        self.generation = generation
+        self.off = True
+        self.tracer: trace.Tracer | None = None
+        self.exemplars = False
+        self.ok: Any = _NULL
+        self.enter: Callable[[], object] = _NULL.enter
+        self.leave: Callable[[], object] = _NULL.leave
+        self.errors: dict[type[BaseException], Any] = {}
+        self.values: Any = None
+        self.lock = threading.Lock()
+
+    def error_child(self, exc: BaseException) -> Any:
+        """The child an exception of this class is counted in (created on first sight)."""
+        cls = type(exc)
+        child = self.errors.get(cls)
+        if child is not None:
+            return child
+        if self.values is None:
+            return _NULL
+        site = self.site
+        if site.ok_exceptions and issubclass(cls, site.ok_exceptions):
+            child = self.ok
+        else:
+            error_type = cls.__name__ if len(self.errors) < MAX_ERROR_TYPES else OVERFLOW
+            child = self.values.child((site.function, site.module, "error", error_type), site.extra)
+        with self.lock:
+            if len(self.errors) < MAX_ERROR_TYPES:
+                self.errors[cls] = child
+        return child
+
+
+class _FunctionFamilies:
+    def __init__(self, store: Store) -> None:
+        self.duration = store.histogram(
+            DURATION,
+            "Duration of calls to functions decorated with @obskit.red.",
+            BASE_LABELS,
+            FUNCTION_BUCKETS,
+            count_name=CALLS,
+            count_documentation="Calls to functions decorated with @obskit.red, by result.",
+        )
+        self.active = store.gauge(
+            ACTIVE,
+            "Calls to functions decorated with @obskit.red in flight.",
+            ("function", "module"),
+        )
+
+
+_families: weakref.WeakKeyDictionary[Store, _FunctionFamilies] = weakref.WeakKeyDictionary()
+_registry_stores: weakref.WeakKeyDictionary[CollectorRegistry, Store] = weakref.WeakKeyDictionary()
+_families_lock = threading.Lock()
+
+
+def _families_of(store: Store) -> _FunctionFamilies:
+    with _families_lock:
+        families = _families.get(store)
+        if families is None:
+            families = _families[store] = _FunctionFamilies(store)
+        return families
+
+
+def _store_for(registry: CollectorRegistry | None, runtime: _rt.Runtime | None) -> Store | None:
+    from obskit.metrics import wiring
+
+    component = wiring.current()
+    if registry is None or (component is not None and registry is component.registry):
+        return component.store if component is not None else None
+    with _families_lock:
+        store = _registry_stores.get(registry)
+        if store is None:
+            store = _registry_stores[registry] = Store(overflow_family=False)
+            registry.register(store)
+        return store
+
+
+class Site:
+    """One decorated function: its identity, options, and current binding."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None,
+        ok_exceptions: tuple[type[BaseException], ...],
+        labels: Mapping[str, str] | None,
+        registry: CollectorRegistry | None,
+    ) -> None:
+        self.function = name or getattr(fn, "__qualname__", None) or repr(fn)
+        self.module = getattr(fn, "__module__", None) or ""
+        self.span_name = self.function
+        self.attributes = {"code.function.name": f"{self.module}.{self.function}"}
+        self.ok_exceptions = ok_exceptions
+        self.extra = tuple(sorted((labels or {}).items()))
+        self.registry = registry
+        self.binding = Binding(self, -1)
+
+    def rebind(self) -> Binding:
+        """Resolve children (and the tracer) for the current runtime generation."""
+        generation = _rt._generation
+        binding = Binding(self, generation)
+        try:
+            self._fill(binding)
+        except Exception as exc:
+            binding = Binding(self, generation)  # off: the user's call proceeds unrecorded
+            _guard.report("metrics.red", exc)
+        self.binding = binding
+        return binding
+
+    def _fill(self, binding: Binding) -> None:
+        runtime = _rt.current()
+        if runtime is not None and runtime.disabled:
+            return
+        if runtime is not None and runtime.settings.tracing:
+            tracer = tracing_api.get_tracer()
+            if not isinstance(tracer, NoOpTracer):
+                binding.tracer = tracer
+        store = None
+        if self.registry is not None or (runtime is not None and runtime.settings.metrics):
+            store = _store_for(self.registry, runtime)
+        if store is not None:
+            families = _families_of(store)
+            binding.values = families.duration
+            binding.ok = families.duration.child((self.function, self.module, "ok", ""), self.extra)
+            active = families.active.child((self.function, self.module), self.extra)
+            binding.enter, binding.leave = active.enter, active.leave
+            binding.exemplars = runtime is not None and runtime.settings.exemplars
+        binding.off = store is None and binding.tracer is None
