@@ -197,3 +197,59 @@ class TestProcess:
         utilization = value(registry, "process_cpu_utilization_ratio")
         assert utilization is not None
         assert utilization > 0
+
+
+def test_not_linux_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On another operating system the cgroup collector is down with reason not_linux."""
+    from obskit.metrics.use import cgroup
+
+    monkeypatch.setattr(cgroup.sys, "platform", "darwin")
+    registry = registry_for(CgroupCollector())
+    assert 0.0 == value(registry, "obskit_collector_up", collector="cgroup")
+    info = "obskit_collector_unavailable_info"
+    assert 1.0 == value(registry, info, collector="cgroup", reason="not_linux")
+
+
+def test_permission_denied_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A refused read leaves its series out and says permission_denied (root cannot chmod it)."""
+    import builtins
+
+    from obskit.metrics.use import _files
+
+    root = v2_tree(tmp_path / "cg")
+    proc = str(proc_tree(tmp_path / "proc", V2_CGROUP))
+    refused = str(root / "kubepods/pod1/app/memory.stat")
+
+    def guarded_open(path: str, *args: object, **kwargs: object) -> object:
+        if str(path) == refused:
+            raise PermissionError(13, "Permission denied", path)
+        return builtins.open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(_files, "open", guarded_open, raising=False)
+    registry = registry_for(CgroupCollector(root=str(root), proc=proc))
+    assert 1.0 == value(registry, "obskit_collector_up", collector="cgroup")
+    assert 104857600 == value(registry, "obskit_cgroup_memory_working_set_bytes")
+    info = "obskit_collector_unavailable_info"
+    assert 1.0 == value(registry, info, collector="cgroup", reason="permission_denied")
+
+
+def test_denied_cgroup_file_is_down(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """When /proc/self/cgroup itself is refused the collector is down with permission_denied."""
+    import builtins
+
+    from obskit.metrics.use import _files
+
+    root = str(v2_tree(tmp_path / "cg"))
+    proc = proc_tree(tmp_path / "proc", V2_CGROUP)
+    refused = str(proc / "self" / "cgroup")
+
+    def guarded_open(path: str, *args: object, **kwargs: object) -> object:
+        if str(path) == refused:
+            raise PermissionError(13, "Permission denied", path)
+        return builtins.open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(_files, "open", guarded_open, raising=False)
+    registry = registry_for(CgroupCollector(root=root, proc=str(proc)))
+    assert 0.0 == value(registry, "obskit_collector_up", collector="cgroup")
+    info = "obskit_collector_unavailable_info"
+    assert 1.0 == value(registry, info, collector="cgroup", reason="permission_denied")

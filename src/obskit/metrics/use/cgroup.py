@@ -319,14 +319,17 @@ class CgroupReader:
 class CgroupCollector:
     """USE source for the process's cgroup; register it, or let ``init()`` do so.
 
-    ``root`` and ``proc`` default to the real ``/sys/fs/cgroup`` and ``/proc``.
+    ``root`` and ``proc`` default to the real ``/sys/fs/cgroup`` and ``/proc``; ``reader`` shares
+    one (and its cached limits) with a :class:`~obskit.metrics.use.process.ProcessCollector`.
     """
 
     name = "cgroup"
     per_process = False
 
-    def __init__(self, root: str = DEFAULT_ROOT, proc: str = DEFAULT_PROC) -> None:
-        self.reader = CgroupReader(root=root, proc=proc)
+    def __init__(
+        self, root: str = DEFAULT_ROOT, proc: str = DEFAULT_PROC, reader: CgroupReader | None = None
+    ) -> None:
+        self.reader = reader if reader is not None else CgroupReader(root=root, proc=proc)
 
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""

@@ -239,11 +239,12 @@ class EventLoopCollector:
     def after_fork_in_child(self) -> None:
         """The parent's loops do not run in the child: forget them and their counts."""
         global _last_loop
-        with self._lock:
-            self._monitors = []
-            self._retired_counts = [0] * (len(self.bounds) + 1)
-            self._retired_sum = self._retired_busy = 0.0
-            self._previous = None
+        # A fresh lock: another thread may have held the parent's at the fork.
+        self._lock = threading.Lock()
+        self._monitors = []
+        self._retired_counts = [0] * (len(self.bounds) + 1)
+        self._retired_sum = self._retired_busy = 0.0
+        self._previous = None
         _last_loop = _dead
 
     def monitor(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -71,6 +71,12 @@ class ProcessCollector:
         self._previous: tuple[float, float] | None = None  # (cpu seconds, monotonic time)
         self._mem_total: int | None = None
 
+    def after_fork_in_child(self) -> None:
+        """Utilization restarts from the child's own first reading."""
+        # A fresh lock: another thread may have held the parent's at the fork.
+        self._lock = threading.Lock()
+        self._previous = None
+
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""
         return empty_families(_FAMILIES)

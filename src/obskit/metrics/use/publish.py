@@ -17,7 +17,9 @@ Container-wide sources (cgroup) are the same for every worker and stay live on t
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,13 +48,22 @@ class Publisher:
         self._values: dict[tuple[str, str, tuple[tuple[str, str], ...]], Any] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Held while publishing and across a fork (see _hold_across_fork): a worker forked from a
+        # master must not inherit prometheus-client's file lock held by this thread mid-write.
+        self._busy = threading.Lock()
         self.skipped = 0
 
     def start(self) -> None:
         """Publish once now, then on a daemon thread every ``interval`` seconds."""
+        _hold_across_fork(self)
         self.publish_once()
+        self._start_thread(publish_first=False)
+
+    def _start_thread(self, publish_first: bool) -> None:
         self._stop = threading.Event()
-        thread = threading.Thread(target=self._run, name="obskit-use-publisher", daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(publish_first,), name="obskit-use-publisher", daemon=True
+        )
         self._thread = thread
         thread.start()
 
@@ -64,18 +75,29 @@ class Publisher:
             thread.join(timeout)
 
     def after_fork_in_child(self) -> None:
-        """The thread did not survive the fork: start the child's own."""
+        """The thread did not survive the fork: start the child's own, which publishes at once.
+
+        Nothing is written from here: this runs inside the fork hook, where waiting on any
+        lock another thread of the parent held would hang the new worker.
+        """
         self._thread = None
         self._values = {}
-        self.start()
+        self._busy = threading.Lock()  # the parent's was held across the fork
+        self._start_thread(publish_first=True)
 
-    def _run(self) -> None:
+    def _run(self, publish_first: bool) -> None:
+        if publish_first:
+            self.publish_once()
         stop = self._stop
         while not stop.wait(self.interval):
             self.publish_once()
 
     def publish_once(self) -> None:
         """Read every source and write its families; a failing source is skipped."""
+        with self._busy:
+            self._publish()
+
+    def _publish(self) -> None:
         for source in self.sources:
             try:
                 families = list(source.read([]))
@@ -136,3 +158,37 @@ class Publisher:
             )
             self._values[key] = target
         target.set(value)
+
+
+_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()
+_fork_hook_installed = False
+
+
+def _hold_across_fork(publisher: Publisher) -> None:
+    """Make forks wait for a publish in progress, so no child inherits a held file lock."""
+    global _fork_hook_installed
+    _publishers.add(publisher)
+    if _fork_hook_installed or not hasattr(os, "register_at_fork"):
+        return
+    _fork_hook_installed = True
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child
+    )
+
+
+def _before_fork() -> None:
+    for publisher in list(_publishers):
+        publisher._busy.acquire()
+
+
+def _after_fork() -> None:
+    for publisher in list(_publishers):
+        if publisher._busy.locked():
+            publisher._busy.release()
+
+
+def _after_fork_in_child() -> None:
+    # Publishers of a runtime get a fresh lock from its fork hook too; this covers the others.
+    for publisher in list(_publishers):
+        if publisher._busy.locked():
+            publisher._busy = threading.Lock()

@@ -16,48 +16,63 @@ from obskit.metrics.use.publish import Publisher
 
 if TYPE_CHECKING:
     from obskit._runtime import Runtime
+    from obskit.metrics.use.cgroup import CgroupReader
 
 __all__ = ["UseComponent", "build"]
 
 
-def _process(runtime: Runtime) -> Source:
+class _Shared:
+    """What several sources of one runtime share: the cgroup reader and its cached limits."""
+
+    def __init__(self) -> None:
+        self._cgroup: CgroupReader | None = None
+
+    def cgroup(self) -> CgroupReader:
+        from obskit.metrics.use.cgroup import CgroupReader
+
+        if self._cgroup is None:
+            self._cgroup = CgroupReader()
+        return self._cgroup
+
+
+def _process(shared: _Shared) -> Source:
     from obskit.metrics.use.process import ProcessCollector
 
-    return ProcessCollector()
+    return ProcessCollector(cgroup=shared.cgroup())
 
 
-def _cgroup(runtime: Runtime) -> Source:
+def _cgroup(shared: _Shared) -> Source:
     from obskit.metrics.use.cgroup import CgroupCollector
 
-    return CgroupCollector()
+    return CgroupCollector(reader=shared.cgroup())
 
 
-def _gc(runtime: Runtime) -> Source:
+def _gc(shared: _Shared) -> Source:
     from obskit.metrics.use.gc import GcCollector
 
     return GcCollector()
 
 
-def _event_loop(runtime: Runtime) -> Source:
+def _event_loop(shared: _Shared) -> Source:
     from obskit.metrics.use.event_loop import EventLoopCollector
 
     return EventLoopCollector()
 
 
-def _executors(runtime: Runtime) -> Source:
+def _executors(shared: _Shared) -> Source:
     from obskit.metrics.use.executors import ExecutorCollector
 
     return ExecutorCollector()
 
 
-def _pools(runtime: Runtime) -> Source:
+def _pools(shared: _Shared) -> Source:
     from obskit.metrics.use.pools import PoolCollector
 
     return PoolCollector()
 
 
 # collector name (as in the ``collectors`` setting) -> how to build its source
-FACTORIES: dict[str, Callable[[Runtime], Source]] = {
+FACTORIES: dict[str, Callable[[_Shared], Source]] = {
     "process": _process,
     "cgroup": _cgroup,
     "event_loop": _event_loop,
@@ -116,7 +131,8 @@ def build(runtime: Runtime) -> UseComponent | None:
     settings = runtime.settings
     if not settings.metrics or not settings.collectors:
         return None
-    sources = [FACTORIES[name](runtime) for name in settings.collectors if name in FACTORIES]
+    shared = _Shared()
+    sources = [FACTORIES[name](shared) for name in settings.collectors if name in FACTORIES]
     if not sources:
         return None
     values = _shared_values(runtime)
