@@ -33,11 +33,16 @@ def instrumented() -> Any:
     import obskit
     from obskit.logs import setup as log_setup
 
+    # BENCH_OBSKIT="tracing=false,access_log=false" switches parts off to see what each costs.
+    extra = dict(
+        item.split("=", 1) for item in os.environ.get("BENCH_OBSKIT", "").split(",") if "=" in item
+    )
     obskit.init(
         service_name="bench",
         trace_sink=os.environ.get("BENCH_TRACE_SINK", os.devnull),
         collectors="none",
         log_format="json",
+        **extra,
     )
     log_setup.sink().stream = open(os.devnull, "wb")  # noqa: SIM115 - for the process's life
     return obskit.ASGIMiddleware(fastapi_app())

@@ -1,6 +1,6 @@
 """obskit's ASGI middleware against a bare FastAPI app and two peer stacks; then real uvicorn.
 
-Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 90 s). The peers are in the ``dev``
+Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 80 s). The peers are in the ``dev``
 extra: opentelemetry-instrumentation-fastapi, prometheus-fastapi-instrumentator,
 asgi-correlation-id, logfire.
 
@@ -16,8 +16,9 @@ of each is kept, so a busy machine slows all of them alike. "Added" is the varia
 - peer (b): Logfire ``instrument_fastapi`` with tail sampling (``level_or_duration`` with a 1%
   background rate), spans to an exporter that discards, nothing sent over the network.
 
-Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, then obskit, alternated)
-under a bounded keep-alive load generator in this process and compares requests per second.
+Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, obskit, and obskit with
+tracing or the access log off, alternated) under a bounded keep-alive load generator in this
+process, and compares requests per second and the server's CPU time per request.
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ sys.path.insert(0, str(HERE))
 import _asgi_apps  # noqa: E402
 
 REQUESTS_PER_ROUND = 1000
-ROUNDS = 9
-TIME_BUDGET_S = 45.0
-LOAD_SECONDS = 4.0
+ROUNDS = 7
+TIME_BUDGET_S = 35.0
+LOAD_SECONDS = 3.0
 LOAD_CONNECTIONS = 32
 LOAD_REPEATS = 3
+# uvicorn servers of part 2: name -> (factory, obskit settings switched off to see their share)
+SERVERS = {
+    "bare": ("bare", ""),
+    "obskit full stack": ("instrumented", ""),
+    "obskit, tracing off": ("instrumented", "tracing=false"),
+    "obskit, access log off": ("instrumented", "access_log=false"),
+}
 
 
 # --- part 1: in process ---------------------------------------------------------------------
@@ -221,8 +229,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _load(port: int, seconds: float, connections: int) -> float:
-    """Requests per second from ``connections`` keep-alive clients for ``seconds``."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(port: int, seconds: float, connections: int) -> tuple[float, int]:
+    """Requests per second and requests done by ``connections`` keep-alive clients."""
     request = b"GET /items/7 HTTP/1.1\r\nHost: bench\r\n\r\n"
     done = 0
     stop = time.monotonic() + seconds
@@ -245,12 +259,18 @@ async def _load(port: int, seconds: float, connections: int) -> float:
 
     t0 = time.monotonic()
     await asyncio.gather(*(client() for _ in range(connections)))
-    return done / (time.monotonic() - t0)
+    return done / (time.monotonic() - t0), done
 
 
-def _serve_and_load(factory: str, sink: str) -> float:
+def _serve_and_load(factory: str, sink: str, settings: str = "") -> tuple[float, float]:
+    """Requests/s under load, and the server's CPU seconds per request."""
     port = _free_port()
-    env = {**os.environ, "BENCH_TRACE_SINK": sink, "PYTHONPATH": str(HERE)}
+    env = {
+        **os.environ,
+        "BENCH_TRACE_SINK": sink,
+        "PYTHONPATH": str(HERE),
+        "BENCH_OBSKIT": settings,
+    }
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"_asgi_apps:{factory}"]
     argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
     proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL)
@@ -263,18 +283,23 @@ def _serve_and_load(factory: str, sink: str) -> float:
             except OSError:
                 time.sleep(0.1)
         asyncio.run(_load(port, 0.5, LOAD_CONNECTIONS))  # warm up
-        return asyncio.run(_load(port, LOAD_SECONDS, LOAD_CONNECTIONS))
+        cpu0 = _cpu_seconds(proc.pid)
+        rate, done = asyncio.run(_load(port, LOAD_SECONDS, LOAD_CONNECTIONS))
+        return rate, (_cpu_seconds(proc.pid) - cpu0) / max(done, 1)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def throughput(sink: str) -> dict[str, float]:
-    results: dict[str, list[float]] = {"bare": [], "instrumented": []}
+def throughput(sink: str) -> dict[str, tuple[float, float]]:
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
     for _ in range(LOAD_REPEATS):
-        for factory in results:
-            results[factory].append(_serve_and_load(factory, sink))
-    return {name: statistics.median(values) for name, values in results.items()}
+        for name, (factory, settings) in SERVERS.items():
+            results[name].append(_serve_and_load(factory, sink, settings))
+    return {
+        name: (statistics.median(r for r, _ in values), statistics.median(c for _, c in values))
+        for name, values in results.items()
+    }
 
 
 def main() -> None:
@@ -295,10 +320,16 @@ def main() -> None:
             f"\nPart 2 — uvicorn on loopback, {LOAD_CONNECTIONS} keep-alive connections, "
             f"{LOAD_SECONDS:.0f} s x {LOAD_REPEATS} alternated runs, medians\n"
         )
-        print("| server | requests/s | ÷ bare |")
-        print("|---|---:|---:|")
-        for name, rate in rates.items():
-            print(f"| {name} | {rate:.0f} | {rate / rates['bare']:.2f}x |")
+        # On a shared machine requests/s also measures the neighbours; the server's own CPU time
+        # per request does not, and 1 / (CPU per request) is what one worker can serve.
+        bare_rate, bare_cpu = rates["bare"]
+        print("| server | requests/s | ÷ bare | server CPU µs/request | capacity ÷ bare |")
+        print("|---|---:|---:|---:|---:|")
+        for name, (rate, cpu) in rates.items():
+            print(
+                f"| {name} | {rate:.0f} | {rate / bare_rate:.2f}x | {cpu * 1e6:.0f} "
+                f"| {bare_cpu / cpu:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

@@ -191,3 +191,38 @@ def test_forked_child_samples_and_exports(tmp_path: Path) -> None:
     by_name = {r["name"]: r for r in records}
     assert {"parent-error", "child-error"} == set(by_name)
     assert by_name["parent-error"]["service_instance"] != by_name["child-error"]["service_instance"]
+
+
+def test_local_sink_rotates_and_stays_bounded(tmp_path: Path) -> None:
+    """Past max_bytes the sink moves the file to .1 and starts again: at most two files."""
+    from obskit.tracing.sinks import JsonLinesSink
+
+    path = tmp_path / "kept.jsonl"
+    sink = JsonLinesSink(str(path), max_bytes=2_000)
+    for i in range(40):
+        assert SpanExportResult.SUCCESS == sink.export([ReadableSpan(f"span-{i}")])
+    sink.shutdown()
+    assert {"kept.jsonl", "kept.jsonl.1"} == {p.name for p in tmp_path.iterdir()}
+    for file in tmp_path.iterdir():
+        assert file.stat().st_size < 2_000 + 1_000  # one line past the limit at most
+    names = [json.loads(line)["name"] for line in path.read_text().splitlines()]
+    assert "span-39" == names[-1]
+
+
+def test_missing_otlp_extra_falls_back_to_the_local_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint without the OTLP exporter installed warns and keeps spans in the local sink."""
+    import sys
+
+    from obskit._config import load_settings
+    from obskit.tracing.export import build_exporters
+    from obskit.tracing.sinks import JsonLinesSink
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    settings = load_settings(
+        {"otlp_endpoint": "http://127.0.0.1:4318", "trace_sink": str(tmp_path / "t.jsonl")}
+    )
+    exporters, where = build_exporters(settings)
+    assert [JsonLinesSink] == [type(e) for e in exporters]
+    assert where.startswith("local file")

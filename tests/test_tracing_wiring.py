@@ -160,3 +160,29 @@ def test_self_metrics_pass_promtool() -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
     )
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_red_exemplars_link_only_kept_traces() -> None:
+    """A RED observation's exemplar appears for a kept (5xx) trace, never for a dropped one."""
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    from obskit.metrics.http import server_metrics
+
+    with obskit.testing.isolated(baseline_ratio=0.0) as env:
+        metrics = server_metrics()
+        assert metrics is not None
+        tracer = obskit.get_tracer()
+        kept = tracer.start_span("GET /k", kind=trace.SpanKind.SERVER)
+        dropped = tracer.start_span("GET /d", kind=trace.SpanKind.SERVER)
+        kept_id = kept.get_span_context().trace_id
+        dropped_id = dropped.get_span_context().trace_id
+        # The middleware records RED before its SERVER span ends: the offers wait.
+        metrics.request_finished("GET", "/k", 500, "500", 0.01, trace_id=kept_id)
+        metrics.request_finished("GET", "/d", 200, "", 0.01, trace_id=dropped_id)
+        assert f"{kept_id:032x}" not in openmetrics(env.registry).decode()
+        kept.set_attribute("http.response.status_code", 500)
+        kept.end()
+        dropped.end()
+        text = openmetrics(env.registry).decode()
+    assert f'trace_id="{kept_id:032x}"' in text
+    assert f"{dropped_id:032x}" not in text

@@ -101,3 +101,78 @@ def test_gunicorn_workers_each_have_their_series(tmp_path: Path, preload: bool) 
         server.wait(10)
         log.close()
     assert 2 == len(pids), (tmp_path / "gunicorn.log").read_text()[-2000:]
+
+
+UVICORN_APP = """
+import time
+
+import obskit
+from obskit.metrics.use.event_loop import ensure_monitor
+
+obskit.init(service_name="use-loop", tracing=False)
+metrics = obskit.metrics_asgi_app()
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    ensure_monitor()  # what obskit's ASGI middleware does on every request
+    if scope["path"] == "/metrics":
+        await metrics(scope, receive, send)
+        return
+    if scope["path"] == "/block":
+        time.sleep(0.2)  # a blocking call on the event loop
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def slow_lags(body: str) -> float:
+    """Lag observations above 100 ms in a scrape."""
+    total = re.search(r"^obskit_event_loop_lag_seconds_count (\S+)", body, re.M)
+    fast = re.search(r'^obskit_event_loop_lag_seconds_bucket\{le="0.1"\} (\S+)', body, re.M)
+    return float(total.group(1)) - float(fast.group(1)) if total and fast else 0.0
+
+
+@pytest.mark.slow
+def test_uvicorn_loop_lag_from_a_blocking_handler(tmp_path: Path) -> None:
+    """In a real uvicorn, a handler blocking 200 ms shows in the lag histogram within a second."""
+    pytest.importorskip("uvicorn")
+    (tmp_path / "loop_app.py").write_text(textwrap.dedent(UVICORN_APP))
+    port = free_port()
+    log = (tmp_path / "uvicorn.log").open("wb")
+    server = subprocess.Popen(
+        [PYTHON, "-m", "uvicorn", "--port", str(port), "--no-access-log", "loop_app:app"],
+        cwd=tmp_path,
+        env=subprocess_env(
+            PYTHONPATH=os.pathsep.join([str(tmp_path), subprocess_env()["PYTHONPATH"]])
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        body = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+                    body = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        before = slow_lags(body)
+        with urllib.request.urlopen(base + "/block", timeout=5) as resp:
+            resp.read()
+        blocked_at = time.monotonic()
+        after = before
+        while after == before and time.monotonic() - blocked_at < 1.0:
+            with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+                body = resp.read().decode()
+            after = slow_lags(body)
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+    assert 1.0 == after - before, (tmp_path / "uvicorn.log").read_text()[-2000:]
+    assert re.search(r"^obskit_event_loop_busy_seconds_total \S+", body, re.M)

@@ -213,6 +213,31 @@ def otlp_traces_url(settings: Settings) -> str | None:
     return endpoint.rstrip("/") + "/v1/traces"
 
 
+def _otlp_exporter(settings: Settings) -> SpanExporter | None:
+    """The OTLP exporter, or None (with a warning) when its optional extra is not installed."""
+    url = otlp_traces_url(settings)
+    try:
+        if settings.otlp_protocol == "grpc":
+            # An optional extra: grpcio is large, compiled and only wanted by some.
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcExporter,
+            )
+
+            return GrpcExporter(endpoint=url)  # type: ignore[no-any-return]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=url)
+    except ImportError:
+        extra = "grpc" if settings.otlp_protocol == "grpc" else "otlp"
+        _log.warning(
+            "obskit: otlp_endpoint is set but the OTLP %s exporter is not installed "
+            "(pip install 'obskit[%s]'); kept spans go to the local sink instead",
+            settings.otlp_protocol,
+            extra,
+        )
+        return None
+
+
 def build_exporters(settings: Settings, write_line: Any = None) -> tuple[list[SpanExporter], str]:
     """The exporters for ``settings`` and a one-line description of where spans go."""
     exporters: list[SpanExporter] = []
@@ -220,20 +245,9 @@ def build_exporters(settings: Settings, write_line: Any = None) -> tuple[list[Sp
     if custom is not None:
         exporters.append(custom)
         where = f"exporter {type(custom).__name__}"
-    elif settings.otlp_endpoint:
-        url = otlp_traces_url(settings)
-        if settings.otlp_protocol == "grpc":
-            # An optional extra: grpcio is large, compiled and only wanted by some.
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcExporter,
-            )
-
-            exporters.append(GrpcExporter(endpoint=url))
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            exporters.append(OTLPSpanExporter(endpoint=url))
-        where = f"OTLP {settings.otlp_protocol} {url}"
+    elif settings.otlp_endpoint and (otlp := _otlp_exporter(settings)) is not None:
+        exporters.append(otlp)
+        where = f"OTLP {settings.otlp_protocol} {otlp_traces_url(settings)}"
     else:
         from obskit.tracing.sinks import JsonLinesSink, default_sink_path
 
