@@ -112,6 +112,22 @@ class TestCgroupV1:
         assert 1.5 == value(registry, pressure, resource="cpu", stall="some", scope="system")
         assert 0.25 == value(registry, pressure, resource="memory", stall="some", scope="system")
 
+    def test_hybrid_reads_psi_from_the_unified_hierarchy(self, tmp_path: Path) -> None:
+        """On a hybrid host, PSI comes from the cgroup's directory in the v2 hierarchy."""
+        root = v1_tree(tmp_path / "cg")
+        write(
+            root,
+            {
+                "unified/cgroup.procs": "",
+                "unified/docker/abc/cpu.pressure": "some avg10=0 avg60=0 avg300=0 total=7000000\n",
+            },
+        )
+        proc = str(proc_tree(tmp_path / "proc", V1_CGROUP))
+        registry = registry_for(CgroupCollector(root=str(root), proc=proc))
+        pressure = "obskit_pressure_stalled_seconds_total"
+        assert 7.0 == value(registry, pressure, resource="cpu", stall="some", scope="cgroup")
+        assert 1.0 == value(registry, "obskit_cgroup_info", version="1")
+
     def test_no_psi_is_explained(self, tmp_path: Path) -> None:
         """A kernel without PSI is noted as a reason while the collector stays up."""
         root = str(v1_tree(tmp_path / "cg"))

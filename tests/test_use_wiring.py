@@ -50,11 +50,43 @@ def test_shutdown_unregisters() -> None:
     assert registry.get_sample_value("obskit_collector_up", {"collector": "process"}) is None
 
 
-def test_promtool_accepts_all_collectors() -> None:
-    """The real `promtool check metrics` accepts the exposition with every collector on."""
+def test_promtool_accepts_all_collectors(tmp_path: Path) -> None:
+    """The real `promtool check metrics` accepts the exposition with every collector populated."""
+    import asyncio
+    import gc
+    import queue
+
+    import sqlalchemy
+
     promtool = require_binary("promtool")
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=2)
+    jobs: queue.Queue[int] = queue.Queue(maxsize=5)
+
+    async def main(capture: obskit.testing.Capture) -> bytes:
+        from obskit.metrics.use.event_loop import ensure_monitor
+
+        ensure_monitor()
+        await asyncio.get_running_loop().run_in_executor(None, gc.collect)
+        await asyncio.sleep(0.06)
+        await asyncio.get_running_loop().run_in_executor(None, gc.collect)
+        return generate_latest(capture.registry)
+
     with obskit.testing.isolated(collectors="all") as capture:
-        text = generate_latest(capture.registry)
+        obskit.instrument_sqlalchemy(engine, name="orders")
+        obskit.track_queue(jobs, "jobs")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("select 1")
+        text = asyncio.run(main(capture))
+    engine.dispose()
+    for family in (
+        "process_threads",
+        "obskit_event_loop_lag_seconds_bucket",
+        "obskit_gc_pause_seconds_bucket",
+        "obskit_executor_busy_workers",
+        "db_client_connection_wait_time_seconds_bucket",
+        "obskit_queue_depth",
+    ):
+        assert f"\n{family}{{".encode() in text or f"\n{family} ".encode() in text, family
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
     )

@@ -419,3 +419,13 @@ def test_error_after_response_started_keeps_the_sent_status() -> None:
         asyncio.run(_call(obskit.ASGIMiddleware(breaks_mid_body), _scope("/")))
     [line] = _access(capture)
     assert (200, "ValueError", 4) == (line["status"], line["error_type"], line["bytes"])
+
+
+def test_nested_middleware_counts_the_request_once() -> None:
+    """An ASGIMiddleware inside another (a wrapped sub-app) adds no second line or span."""
+    with obskit.testing.isolated() as capture, capture_spans() as spans:
+        app = obskit.ASGIMiddleware(obskit.ASGIMiddleware(_starlette()))
+        response = _get(app, "/items/1", {"x-request-id": "once"})
+    assert ["once"] == response.headers.get_list("x-request-id")
+    assert 1 == len(_access(capture))
+    assert 1 == len(spans.servers())

@@ -109,3 +109,13 @@ def test_closed_before_the_end_is_499() -> None:
         body.close()  # type: ignore[attr-defined]
     [access] = _access(capture)
     assert 499 == access["status"]
+
+
+def test_nested_wsgi_middleware_counts_the_request_once() -> None:
+    """A WSGIMiddleware inside another adds no second access line or echoed header."""
+    with obskit.testing.isolated() as capture:
+        flask_app = _flask()
+        client = Client(obskit.WSGIMiddleware(obskit.WSGIMiddleware(flask_app.wsgi_app)))
+        response = client.get("/items/1", buffered=True, headers={"X-Request-ID": "once"})
+    assert ["once"] == response.headers.getlist("X-Request-ID")
+    assert 1 == len(_access(capture))

@@ -117,7 +117,8 @@ def _running(out: Path) -> Iterator[dict[str, Service]]:
     try:
         services["inventory"] = _start("inventory", out, [])
         _wait_ready(services["inventory"])
-        services["shop"] = _start("shop", out, ["--inventory", services["inventory"].url])
+        shop_args = ["--inventory", services["inventory"].url, "--db", str(out / "orders.db")]
+        services["shop"] = _start("shop", out, shop_args)
         _wait_ready(services["shop"])
         yield services
     finally:

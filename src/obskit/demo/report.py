@@ -19,14 +19,26 @@ from obskit.demo.traffic import Outcome
 __all__ = ["build", "render"]
 
 ERROR_RULES = ("error", "server_error")
-# USE families shown in the report when the collectors expose them: (label, family, labels).
-_USE_ROWS = (
-    ("CPU utilization (of quota or cores)", "process_cpu_utilization_ratio"),
-    ("CPU throttled periods", "container_cpu_throttled_periods_total"),
-    ("resident memory (bytes)", "process_resident_memory_bytes"),
-    ("memory limit (bytes)", "container_memory_limit_bytes"),
-    ("open file descriptors", "process_open_fds"),
-    ("threads", "process_threads"),
+# USE gauges shown in the report when the collectors expose them: (label, family, labels).
+_USE_ROWS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("CPU utilization (share of available cores)", "process_cpu_utilization_ratio", {}),
+    ("CPU available (cores: quota, else affinity)", "obskit_process_cpu_available_cores", {}),
+    ("CPU throttled periods (cgroup)", "obskit_cgroup_cpu_throttled_periods_total", {}),
+    ("memory utilization (RSS / limit)", "process_memory_utilization_ratio", {}),
+    ("OOM kills (cgroup)", "obskit_cgroup_memory_oom_kills_total", {}),
+    ("open file descriptors", "process_unix_file_descriptors", {}),
+    ("threads", "process_threads", {}),
+    ("event-loop utilization", "obskit_event_loop_utilization_ratio", {}),
+    ("event-loop tasks", "obskit_event_loop_tasks", {}),
+    ("orders DB pool: max connections", "db_client_connection_max", {}),
+    ("orders DB pool: waits timed out", "db_client_connection_timeouts_total", {}),
+)
+# USE histograms shown as p99 / max-bucket: (label, family).
+_USE_HISTOGRAMS = (
+    ("event-loop lag p99 (ms)", "obskit_event_loop_lag_seconds"),
+    ("GC pause p99 (ms)", "obskit_gc_pause_seconds"),
+    ("orders DB pool wait p99 (ms)", "db_client_connection_wait_time_seconds"),
+    ("default executor queue wait p99 (ms)", "obskit_executor_queue_wait_seconds"),
 )
 
 
@@ -175,14 +187,15 @@ def build(
         (line for line in logs if example_id and line.get("correlation_id") == example_id),
         key=lambda line: str(line.get("timestamp")),
     )
-    use = [
-        {"resource": label, "value": shop.value(family)}
-        for label, family in _USE_ROWS
-        if shop.value(family) is not None
+    use: list[dict[str, Any]] = [
+        {"resource": label, "value": shop.value(family, **labels)}
+        for label, family, labels in _USE_ROWS
+        if shop.value(family, **labels) is not None
     ]
-    lag = red_by(shop, "", name="obskit_event_loop_lag_seconds").get("")
-    if lag is not None and lag.buckets:
-        use.append({"resource": "event-loop lag p99 (ms)", "value": _ms(lag.quantile(0.99))})
+    for label, family in _USE_HISTOGRAMS:
+        histogram = red_by(shop, "", name=family).get("")
+        if histogram is not None and histogram.buckets:
+            use.append({"resource": label, "value": _ms(histogram.quantile(0.99))})
     return {
         "traffic": {
             "requests": len(outcomes),

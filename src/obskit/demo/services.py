@@ -30,9 +30,14 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") / 2**32
 
 
-def build_shop(inventory_url: str) -> Any:
-    """The front service: products, checkout, search, an admin report and /metrics."""
+def build_shop(inventory_url: str, db_path: str) -> Any:
+    """The front service: products, checkout, search, an admin report and /metrics.
+
+    Orders go to SQLite through a small SQLAlchemy pool (two connections) from the loop's default
+    executor, so the report has a connection pool and a thread pool to show saturation of.
+    """
     import httpx
+    import sqlalchemy
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -42,6 +47,21 @@ def build_shop(inventory_url: str) -> Any:
 
     log = obskit.get_logger("demo.shop")
     client = httpx.AsyncClient(base_url=inventory_url, timeout=10.0)
+    engine = sqlalchemy.create_engine(
+        f"sqlite:///{db_path}", pool_size=2, max_overflow=0, pool_timeout=10
+    )
+    obskit.instrument_sqlalchemy(engine, name="orders")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS orders (request_id TEXT, tenant TEXT, reserved INTEGER)"
+        )
+
+    def save_order(request_id: str, tenant: str, reserved: int) -> None:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO orders VALUES (?, ?, ?)", (request_id, tenant, reserved)
+            )
+            time.sleep(0.004)  # the write holds its connection a little, as real ones do
 
     @obskit.red(name="inventory.lookup")
     async def lookup_stock(sku: str, tenant: str) -> dict[str, Any]:
@@ -65,6 +85,7 @@ def build_shop(inventory_url: str) -> Any:
         if _stable_fraction(request_id) < 1 / FAILURE_ONE_IN:
             log.warning("payment.gateway_slow", provider="acmepay", waited_ms=2500)
             raise RuntimeError("payment gateway timed out after 2500 ms")
+        await asyncio.to_thread(save_order, request_id, tenant, stock["available"])
         log.info("order.placed", reserved=stock["available"])
         return JSONResponse({"ok": True})
 
@@ -81,6 +102,7 @@ def build_shop(inventory_url: str) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await client.aclose()
+        engine.dispose()
 
     app = Starlette(
         routes=[
@@ -130,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("role", choices=["shop", "inventory"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--inventory", default="http://127.0.0.1:8002")
+    parser.add_argument("--db", default=":memory:", help="SQLite file for the shop's orders")
     args = parser.parse_args(argv)
 
     import logging
@@ -141,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     obskit.init(service_name=args.role, service_version="1.0.0", environment="demo")
     # As a service would: the HTTP client's wire-level debug lines are not this app's story.
     logging.getLogger("httpcore").setLevel(logging.INFO)
-    app = build_shop(args.inventory) if args.role == "shop" else build_inventory()
+    app = build_shop(args.inventory, args.db) if args.role == "shop" else build_inventory()
     try:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     finally:

@@ -35,6 +35,7 @@ _USER_AGENT: Final = 4
 _TENANT: Final = 5
 _ID: Final = 6  # and up: request id headers, in configured order of preference
 _EVENT_STREAM: Final = b"text/event-stream"
+_OBSERVED: Final = "obskit.observed"
 
 
 class _Names:
@@ -102,12 +103,12 @@ class ASGIMiddleware:
         scope_type = scope["type"]
         if scope_type == "http":
             plan = current_plan()
-            if plan is not None:
+            if plan is not None and _OBSERVED not in scope:
                 await self._http(plan, scope, receive, send)
                 return
         elif scope_type == "websocket":
             plan = current_plan()
-            if plan is not None:
+            if plan is not None and _OBSERVED not in scope:
                 await self._websocket(plan, scope, receive, send)
                 return
         elif scope_type == "lifespan":
@@ -191,6 +192,9 @@ class ASGIMiddleware:
         )
         exchange.begin(best_id, tenant, parent, attributes, counted=counted)
         inner = RecordingScope(scope)
+        # A second ASGIMiddleware further in (a wrapped sub-application) must not count the
+        # request twice.
+        dict.__setitem__(inner, _OBSERVED, True)
         if plan.tracer is not None:
             # FastAPI's native telemetry starts its own SERVER span (a new trace, parented from
             # the headers, not from obskit's span) once a global tracer provider exists. This is

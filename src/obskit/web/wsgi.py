@@ -28,6 +28,7 @@ from obskit.web.types import Environ, ExcInfo, StartResponse, WSGIApp
 __all__ = ["WSGIMiddleware"]
 
 _perf = time.perf_counter
+_OBSERVED = "obskit.observed"
 
 
 def _environ_key(header: str) -> str:
@@ -71,9 +72,10 @@ class WSGIMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
         plan = current_plan()
-        if plan is None:
+        if plan is None or _OBSERVED in environ:
             return self.app(environ, start_response)
         try:
+            environ[_OBSERVED] = True  # an inner WSGIMiddleware passes this request through
             if self._adopted != plan.generation:
                 self._adopted = plan.generation
                 take_over_server_logs(plan.access_log is not None)
