@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -26,13 +26,29 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from obskit import _guard
 from obskit._config import Settings
 
-__all__ = ["LANES", "TAPS", "ExportLanes", "build_exporters", "otlp_traces_url"]
+__all__ = ["LANES", "TAPS", "ExportLanes", "KeptSink", "build_exporters", "otlp_traces_url"]
 
 LANES = ("priority", "baseline")
 # Lists that receive every kept span as it is queued, whichever lanes are live
 # (``obskit.testing.capture_spans``).
 TAPS: list[list[ReadableSpan]] = []
 _log = logging.getLogger("obskit.tracing")
+
+
+class KeptSink(Protocol):
+    """Where kept spans go (the export lanes)."""
+
+    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
+        """Queue spans for export; ``priority`` for certain keeps (errors, slow, rules)."""
+
+    def force_flush(self, timeout: float) -> bool:
+        """Export everything queued within ``timeout`` seconds."""
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush within ``timeout`` and stop."""
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's queue and threads."""
 
 
 class ExportLanes:

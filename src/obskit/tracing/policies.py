@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, TraceState
 
 __all__ = [
+    "MASK56",
     "MAX_THRESHOLD",
     "RULE_ATTRIBUTE",
     "RULE_BASELINE",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 MAX_THRESHOLD = 1 << 56  # 2^56: "keep nothing"; the largest usable threshold is 2^56 - 1
-_MASK56 = MAX_THRESHOLD - 1
+MASK56 = MAX_THRESHOLD - 1  # the randomness bits of a trace id
 _PRECISION_DIGITS = 5
 
 RULE_ERROR = "error"
@@ -150,7 +151,7 @@ def randomness(trace_id: int, trace_state: TraceState | None = None) -> int:
         _, rv = parse_ot(trace_state)
         if rv is not None:
             return rv
-    return trace_id & _MASK56
+    return trace_id & MASK56
 
 
 def with_threshold(trace_state: TraceState, threshold: int) -> TraceState:

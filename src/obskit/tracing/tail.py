@@ -25,16 +25,31 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanContext, TraceState
+from opentelemetry.trace import TraceState
 
 from obskit import _guard
 from obskit.tracing import policies
 from obskit.tracing.decisions import DecisionMemory
-from obskit.tracing.policies import RULE_BASELINE, RULE_NONE, RULE_SLOW, Verdict
+from obskit.tracing.export import KeptSink
+from obskit.tracing.policies import MASK56, RULE_BASELINE, RULE_SLOW, Verdict
+from obskit.tracing.verdicts import (
+    ADJUSTED_COUNT,
+    FLUSH,
+    LATE,
+    LATE_SPAN,
+    OVERFLOW,
+    RULE,
+    SLOW_TICK,
+    SPAN_END,
+    TIMEOUT,
+    TRIGGER,
+    VerdictMaker,
+    annotate,
+)
 
 __all__ = [
     "ADJUSTED_COUNT",
@@ -45,27 +60,12 @@ __all__ = [
     "RULE",
     "TRIGGER",
     "UNKNOWN",
-    "KeptSink",
     "TailSampler",
     "annotate",
 ]
 
-RULE = "obskit.sampling.rule"
-TRIGGER = "obskit.sampling.trigger"
-ADJUSTED_COUNT = "obskit.sampling.adjusted_count"
-LATE = "obskit.sampling.late"
-
 # What a trace id is to the sampler right now (``TailSampler.state``).
 UNKNOWN, PENDING, KEPT, DROPPED = 0, 1, 2, 3
-
-# Triggers: what made the decision happen.
-SPAN_END = "span_end"
-ROOT_END = "root_end"
-SLOW_TICK = "slow_tick"
-TIMEOUT = "timeout"
-OVERFLOW = "overflow"
-FLUSH = "flush"
-LATE_SPAN = "late"
 
 # Estimated bytes of a buffered span, measured with tracemalloc on the SDK's ReadableSpan
 # (instance dict, bounded attribute dict and event list with their locks): about 2.6 KB empty,
@@ -74,29 +74,11 @@ SPAN_BASE_BYTES = 2_900
 ATTRIBUTE_BYTES = 180
 EVENT_BYTES = 700
 
-_MASK56 = policies.MAX_THRESHOLD - 1
-
 # Exemplars held per undecided trace (a request makes a handful of RED observations).
 MAX_EXEMPLARS_PER_TRACE = 16
 # When a cap is hit, decide the oldest traces down to this share of the byte cap, so that a
 # steady flood decides in batches rather than once per span.
 LOW_WATER = 0.9
-
-
-class KeptSink(Protocol):
-    """Where kept spans go (the export lanes)."""
-
-    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
-        """Queue spans for export; ``priority`` for certain keeps (errors, slow, rules)."""
-
-    def force_flush(self, timeout: float) -> bool:
-        """Export everything queued within ``timeout`` seconds."""
-
-    def shutdown(self, timeout: float) -> None:
-        """Flush within ``timeout`` and stop."""
-
-    def after_fork_in_child(self) -> None:
-        """Forget the parent's queue and threads."""
 
 
 class _Trace:
@@ -130,44 +112,6 @@ class _Trace:
 Decided = tuple[int, _Trace | None, Verdict, "list[ReadableSpan]"]
 
 
-def annotate(span: ReadableSpan, verdict: Verdict, late: bool = False) -> ReadableSpan:
-    """A copy of ``span`` carrying the decision: rule, trigger, adjusted count and ``ot=th``.
-
-    ``ReadableSpan`` is frozen once ended, so the copy is a new one sharing the immutable parts.
-    """
-    attributes: dict[str, Any] = dict(span._attributes or {})
-    attributes[RULE] = verdict.rule
-    attributes[TRIGGER] = verdict.trigger
-    attributes[ADJUSTED_COUNT] = verdict.adjusted
-    if late:
-        attributes[LATE] = True
-    context = span._context
-    if context is not None:
-        state = policies.with_threshold(context.trace_state, verdict.threshold)
-        context = SpanContext(
-            context.trace_id,
-            context.span_id,
-            context.is_remote,
-            context.trace_flags,
-            state,
-        )
-    return ReadableSpan(
-        name=span._name,
-        context=context,
-        parent=span._parent,
-        resource=span._resource,
-        attributes=attributes,
-        events=span._events,
-        links=span._links,
-        kind=span._kind,
-        instrumentation_info=span._instrumentation_info,
-        status=span._status,
-        start_time=span._start_time,
-        end_time=span._end_time,
-        instrumentation_scope=span._instrumentation_scope,
-    )
-
-
 class TailSampler(SpanProcessor):
     """Buffers spans per trace at the local root and exports the traces worth keeping."""
 
@@ -194,18 +138,13 @@ class TailSampler(SpanProcessor):
         self._slow_ns = int(slow_threshold_ms * 1e6)
         self._timeout_ns = int(trace_timeout_s * 1e9)
         self._grace_ns = int(min(child_grace_s, trace_timeout_s) * 1e9)
-        self._baseline_threshold = policies.threshold_for(baseline_ratio)
-        weight = policies.adjusted_count(self._baseline_threshold)
-        self._baseline_verdicts = {
-            trigger: (
-                Verdict(True, RULE_BASELINE, trigger, self._baseline_threshold, weight),
-                Verdict(False, RULE_NONE, trigger, self._baseline_threshold, 0.0),
-            )
-            for trigger in (ROOT_END, TIMEOUT, OVERFLOW, FLUSH)
-        }
-        self._root_keep, self._root_drop = self._baseline_verdicts[ROOT_END]
+        verdicts = VerdictMaker(baseline_ratio, self._slow_ns, slow_per_route)
+        self._verdicts = verdicts
+        # Copied for the hot path: the common root's verdict is one of two constants.
+        self._baseline_threshold = verdicts.baseline_threshold
+        self._root_keep, self._root_drop = verdicts.root_keep, verdicts.root_drop
+        self._routes = verdicts.routes
         self._match = policies.span_rule(self._slow_ns, keep_rules, keep_if)
-        self._routes = policies.RouteLatency() if slow_per_route else None
         self._max_traces = max_traces
         self._max_spans = max_spans_per_trace
         self._max_bytes = max_buffer_bytes
@@ -232,7 +171,6 @@ class TailSampler(SpanProcessor):
         )
         self._bytes = 0
         self._closed = False
-        self._pid = os.getpid()
         # Keyed by the verdict itself (the common ones are shared constants): no key to build.
         self._decisions: dict[Verdict, int] = {}
         self.evictions: dict[str, int] = {}
@@ -333,11 +271,11 @@ class TailSampler(SpanProcessor):
                     # The common root: no upstream sampling, no per-route latency.
                     root_verdict = (
                         self._root_keep
-                        if trace_id & _MASK56 >= self._baseline_threshold
+                        if trace_id & MASK56 >= self._baseline_threshold
                         else self._root_drop
                     )
                 else:
-                    root_verdict = self._root_verdict(trace_id, state, span)
+                    root_verdict = self._verdicts.root_end(trace_id, state, span)
             size = SPAN_BASE_BYTES
             if attrs:
                 size += ATTRIBUTE_BYTES * len(attrs)
@@ -361,7 +299,7 @@ class TailSampler(SpanProcessor):
                     entry.nbytes += size
                     self._bytes += size
                     if rule is not None:
-                        verdict = Verdict(True, rule, SPAN_END, self._kept_threshold(entry), 1.0)
+                        verdict = self._verdicts.certain(rule, SPAN_END, entry.trace_state)
                         decided = self._decide_locked(trace_id, entry, verdict)
                     elif root_verdict is not None:
                         entry.root_end = span._end_time
@@ -373,7 +311,7 @@ class TailSampler(SpanProcessor):
                         decided = self._decide_locked(trace_id, entry, entry.root_verdict)
                     elif len(spans) >= self._max_spans:
                         self._count_eviction("spans")
-                        verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, self._clock())
+                        verdict = self._forced(trace_id, entry, OVERFLOW, self._clock())
                         decided = self._decide_locked(trace_id, entry, verdict)
                     if self._bytes > self._max_bytes:
                         overflow = True
@@ -387,49 +325,13 @@ class TailSampler(SpanProcessor):
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
 
-    # --- verdicts ---------------------------------------------------------------------------
-
-    def _kept_threshold(self, entry: _Trace) -> int:
-        """A certain keep keeps the upstream threshold (a tail stage may only raise it)."""
-        upstream, _ = policies.parse_ot(entry.trace_state)
-        return upstream or 0
-
-    def _root_verdict(self, trace_id: int, state: TraceState, root: ReadableSpan) -> Verdict:
-        """The decision for a trace whose local root ended with no certain rule matched."""
-        routes = self._routes
-        if routes is not None and root._attributes:
-            route = root._attributes.get("http.route")
-            if isinstance(route, str) and root._end_time and root._start_time:
-                duration = root._end_time - root._start_time
-                threshold = routes.threshold_ns(route)
-                routes.observe(route, duration)
-                if threshold is not None and duration > threshold:
-                    return Verdict(True, RULE_SLOW, ROOT_END, 0, 1.0)
-        return self._baseline_verdict(trace_id, state, ROOT_END)
-
-    def _baseline_verdict(self, trace_id: int, state: TraceState | None, trigger: str) -> Verdict:
-        # An empty TraceState's truth test is a Python-level __len__: look at its dict instead.
-        if state is None or not getattr(state, "_dict", state):
-            # The common case: no upstream sampling, so the verdicts are constants per trigger.
-            keep, drop = self._baseline_verdicts[trigger]
-            return keep if trace_id & _MASK56 >= self._baseline_threshold else drop
-        upstream, rv = policies.parse_ot(state)
-        threshold = max(self._baseline_threshold, upstream or 0)
-        rand = rv if rv is not None else trace_id & (policies.MAX_THRESHOLD - 1)
-        if rand >= threshold:
-            weight = policies.adjusted_count(threshold)
-            return Verdict(True, RULE_BASELINE, trigger, threshold, weight)
-        return Verdict(False, RULE_NONE, trigger, threshold, 0.0)
-
-    def _fallback_verdict(self, trace_id: int, entry: _Trace, trigger: str, now: int) -> Verdict:
-        """A decision forced before the trace finished (cap, timeout, flush): slow or baseline."""
-        if entry.root_verdict is not None:
-            return entry.root_verdict.with_trigger(trigger)
-        if entry.root_start is not None and now - entry.root_start >= self._slow_ns:
-            return Verdict(True, RULE_SLOW, trigger, self._kept_threshold(entry), 1.0)
-        return self._baseline_verdict(trace_id, entry.trace_state, trigger)
-
     # --- decisions (under the lock) ------------------------------------------------------
+
+    def _forced(self, trace_id: int, entry: _Trace, trigger: str, now: int) -> Verdict:
+        """A decision forced before the trace finished (cap, timeout, flush)."""
+        return self._verdicts.forced(
+            trace_id, entry.trace_state, entry.root_start, entry.root_verdict, trigger, now
+        )
 
     def _decide_locked(self, trace_id: int, entry: _Trace, verdict: Verdict) -> Decided:
         # Remember before removing, so a lock-free reader (``state``) never sees neither.
@@ -455,7 +357,7 @@ class TailSampler(SpanProcessor):
         # A late error (or other certain rule) in a dropped trace: export it, flagged, and keep
         # the rest of the trace from now on. Its earlier spans are gone; the flag says so.
         self.late["rescued"] = self.late.get("rescued", 0) + 1
-        verdict = Verdict(True, rule, LATE_SPAN, 0, 1.0)
+        verdict = self._verdicts.certain(rule, LATE_SPAN, None)
         self._memory.remember(trace_id, verdict)
         self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
         self.spans_out["kept"] += 1
@@ -482,7 +384,7 @@ class TailSampler(SpanProcessor):
                 excess_bytes -= item[1].nbytes
             for trace_id, entry in victims:
                 self._count_eviction("traces" if len(pending) > self._max_traces else "bytes")
-                verdict = self._fallback_verdict(trace_id, entry, OVERFLOW, now)
+                verdict = self._forced(trace_id, entry, OVERFLOW, now)
                 decided.append(self._decide_locked(trace_id, entry, verdict))
         self._finish(decided)
 
@@ -572,12 +474,11 @@ class TailSampler(SpanProcessor):
                         due.append((trace_id, entry, entry.root_verdict))
                         continue
                 elif entry.root_start is not None and now - entry.root_start >= self._slow_ns:
-                    threshold = self._kept_threshold(entry)
-                    verdict = Verdict(True, RULE_SLOW, SLOW_TICK, threshold, 1.0)
+                    verdict = self._verdicts.certain(RULE_SLOW, SLOW_TICK, entry.trace_state)
                     due.append((trace_id, entry, verdict))
                     continue
                 if now - entry.created >= self._timeout_ns:
-                    verdict = self._fallback_verdict(trace_id, entry, TIMEOUT, now)
+                    verdict = self._forced(trace_id, entry, TIMEOUT, now)
                     due.append((trace_id, entry, verdict))
             for trace_id, entry, verdict in due:
                 decided.append(self._decide_locked(trace_id, entry, verdict))
@@ -591,7 +492,7 @@ class TailSampler(SpanProcessor):
         with self._lock:
             decided = []
             for trace_id, entry in list(self._pending.items()):
-                verdict = self._fallback_verdict(trace_id, entry, trigger, now)
+                verdict = self._forced(trace_id, entry, trigger, now)
                 decided.append(self._decide_locked(trace_id, entry, verdict))
         self._finish(decided)
 

@@ -31,7 +31,8 @@ from obskit.tracing import api, provider
 from obskit.tracing.export import ExportLanes, build_exporters
 from obskit.tracing.policies import RULE_ALL, Verdict
 from obskit.tracing.selfmetrics import TailMetrics
-from obskit.tracing.tail import TailSampler, annotate
+from obskit.tracing.tail import TailSampler
+from obskit.tracing.verdicts import annotate
 
 if TYPE_CHECKING:
     from obskit._runtime import Runtime

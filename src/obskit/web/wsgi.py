@@ -1,7 +1,7 @@
 """``WSGIMiddleware``: the ASGI middleware's semantics for WSGI servers (gunicorn sync/gthread).
 
-The request ends when the server closes the body iterable, so a streamed body is timed to its
-last chunk. The request's context is entered around the application call and each body chunk,
+The request ends when the server closes the body iterable (after writing its last chunk), so a
+streamed body is timed to the end of its transmission. The request's context is entered around the application call and each body chunk,
 and left in between, so nothing leaks into the next request a worker thread serves.
 """
 
@@ -185,7 +185,6 @@ class _Body:
                 self._iterator = iter(self._body)
             chunk = next(self._iterator)
         except StopIteration:
-            self._state.ended = _perf()
             self._state.complete = True
             raise
         except BaseException as exc:
@@ -201,6 +200,8 @@ class _Body:
         if self._closed:
             return
         self._closed = True
+        # The server closes the iterable after writing the last chunk: the request ends here.
+        self._state.ended = _perf()
         exchange = self._exchange
         exchange.resume()
         try:
