@@ -1,8 +1,9 @@
 """``WSGIMiddleware``: the ASGI middleware's semantics for WSGI servers (gunicorn sync/gthread).
 
 The request ends when the server closes the body iterable (after writing its last chunk), so a
-streamed body is timed to the end of its transmission. The request's context is entered around the application call and each body chunk,
-and left in between, so nothing leaks into the next request a worker thread serves.
+streamed body is timed to the end of its transmission. The request's context is entered around
+the application call and each body chunk, and left in between, so nothing leaks into the next
+request a worker thread serves.
 """
 
 from __future__ import annotations
