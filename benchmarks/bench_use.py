@@ -115,12 +115,44 @@ def part_one(rounds: int, seconds: float, iterations: int) -> None:
         share = statistics.median(shares[name])
         print(f"{name:<18}{share * 100:>17.3f}%{(share - base) * 100:>15.3f}%")
     plain, timed = statistics.median(busy[False]), statistics.median(busy[True])
-    print(f"\nBusy loop, {iterations} iterations ({rounds} rounds, medians)")
-    print(f"without monitor  {plain:8.0f} ns/iteration")
+    print(f"\nBusy loop, {iterations} iterations ({rounds} rounds; median, and best round)")
+    print(f"without monitor  {plain:8.0f} ns/iteration  (best {min(busy[False]):.0f})")
     print(
-        f"with monitor     {timed:8.0f} ns/iteration  (+{timed - plain:.0f} ns, "
-        f"ratio {timed / plain:.3f})"
+        f"with monitor     {timed:8.0f} ns/iteration  (best {min(busy[True]):.0f}; "
+        f"median +{timed - plain:.0f} ns, best +{min(busy[True]) - min(busy[False]):.0f} ns)"
     )
+
+
+# --- part 1b: the GC callback -------------------------------------------------------------------
+
+
+def _young_collection_ns(count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        gc.collect(0)
+    return (time.perf_counter() - start) / count * 1e9
+
+
+def _empty_callback(phase: str, info: dict[str, Any]) -> None:
+    return None
+
+
+def part_gc(rounds: int, count: int) -> None:
+    samples: dict[str, list[float]] = {"no callback": [], "empty callback": [], "obskit": []}
+    source = GcCollector()
+    for _ in range(rounds):
+        samples["no callback"].append(_young_collection_ns(count))
+        gc.callbacks.append(_empty_callback)
+        samples["empty callback"].append(_young_collection_ns(count))
+        gc.callbacks.remove(_empty_callback)
+        source.start()
+        samples["obskit"].append(_young_collection_ns(count))
+        source.stop()
+    print(f"\nGC callback, gc.collect(0) x {count} ({rounds} rounds, medians)")
+    base = statistics.median(samples["no callback"])
+    for name, values in samples.items():
+        value = statistics.median(values)
+        print(f"{name:<18}{value:>8.0f} ns/collection  (+{value - base:.0f} ns)")
 
 
 # --- part 2: scrape cost ------------------------------------------------------------------------
@@ -288,9 +320,11 @@ def main() -> None:
     print(f"obskit {obskit.__version__}; 2-core shared machine: figures are medians")
     if args.quick:
         part_one(rounds=2, seconds=0.5, iterations=20_000)
+        part_gc(rounds=3, count=5_000)
         part_two(rounds=3, budget=0.1)
     else:
-        part_one(rounds=4, seconds=1.5, iterations=60_000)
+        part_one(rounds=6, seconds=1.5, iterations=40_000)
+        part_gc(rounds=7, count=20_000)
         part_two(rounds=5, budget=0.3)
 
 

@@ -69,7 +69,9 @@ def _make_callback(
                 started[0] = clock()
                 return
             elapsed = clock() - started[0]
-            generation = min(info.get("generation", last), last)
+            generation = info["generation"]
+            if generation > last:  # a future CPython with more generations: count as the oldest
+                generation = last
             counts[generation][bisect_left(bounds, elapsed)] += 1
             sums[generation] += elapsed
         except Exception:  # an exception here would be printed as unraisable; count it instead
