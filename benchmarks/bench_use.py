@@ -97,6 +97,24 @@ def busy_iteration_ns(monitored: bool, iterations: int) -> float:
         collector.stop()
 
 
+def ensure_call_ns(calls: int) -> float:
+    """Nanoseconds per ensure_monitor() call once the running loop is monitored."""
+    collector = EventLoopCollector()
+    collector.start()
+
+    async def main() -> float:
+        ensure_monitor()
+        start = time.perf_counter()
+        for _ in range(calls):
+            ensure_monitor()
+        return (time.perf_counter() - start) / calls * 1e9
+
+    try:
+        return asyncio.run(main())
+    finally:
+        collector.stop()
+
+
 def part_one(rounds: int, seconds: float, iterations: int) -> None:
     configs: dict[str, float | None] = {"no monitor": None, "50 ms (default)": 0.05, "10 ms": 0.01}
     shares: dict[str, list[float]] = {name: [] for name in configs}
@@ -114,6 +132,8 @@ def part_one(rounds: int, seconds: float, iterations: int) -> None:
     for name in shares:
         share = statistics.median(shares[name])
         print(f"{name:<18}{share * 100:>17.3f}%{(share - base) * 100:>15.3f}%")
+    ensure = statistics.median(ensure_call_ns(iterations * 5) for _ in range(rounds))
+    print(f"\nensure_monitor() once the loop is monitored: {ensure:.0f} ns per call (median)")
     plain, timed = statistics.median(busy[False]), statistics.median(busy[True])
     print(f"\nBusy loop, {iterations} iterations ({rounds} rounds; median, and best round)")
     print(f"without monitor  {plain:8.0f} ns/iteration  (best {min(busy[False]):.0f})")

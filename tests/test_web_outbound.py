@@ -128,3 +128,22 @@ def test_explicit_traceparent_is_kept(upstream: str) -> None:
     with obskit.testing.isolated():
         httpx.get(upstream + "/p", headers={"traceparent": value}, timeout=5)
     assert value == _Recorder.seen[0]["traceparent"]
+
+
+def test_server_addresses_are_bounded_and_overflow_counted() -> None:
+    """Past MAX_SERVERS distinct dependencies, calls fold into __other__ and are counted."""
+    from obskit.metrics.wiring import current_store
+    from obskit.web import outbound
+
+    with obskit.testing.isolated() as capture:
+        recorder = outbound.ClientRecorder(current_store())
+        for i in range(outbound.MAX_SERVERS + 5):
+            recorder.observe(f"host-{i}:80", "GET", 200, "", 0.01)
+        other = {
+            "server_address": outbound.OTHER,
+            "http_request_method": "GET",
+            "http_response_status_code": "200",
+            "error_type": "",
+        }
+        assert 6 == capture.sample("http_client_request_duration_seconds_count", other)
+        assert 6 == capture.sample("obskit_label_overflow_total", {"label": "server_address"})

@@ -48,6 +48,7 @@ class ClientRecorder:
     """``http_client_request_duration_seconds`` with its label children cached and bounded."""
 
     def __init__(self, store: Any) -> None:
+        self._store = store
         self.histogram = store.histogram(
             "http_client_request_duration_seconds",
             "Duration of outbound HTTP requests by dependency (server address), method, status.",
@@ -74,10 +75,12 @@ class ClientRecorder:
 
     def _admit(self, server: str) -> str:
         with self._lock:
-            if len(self._servers) >= MAX_SERVERS:
-                return OTHER
-            self._servers.add(server)
-            return server
+            if len(self._servers) < MAX_SERVERS:
+                self._servers.add(server)
+                return server
+        # Counted in obskit_label_overflow_total{label="server_address"}.
+        self._store.overflowed("server_address")
+        return OTHER
 
 
 def outbound_headers(headers: MutableMapping[str, Any], echo_header: str | None) -> None:
