@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from opentelemetry import trace
@@ -218,6 +219,19 @@ class TestTicks:
         tracer.start_span("b", context=ctx, start_time=t0).end(end_time=t0 + 700 * MS)
         root.end(end_time=t0 + 800 * MS)
         assert ["a", "b", "root"] == [s.name for s in sink.spans]
+
+    def test_background_tick_promotes_without_being_called(self) -> None:
+        """With the tick thread running, a root past the threshold is promoted on its own."""
+        tracer, sampler, sink = tail_provider(
+            baseline_ratio=0.0, slow_threshold_ms=50, background=True, tick_s=0.02
+        )
+        root = tracer.start_span("running")
+        tracer.start_span("done", context=trace.set_span_in_context(root)).end()
+        deadline = time.monotonic() + 10
+        while not sink.spans and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [("done", "slow_tick")] == [(s.name, attrs(s)[TRIGGER]) for s in sink.spans]
+        sampler.shutdown(1.0)
 
     def test_abandoned_trace_is_decided_at_its_timeout(self) -> None:
         """A trace whose root never ends is decided by the timeout (dropped with baseline 0)."""

@@ -29,13 +29,20 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import TraceState
 
 from obskit import _guard
 from obskit.tracing import policies
 from obskit.tracing.decisions import DecisionMemory
 from obskit.tracing.export import KeptSink
+from obskit.tracing.pending import (
+    ATTRIBUTE_BYTES,
+    EVENT_BYTES,
+    MAX_EXEMPLARS_PER_TRACE,
+    SPAN_BASE_BYTES,
+    PendingTrace,
+)
 from obskit.tracing.policies import MASK56, RULE_BASELINE, RULE_SLOW, Verdict
+from obskit.tracing.ticker import Ticker
 from obskit.tracing.verdicts import (
     ADJUSTED_COUNT,
     FLUSH,
@@ -67,49 +74,12 @@ __all__ = [
 # What a trace id is to the sampler right now (``TailSampler.state``).
 UNKNOWN, PENDING, KEPT, DROPPED = 0, 1, 2, 3
 
-# Estimated bytes of a buffered span, measured with tracemalloc on the SDK's ReadableSpan
-# (instance dict, bounded attribute dict and event list with their locks): about 2.6 KB empty,
-# ~160 B per short attribute, ~600 B per event. Rounded up: the cap must hold in real memory.
-SPAN_BASE_BYTES = 2_900
-ATTRIBUTE_BYTES = 180
-EVENT_BYTES = 700
-
-# Exemplars held per undecided trace (a request makes a handful of RED observations).
-MAX_EXEMPLARS_PER_TRACE = 16
 # When a cap is hit, decide the oldest traces down to this share of the byte cap, so that a
 # steady flood decides in batches rather than once per span.
 LOW_WATER = 0.9
 
 
-class _Trace:
-    """One undecided trace's buffer."""
-
-    __slots__ = (
-        "created",
-        "exemplars",
-        "nbytes",
-        "root_end",
-        "root_start",
-        "root_verdict",
-        "spans",
-        "started",
-        "trace_state",
-    )
-
-    def __init__(self, created: int, trace_state: TraceState | None) -> None:
-        self.spans: list[ReadableSpan] = []
-        self.nbytes = 0
-        # One byte per local span started: started minus ended (``spans``) is what still runs.
-        self.started = bytearray()
-        self.created = created
-        self.root_start: int | None = None
-        self.root_end: int | None = None
-        self.root_verdict: Verdict | None = None
-        self.trace_state = trace_state
-        self.exemplars: list[Callable[[], None]] | None = None
-
-
-Decided = tuple[int, _Trace | None, Verdict, "list[ReadableSpan]"]
+Decided = tuple[int, PendingTrace | None, Verdict, "list[ReadableSpan]"]
 
 
 class TailSampler(SpanProcessor):
@@ -164,7 +134,7 @@ class TailSampler(SpanProcessor):
         self._lock = threading.Lock()
         # A plain dict keeps insertion order (oldest first) and is cheaper to change than an
         # OrderedDict; the oldest are only looked for when a cap is hit or the tick runs.
-        self._pending: dict[int, _Trace] = {}
+        self._pending: dict[int, PendingTrace] = {}
         self._memory = DecisionMemory(
             kept_capacity=max(1_000, self._max_traces),
             dropped_capacity=max(10_000, 4 * self._max_traces),
@@ -177,18 +147,8 @@ class TailSampler(SpanProcessor):
         self.late: dict[str, int] = {}
         self.exemplars: dict[str, int] = {"applied": 0, "discarded": 0, "overflow": 0}
         self.spans_out: dict[str, int] = {"kept": 0, "dropped": 0}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _start_thread(self) -> None:
-        # Started on the first trace, not at construction: a sampler abandoned in a forked
-        # child (the runtime builds a new one there) must not start a thread that keeps it alive.
-        with self._lock:
-            if self._thread is not None or self._closed or not self._background:
-                return
-            thread = threading.Thread(target=self._run, name="obskit-tail-sampler", daemon=True)
-            self._thread = thread
-        thread.start()
+        # The background tick, started with the first trace.
+        self._ticker = Ticker(self.sweep, self._tick_s, "obskit-tail-sampler")
 
     def _after_fork_in_child(self) -> None:
         # The parent's traces are the parent's to decide: the child starts empty, with new
@@ -223,17 +183,17 @@ class TailSampler(SpanProcessor):
                     if self._closed or (parent is not None and self._memory.knows(trace_id)):
                         return
                     start = span._start_time or self._clock()
-                    entry = _Trace(start, context[4])  # [4]: trace_state
+                    entry = PendingTrace(start, context[4])  # [4]: trace_state
                     self._pending[trace_id] = entry
                     if parent is None or parent[2]:  # [2]: is_remote, without the property call
                         entry.root_start = start
                     over = len(self._pending) > self._max_traces
-                    starting = self._thread is None and self._background
+                    starting = self._background and not self._ticker.started
                 else:
                     over = starting = False
                 entry.started.append(1)
             if starting:
-                self._start_thread()
+                self._ticker.start()
             if over:
                 self._relieve()
         except Exception as exc:  # a span processor must never raise into user code
@@ -289,7 +249,7 @@ class TailSampler(SpanProcessor):
                     if self._memory.knows(trace_id):
                         decided = self._late_locked(trace_id, span, rule)
                     else:  # a trace seen first at a span's end (no local start observed)
-                        entry = _Trace(span._start_time or self._clock(), context.trace_state)
+                        entry = PendingTrace(span._start_time or self._clock(), context.trace_state)
                         entry.started.append(1)
                         self._pending[trace_id] = entry
                         overflow = len(self._pending) > self._max_traces
@@ -327,13 +287,13 @@ class TailSampler(SpanProcessor):
 
     # --- decisions (under the lock) ------------------------------------------------------
 
-    def _forced(self, trace_id: int, entry: _Trace, trigger: str, now: int) -> Verdict:
+    def _forced(self, trace_id: int, entry: PendingTrace, trigger: str, now: int) -> Verdict:
         """A decision forced before the trace finished (cap, timeout, flush)."""
         return self._verdicts.forced(
             trace_id, entry.trace_state, entry.root_start, entry.root_verdict, trigger, now
         )
 
-    def _decide_locked(self, trace_id: int, entry: _Trace, verdict: Verdict) -> Decided:
+    def _decide_locked(self, trace_id: int, entry: PendingTrace, verdict: Verdict) -> Decided:
         # Remember before removing, so a lock-free reader (``state``) never sees neither.
         self._memory.remember(trace_id, verdict)
         del self._pending[trace_id]
@@ -375,7 +335,7 @@ class TailSampler(SpanProcessor):
             target = self._low_water if self._bytes > self._max_bytes else self._max_bytes
             excess_traces = len(pending) - self._max_traces
             excess_bytes = self._bytes - target
-            victims: list[tuple[int, _Trace]] = []
+            victims: list[tuple[int, PendingTrace]] = []
             for item in pending.items():  # oldest first, one pass over the dict
                 if excess_traces <= 0 and excess_bytes <= 0:
                     break
@@ -450,14 +410,6 @@ class TailSampler(SpanProcessor):
 
     # --- the background tick ---------------------------------------------------------------
 
-    def _run(self) -> None:
-        stop = self._stop
-        while not stop.wait(self._tick_s):
-            try:
-                self.sweep()
-            except Exception as exc:  # under obskit's strict tests this ends the thread, loudly
-                _guard.report("tracing.tick", exc)
-
     def sweep(self, now: int | None = None) -> int:
         """Promote slow running traces and decide overdue ones; returns how many were decided."""
         if now is None:
@@ -465,7 +417,7 @@ class TailSampler(SpanProcessor):
         window = min(self._slow_ns, self._grace_ns, self._timeout_ns)
         decided: list[Decided] = []
         with self._lock:
-            due: list[tuple[int, _Trace, Verdict]] = []
+            due: list[tuple[int, PendingTrace, Verdict]] = []
             for trace_id, entry in self._pending.items():
                 if entry.created > now - window:
                     break  # oldest first: nothing later can be due yet
@@ -510,7 +462,7 @@ class TailSampler(SpanProcessor):
         deadline = time.monotonic() + timeout
         if self._closed:
             return
-        self._stop.set()
+        self._ticker.stop(0.0)
         try:
             self._decide_all(FLUSH)
         except Exception as exc:
@@ -520,14 +472,7 @@ class TailSampler(SpanProcessor):
         # Later spans are ignored: shadowing the method spares the hot path a flag test.
         self.on_end = _ignore  # type: ignore[method-assign]
         self._sink.shutdown(max(0.0, deadline - time.monotonic()))
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
-
-    def decisions(self) -> dict[tuple[bool, str, str], int]:
-        """Decisions so far by (kept, rule, trigger)."""
-        with self._lock:
-            return self._decision_counts_locked()
+        self._ticker.stop(max(0.0, min(0.5, deadline - time.monotonic())))
 
     def _decision_counts_locked(self) -> dict[tuple[bool, str, str], int]:
         counts: dict[tuple[bool, str, str], int] = {}
