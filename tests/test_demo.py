@@ -126,3 +126,14 @@ def test_failed_request_logs_include_flushed_debug_lines(demo_run: tuple[Path, s
     assert 500 in {line.get("status") for line in access}
     assert all(line["correlation_id"] == failed["request_id"] for line in failed["log_lines"])
     assert "tok_live_123456789" not in (out / "shop.log").read_text()
+
+
+def test_blocking_call_shows_as_loop_lag(demo_run: tuple[Path, str]) -> None:
+    """The injected 200 ms blocking call appears in the shop's loop-lag histogram (USE)."""
+    out, _ = demo_run
+    scrape = Scrape((out / "shop-metrics.txt").read_text())
+    total = scrape.total("obskit_event_loop_lag_seconds_count")
+    under_100ms = scrape.total("obskit_event_loop_lag_seconds_bucket", le="0.1")
+    assert total > under_100ms
+    rows = {row["resource"]: row["value"] for row in _report(out)["use"]}
+    assert "event-loop lag p99 (ms)" in rows

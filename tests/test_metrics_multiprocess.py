@@ -30,7 +30,13 @@ WSGI_APP = textwrap.dedent(
     import os
     import obskit
 
-    obskit.init(service_name="mp-test", tracing=False, access_log=False, collectors="none")
+    obskit.init(
+        service_name="mp-test",
+        tracing=False,
+        access_log=False,
+        collectors="none",
+        metrics_port=int(os.environ.get("TEST_METRICS_PORT", "0")) or None,
+    )
     scrape = obskit.metrics_wsgi_app()
 
     def work(environ, start_response):
@@ -107,10 +113,10 @@ def _wait_up(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) ->
 
 
 @contextmanager
-def _server(cmd: list[str], tmp_path: Path, source: str) -> Iterator[int]:
+def _server(cmd: list[str], tmp_path: Path, source: str) -> Iterator[tuple[int, int]]:
     (tmp_path / "mpapp.py").write_text(source)
     port = _free_port()
-    env = subprocess_env(TMPDIR=str(tmp_path))
+    env = subprocess_env(TMPDIR=str(tmp_path), TEST_METRICS_PORT=str(_free_port()))
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
     proc = subprocess.Popen(
         [sys.executable, "-m", *[part.format(port=port) for part in cmd]],
@@ -121,7 +127,7 @@ def _server(cmd: list[str], tmp_path: Path, source: str) -> Iterator[int]:
     )
     try:
         _wait_up(port, proc)
-        yield port
+        yield port, int(env["TEST_METRICS_PORT"])
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -150,7 +156,7 @@ def _scraped_count(port: int) -> tuple[float, str]:
     for family in text_string_to_metric_families(body.decode()):
         if family.name == "http_server_request_duration_seconds":
             total += sum(s.value for s in family.samples if s.name.endswith("_count"))
-    return total, headers["x-worker"]
+    return total, headers.get("x-worker", "")
 
 
 def _settle(port: int, expected: float) -> None:
@@ -178,13 +184,15 @@ def _scrapes_from_several_workers(port: int, want_workers: int) -> tuple[list[fl
 def test_gunicorn_three_workers_scrape_shows_all_requests(tmp_path: Path) -> None:
     """3,000 requests over 3 gunicorn workers: every worker's scrape counts exactly 3,000."""
     cmd = ["gunicorn", "-w", "3", "-b", "127.0.0.1:{port}", "--graceful-timeout", "2", "mpapp:app"]
-    with _server(cmd, tmp_path, WSGI_APP) as port:
+    with _server(cmd, tmp_path, WSGI_APP) as (port, metrics_port):
         served_by = _drive(port, 3000)
         assert 3 == len(served_by)
         _settle(port, 3000)
         counts, workers = _scrapes_from_several_workers(port, 3)
         assert len(workers) >= 2
         assert {3000.0} == set(counts)
+        # The standalone metrics port (metrics_port) is shared by the workers: same totals.
+        assert {3000.0} == {_scraped_count(metrics_port)[0] for _ in range(10)}
 
         # A worker killed outright is replaced; its requests stay in the totals.
         os.kill(int(sorted(served_by)[0]), signal.SIGKILL)
@@ -204,7 +212,7 @@ def test_gunicorn_three_workers_scrape_shows_all_requests(tmp_path: Path) -> Non
 def test_uvicorn_workers_scrape_shows_all_requests(tmp_path: Path) -> None:
     """600 requests over 2 uvicorn --workers processes: every scrape counts exactly 600."""
     cmd = ["uvicorn", "--workers", "2", "--port", "{port}", "--no-access-log", "mpapp:app"]
-    with _server(cmd, tmp_path, ASGI_APP) as port:
+    with _server(cmd, tmp_path, ASGI_APP) as (port, _):
         served_by = _drive(port, 600)
         assert 2 == len(served_by)
         _settle(port, 600)
@@ -269,7 +277,7 @@ def test_gunicorn_preload_master_shares_with_forked_workers(tmp_path: Path) -> N
         "2",
         "mpapp:app",
     ]
-    with _server(cmd, tmp_path, WSGI_APP) as port:
+    with _server(cmd, tmp_path, WSGI_APP) as (port, _):
         served_by = _drive(port, 300)
         assert len(served_by) >= 2
         _settle(port, 300)

@@ -114,3 +114,17 @@ def test_promtool_accepts_function_families_with_static_labels() -> None:
     )
     assert 0 == result.returncode, result.stdout.decode() + result.stderr.decode()
     assert b"" == result.stdout + result.stderr
+
+
+def test_one_guard_per_label_shares_settings() -> None:
+    """guard(label) returns one guard per label, configured by label_top_k and label_allow."""
+    with obskit.testing.isolated(label_top_k=3, label_allow="vip") as cap:
+        component = wiring.current()
+        assert component is not None
+        users = component.guard("user_id")
+        assert users is component.guard("user_id")
+        assert component.tenant_guard is component.guard("tenant_id")
+        assert 3 == users.top_k
+        assert "vip" == users("vip")
+        assert "__other__" == users("someone")
+        assert 1.0 == cap.sample("obskit_label_overflow_total", {"label": "user_id"})

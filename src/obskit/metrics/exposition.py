@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -157,7 +158,14 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 class MetricsServer:
     """A /metrics HTTP server on its own daemon thread; :meth:`close` stops it."""
 
-    def __init__(self, port: int, addr: str = "127.0.0.1", registry: Collector | None = None):
+    def __init__(
+        self,
+        port: int,
+        addr: str = "127.0.0.1",
+        registry: Collector | None = None,
+        *,
+        reuse_port: bool = False,
+    ):
         source = registry
 
         class Handler(BaseHTTPRequestHandler):
@@ -187,6 +195,15 @@ class MetricsServer:
             daemon_threads = True
             # A restarted process must be able to take its port back at once.
             allow_reuse_address = True
+
+            def server_bind(self) -> None:
+                # Workers of one server each listen on the same port and the kernel spreads
+                # scrapes over them: every answer carries all workers' totals, and one worker's
+                # death leaves the port served by the others. (socketserver's own switch for
+                # this only exists from Python 3.11.)
+                if reuse_port:
+                    self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                super().server_bind()
 
         self._server = Server((addr, port), Handler)
         self.addr = addr

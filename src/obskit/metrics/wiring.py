@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -67,29 +68,45 @@ class MetricsComponent:
             self._scrape: Collector = runtime.registry
         else:
             self._scrape = Combined(runtime.registry, mp.collector())
-        self.tenant_guard = CardinalityGuard(
-            "tenant_id",
-            top_k=settings.label_top_k,
-            allow=settings.label_allow,
-            on_overflow=self.store.overflowed,
-        )
+        self._guards: dict[str, CardinalityGuard] = {}
+        self._lock = threading.Lock()
+        self.tenant_guard = self.guard("tenant_id")
         self.exemplars = settings.exemplars
         runtime.register(BuildInfoCollector(identity(settings)))
         self._http: HttpServerMetrics | None = None
-        self._lock = threading.Lock()
         self.server: MetricsServer | None = None
         if settings.metrics_port is not None:
             self.server = self._start_server(settings.metrics_port, settings.metrics_addr)
 
     def _start_server(self, port: int, addr: str) -> MetricsServer | None:
+        shared = self.multiprocess is not None
         try:
-            return MetricsServer(port, addr)
+            return MetricsServer(port, addr, reuse_port=shared and hasattr(socket, "SO_REUSEPORT"))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE and self.multiprocess is not None:
+            if exc.errno == errno.EADDRINUSE and shared:
                 # Another worker of this server serves the port; its scrapes show every worker.
                 return None
             _log.warning("obskit: cannot serve metrics on %s:%s: %s", addr, port, exc)
             return None
+
+    def guard(self, label: str) -> CardinalityGuard:
+        """The runtime's guard for a high-cardinality ``label`` (tenant_id, user_id, ...).
+
+        Configured by ``label_top_k`` / ``label_allow``; overflow counted in
+        ``obskit_label_overflow_total{label}``. One guard per label name, shared by every family.
+        """
+        guard = self._guards.get(label)
+        if guard is None:
+            with self._lock:
+                guard = self._guards.get(label)
+                if guard is None:
+                    guard = self._guards[label] = CardinalityGuard(
+                        label,
+                        top_k=self.settings.label_top_k,
+                        allow=self.settings.label_allow,
+                        on_overflow=self.store.overflowed,
+                    )
+        return guard
 
     def scrape_source(self) -> Collector:
         """What a scrape of this runtime reads (every worker's totals in multi-process mode)."""

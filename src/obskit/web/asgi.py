@@ -12,6 +12,7 @@ import time
 from typing import Any, Final
 
 from obskit import _guard, context
+from obskit.metrics.use.event_loop import ensure_monitor as ensure_loop_monitor
 from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
 from obskit.web.exchange import (
@@ -102,6 +103,8 @@ class ASGIMiddleware:
         """Run the application for one connection scope."""
         scope_type = scope["type"]
         if scope_type == "http":
+            # The loop-lag monitor must run in the server's own loop: start it from inside.
+            ensure_loop_monitor()
             plan = current_plan()
             if plan is not None and _OBSERVED not in scope:
                 await self._http(plan, scope, receive, send)
