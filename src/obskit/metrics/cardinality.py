@@ -72,6 +72,8 @@ class CardinalityGuard:
     def _slow(self, value: str) -> str:
         if not value:
             return ""
+        if not isinstance(value, str):  # an int tenant id, say: its text is the label value
+            value = str(value)
         with self._lock:
             known = self._admitted.get(value)
             if known is not None:
