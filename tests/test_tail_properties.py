@@ -70,3 +70,39 @@ def test_no_error_is_ever_lost_and_no_span_vanishes(
         assert len({s.context.span_id for s in spans}) == len(spans)  # never exported twice
         if ratio == 1.0:
             assert all(attrs(s)[RULE] in ("baseline", "error") for s in spans)
+
+
+def test_threads_sharing_one_sampler_lose_no_error_trace() -> None:
+    """Four threads tracing at once (with small caps forcing evictions): every error kept whole."""
+    import threading
+
+    tracer, sampler, sink = tail_provider(baseline_ratio=0.0, max_traces=50, background=True)
+    error_spans: dict[int, set[int]] = {}
+    lock = threading.Lock()
+
+    def work(seed: int) -> None:
+        for i in range(400):
+            with tracer.start_as_current_span("root") as root:
+                ids = {root.get_span_context().span_id}
+                for j in range(3):
+                    with tracer.start_as_current_span(f"child{j}") as child:
+                        ids.add(child.get_span_context().span_id)
+                        if (i + seed) % 50 == 0 and j == 2:
+                            child.set_status(Status(StatusCode.ERROR))
+            if (i + seed) % 50 == 0:
+                with lock:
+                    error_spans[root.get_span_context().trace_id] = ids
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sampler.force_flush(5_000)
+    exported = sink.by_trace()
+    assert 32 == len(error_spans)
+    for trace_id, ids in error_spans.items():
+        assert ids == {s.context.span_id for s in exported[trace_id]}
+    stats = sampler.stats()
+    assert 4 * 400 * 4 == stats["spans_out"]["kept"] + stats["spans_out"]["dropped"]
+    sampler.shutdown(1.0)
