@@ -69,11 +69,10 @@ class CardinalityGuard:
         """The values that currently map to themselves (allow-list and top-K)."""
         return sorted(self._admitted)
 
-    def _slow(self, value: str) -> str:
-        if not value:
+    def _slow(self, raw: object) -> str:
+        if not raw:
             return ""
-        if not isinstance(value, str):  # an int tenant id, say: its text is the label value
-            value = str(value)
+        value = raw if isinstance(raw, str) else str(raw)  # an int id's text is its label value
         with self._lock:
             known = self._admitted.get(value)
             if known is not None:
