@@ -11,7 +11,7 @@ a count never exceeds the value's true count and any value with more than 1/capa
 traffic stays in the table. A candidate is admitted once its count reaches ``admit_after``: a
 flood of one-off values never gets there, a steady tenant soon does. Admission is permanent (a
 label value that appeared stays), which keeps the number of series bounded for the process's
-lifetime; a tenant's first few requests, before admission, count under ``__other__``.
+lifetime; a tenant's first request (before admission) counts under ``__other__``.
 Memory is O(capacity + top_k).
 """
 
@@ -24,7 +24,7 @@ from obskit.metrics._store import OVERFLOW
 
 __all__ = ["OVERFLOW", "CardinalityGuard"]
 
-DEFAULT_ADMIT_AFTER = 5
+DEFAULT_ADMIT_AFTER = 2
 MAX_VALUE_LENGTH = 128
 
 
