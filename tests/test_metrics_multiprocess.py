@@ -313,3 +313,31 @@ def test_dead_workers_files_fold_into_one_archive(tmp_path: Path) -> None:
         assert text == again
     finally:
         mp.close()
+
+
+def test_function_families_aggregate_across_processes(tmp_path: Path) -> None:
+    """In multi-process mode the decorator's calls, durations and in-flight gauge add up."""
+    from prometheus_client import values
+
+    from obskit.metrics import multiprocess
+    from obskit.metrics._binding import FUNCTION_BUCKETS
+    from obskit.metrics._store import Store
+
+    mp = multiprocess.Multiprocess(str(tmp_path), managed=False)
+    try:
+        for fake_pid in (os.getpid(), 1):  # pid 1 is alive: its files are read, not folded
+            store = Store(values=values.MultiProcessValue(lambda pid=fake_pid: pid))
+            duration = store.histogram(
+                "fn_duration_seconds", "D.", ["function"], FUNCTION_BUCKETS, count_name="fn_calls"
+            )
+            duration.labels("job").observe(0.003)
+            active = store.gauge("fn_active", "A.", ["function"]).labels("job")
+            active.enter()
+        values.close_all_multiprocess_files()
+        text = generate_latest(Combined(mp.collector())).decode()
+    finally:
+        mp.close()
+    assert 'fn_calls_total{function="job"} 2.0' in text
+    assert 'fn_duration_seconds_bucket{function="job",le="0.0025"} 0.0' in text
+    assert 'fn_duration_seconds_bucket{function="job",le="0.005"} 2.0' in text
+    assert 'fn_active{function="job"} 2.0' in text

@@ -353,3 +353,28 @@ def test_threads_lose_no_count() -> None:
         for thread in threads:
             thread.join()
         assert 16_000.0 == _calls(cap, tick.__qualname__)
+
+
+def test_callable_objects_and_partials() -> None:
+    """Callable objects (async ones awaited) and partials are recorded under their class name."""
+    import functools
+
+    class Sync:
+        def __call__(self, x: int) -> int:
+            return x
+
+    class Async:
+        async def __call__(self, x: int) -> int:
+            return x
+
+    sync_red = obskit.red(Sync())
+    async_red = obskit.red(Async())
+    partial_red = obskit.red(functools.partial(add, 1))
+    with obskit.testing.isolated() as cap:
+        assert 1 == sync_red(1)
+        assert 2 == asyncio.run(async_red(2))
+        assert 3 == partial_red()
+        assert 1.0 == _calls(cap, Sync.__qualname__)
+        assert 1.0 == _calls(cap, Async.__qualname__)
+        labels = {"function": "partial", "module": "functools", "result": "ok", "error_type": ""}
+        assert 1.0 == cap.sample(CALLS, labels)

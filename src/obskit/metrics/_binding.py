@@ -179,7 +179,9 @@ class Site:
         labels: Mapping[str, str] | None,
         registry: CollectorRegistry | None,
     ) -> None:
-        self.function = name or getattr(fn, "__qualname__", None) or repr(fn)
+        # A callable object or a partial has no __qualname__ of its own: use its class's (a repr
+        # could carry an address or arguments, i.e. a new label value per process).
+        self.function = name or getattr(fn, "__qualname__", None) or type(fn).__qualname__
         self.module = getattr(fn, "__module__", None) or ""
         self.span_name = self.function
         self.attributes = {"code.function.name": f"{self.module}.{self.function}"}

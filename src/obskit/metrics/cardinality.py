@@ -11,7 +11,7 @@ a count never exceeds the value's true count and any value with more than 1/capa
 traffic stays in the table. A candidate is admitted once its count reaches ``admit_after``: a
 flood of one-off values never gets there, a steady tenant soon does. Admission is permanent (a
 label value that appeared stays), which keeps the number of series bounded for the process's
-lifetime; a tenant's first few requests, before admission, count under ``__other__``.
+lifetime; a tenant's first request (before admission) counts under ``__other__``.
 Memory is O(capacity + top_k).
 """
 
@@ -24,7 +24,7 @@ from obskit.metrics._store import OVERFLOW
 
 __all__ = ["OVERFLOW", "CardinalityGuard"]
 
-DEFAULT_ADMIT_AFTER = 5
+DEFAULT_ADMIT_AFTER = 2
 MAX_VALUE_LENGTH = 128
 
 
@@ -69,9 +69,10 @@ class CardinalityGuard:
         """The values that currently map to themselves (allow-list and top-K)."""
         return sorted(self._admitted)
 
-    def _slow(self, value: str) -> str:
-        if not value:
+    def _slow(self, raw: object) -> str:
+        if not raw:
             return ""
+        value = raw if isinstance(raw, str) else str(raw)  # an int id's text is its label value
         with self._lock:
             known = self._admitted.get(value)
             if known is not None:

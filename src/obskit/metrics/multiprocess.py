@@ -29,7 +29,6 @@ directory is configured.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import os
 import shutil
@@ -54,6 +53,13 @@ _value_class_for: Any = _values.MultiProcessValue
 _MultiProcessCollector: Any = _mp.MultiProcessCollector
 _mark_process_dead: Any = _mp.mark_process_dead
 _MmapedDict: Any = _mmap_dict.MmapedDict
+
+try:
+    import fcntl
+
+    _LOCKS = True
+except ImportError:  # not POSIX: no server detection (no /proc) and no directory locks
+    _LOCKS = False
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 SERVERS = frozenset(("gunicorn", "uvicorn", "hypercorn"))
@@ -110,6 +116,9 @@ class Multiprocess:
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
         """Held by a scrape while it reads the files: folding waits for no one, it skips."""
+        if not _LOCKS:
+            yield
+            return
         with open(os.path.join(self.path, ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
             try:
@@ -118,6 +127,8 @@ class Multiprocess:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _fold(self, paths: list[str]) -> None:
+        if not _LOCKS:
+            return  # without a lock a scrape could read half-folded files: keep them as they are
         with open(os.path.join(self.path, ".lock"), "a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

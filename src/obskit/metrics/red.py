@@ -329,7 +329,10 @@ def red(
         site = Site(target, name, ok_exceptions, labels, registry)
         if inspect.isasyncgenfunction(target):
             return _wrap_async_generator(target, site)
-        if inspect.iscoroutinefunction(target):
+        call_method = inspect.getattr_static(type(target), "__call__", None)  # async __call__?
+        if inspect.iscoroutinefunction(target) or (
+            not inspect.isfunction(target) and inspect.iscoroutinefunction(call_method)
+        ):
             return _wrap_async(target, site)
         if inspect.isgeneratorfunction(target):
             return _wrap_generator(target, site)
