@@ -18,10 +18,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _guard, _runtime, context
 from obskit.logs import Redactor
+from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
 from obskit.web.access_log import AccessLog, QueryRedactor
 from obskit.web.routes import UNMATCHED
-from obskit.web.server_metrics import ServerMetrics, server_metrics
 from obskit.web.streams import StreamMetrics, stream_metrics
 
 __all__ = [
@@ -64,7 +64,7 @@ class RequestPlan:
         # A no-op tracer still costs a span object per request: skip it altogether.
         self.tracer = None if isinstance(tracer, trace.NoOpTracer) else tracer
         self.access_log = AccessLog() if settings.access_log else None
-        self.metrics: ServerMetrics | None = server_metrics() if settings.metrics else None
+        self.metrics: HttpServerMetrics | None = server_metrics() if settings.metrics else None
         self.streams: StreamMetrics | None = stream_metrics() if settings.metrics else None
         self.redact_query = QueryRedactor(
             Redactor(settings.redact_keys) if settings.redact else None
