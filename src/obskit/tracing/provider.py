@@ -26,7 +26,38 @@ class SwitchingTracerProvider(trace.TracerProvider):
     """A tracer provider whose tracers follow ``target`` (an SDK provider, or None)."""
 
     def __init__(self) -> None:
-        self.target: trace.TracerProvider | None = None
+        self._target: trace.TracerProvider | None = None
+        # Processors the application added to the global provider: they follow every target.
+        self._added: list[Any] = []
+
+    @property
+    def target(self) -> trace.TracerProvider | None:
+        """The live SDK provider (None while obskit is not initialised)."""
+        return self._target
+
+    @target.setter
+    def target(self, provider: trace.TracerProvider | None) -> None:
+        previous, self._target = self._target, provider
+        if provider is not None and provider is not previous:
+            for processor in self._added:
+                provider.add_span_processor(processor)  # type: ignore[attr-defined]
+
+    def add_span_processor(self, span_processor: Any) -> None:
+        """Add an application's processor (e.g. its own exporter) to the live provider.
+
+        Code written for the SDK calls this on the global provider; it keeps working, also
+        across a reconfiguration or a fork, which build a new SDK provider.
+        """
+        self._added.append(span_processor)
+        target = self._target
+        if target is not None:
+            target.add_span_processor(span_processor)  # type: ignore[attr-defined]
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the live provider's processors."""
+        target = self._target
+        flush = getattr(target, "force_flush", None)
+        return bool(flush(timeout_millis)) if flush is not None else True
 
     def get_tracer(
         self,

@@ -43,13 +43,21 @@ _log = logging.getLogger("obskit")
 _ALL = Verdict(True, RULE_ALL, "span_end", 0, 1.0)
 
 
-def make_resource(settings: Settings) -> Resource:
-    """Service name, version, environment and a ``service.instance.id`` new in every process."""
+def make_resource(settings: Settings, inherited: Resource | None = None) -> Resource:
+    """Service name, version, environment and a ``service.instance.id`` new in every process.
+
+    In a forked child ``inherited`` is the parent's resource: only the per-process attributes
+    change. ``Resource.create`` is not called again there, because its detectors run in a
+    thread pool, and starting threads inside an at-fork hook can hang the child (gunicorn
+    ``--preload`` workers never booted).
+    """
+    own: dict[str, Any] = {"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}
+    if inherited is not None:
+        return inherited.merge(Resource(own))
     attributes: dict[str, Any] = dict(settings.resource_attributes)
     # One identity for every signal: obskit_build_info reads the same one.
     attributes.update(identity(settings).resource_attributes())
-    attributes["service.instance.id"] = str(uuid.uuid4())
-    attributes["process.pid"] = os.getpid()
+    attributes.update(own)
     return Resource.create(attributes)
 
 
@@ -132,8 +140,11 @@ class TracingComponent:
         self.lanes = lanes
         # No at-exit hook per provider (each would keep its provider alive for good): one
         # module-level hook flushes whichever component is live when the interpreter exits.
+        previous = self.provider
         tracer_provider = TracerProvider(
-            resource=make_resource(settings), sampler=ALWAYS_ON, shutdown_on_exit=False
+            resource=make_resource(settings, previous.resource if previous else None),
+            sampler=ALWAYS_ON,
+            shutdown_on_exit=False,
         )
         processor: SpanProcessor
         if settings.sampling == "tail":
