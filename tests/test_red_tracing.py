@@ -119,3 +119,26 @@ def test_exemplar_is_the_span_trace_id(spans: InMemorySpanExporter) -> None:
     trace_id = spans.get_finished_spans()[0].context.trace_id
     assert [trace_id] == offered
     assert f'trace_id="{trace_id:032x}"' in text
+
+
+def test_no_span_work_with_the_noop_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With tracing on but the no-op tracer installed, the decorator never asks it for a span."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("span work with the no-op tracer")
+
+    @obskit.red(name="noop")
+    def job() -> int:
+        return 1
+
+    with obskit.testing.isolated(tracing=True) as cap:
+        previous = tracing_api.get_tracer()
+        tracing_api.set_tracer(None)
+        monkeypatch.setattr(tracing_api.get_tracer(), "start_span", refuse)
+        monkeypatch.setattr(tracing_api.get_tracer(), "start_as_current_span", refuse)
+        try:
+            assert 1 == job()
+        finally:
+            tracing_api.set_tracer(previous)
+        labels = {"function": "noop", "module": __name__, "result": "ok", "error_type": ""}
+        assert 1.0 == cap.sample("obskit_function_calls_total", labels)
