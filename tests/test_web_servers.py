@@ -205,7 +205,11 @@ def test_two_thousand_concurrent_requests_without_cross_talk(tmp_path: Path) -> 
 
             return await asyncio.gather(*(one(n) for n in range(total)))
 
-    with serve("uvicorn", "fastapi_app:app", tmp_path, "--no-access-log") as service:
+    # A long keep-alive: under load a pooled connection can sit idle past uvicorn's default 5 s,
+    # and a request sent as the server closes it fails in the transport, not in obskit.
+    with serve(
+        "uvicorn", "fastapi_app:app", tmp_path, "--no-access-log", "--timeout-keep-alive", "120"
+    ) as service:
         results = asyncio.run(drive(service.url))
         _settle(service, total)
         lines = service.lines()
