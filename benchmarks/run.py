@@ -61,8 +61,28 @@ def _machine() -> str:
     )
 
 
+# autometrics 1.0.0 pins an old prometheus-client, so it cannot be in the dev extra; it is
+# installed beside the current one, without its dependency pins (see bench_red.py).
+AUTOMETRICS = (
+    "autometrics==1.0.0",
+    "pydantic",
+    "python-dotenv",
+    "opentelemetry-exporter-prometheus",
+)
+
+
+def _ensure_peers() -> None:
+    probe = subprocess.run([sys.executable, "-c", "import autometrics"], capture_output=True)
+    if probe.returncode != 0:
+        print("installing autometrics (no dependency pins) for bench_red.py ...", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *AUTOMETRICS], check=False
+        )
+
+
 def main() -> int:
     """Run the benchmarks and rewrite the generated section of docs/performance.md."""
+    _ensure_peers()
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
     sections = []
     failures = 0

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from obskit._parsers import Parser
+from obskit._parsers import parse_bool as _bool
+from obskit._parsers import parse_choice as _choice
+from obskit._parsers import parse_level as _level
+from obskit._parsers import parse_names as _names
+from obskit._parsers import parse_number as _number
+from obskit._parsers import parse_optional as _optional
+from obskit._parsers import parse_resource as _resource
+from obskit._parsers import parse_rules as _rules
+from obskit._parsers import parse_text as _text
 
 __all__ = ["SPECS", "ConfigError", "SettingSpec", "Settings", "load_settings"]
 
 
 class ConfigError(ValueError):
     """A setting had a value obskit cannot accept; raised by ``init()`` only."""
-
-
-Parser = Callable[[Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,116 +42,7 @@ class SettingSpec:
     doc: str
 
 
-# --- parsers: each accepts the typed value (from a keyword) or a string (from the environment) ---
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ValueError
-
-
-def _choice(*choices: str) -> Parser:
-    def parse(value: Any) -> str:
-        if isinstance(value, str) and value.strip().lower() in choices:
-            return value.strip().lower()
-        raise ValueError
-
-    return parse
-
-
-def _number(kind: type, low: float, high: float) -> Parser:
-    def parse(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError
-        number = kind(value.strip() if isinstance(value, str) else value)
-        if not low <= number <= high or number != number:  # NaN fails the last test
-            raise ValueError
-        return number
-
-    return parse
-
-
-def _optional(inner: Parser) -> Parser:
-    def parse(value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() in {"", "none"}):
-            return None
-        return inner(value)
-
-    return parse
-
-
-def _text(max_len: int = 256) -> Parser:
-    def parse(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError
-        text = value.strip()
-        if len(text) > max_len or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-            raise ValueError
-        return text
-
-    return parse
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    """A comma-separated string or an iterable of strings -> a tuple of lower-case names."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ValueError
-        item = item.strip().lower()
-        if item:
-            names.append(item)
-    return tuple(names)
-
-
-_level = _choice("debug", "info", "warning", "error", "critical")
-
-
-def _rules(value: Any) -> tuple[tuple[str, str], ...]:
-    """Attribute keep-rules: ``"tenant_id=acme,http.route=/pay"`` or a mapping of key to value."""
-    pairs: list[tuple[str, str]] = []
-    if isinstance(value, Mapping):
-        items = [(str(k), str(v)) for k, v in value.items()]
-    elif isinstance(value, str):
-        items = []
-        for part in value.split(","):
-            if not part.strip():
-                continue
-            key, sep, val = part.partition("=")
-            if not sep or not key.strip():
-                raise ValueError
-            items.append((key.strip(), val.strip()))
-    else:
-        raise ValueError
-    for key, val in items:
-        pairs.append((key, val))
-    return tuple(pairs)
-
-
-def _resource(value: Any) -> dict[str, str]:
-    """``OTEL_RESOURCE_ATTRIBUTES``: ``key=value,key2=value2`` (values percent-decoded)."""
-    from urllib.parse import unquote
-
-    if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    if not isinstance(value, str):
-        raise ValueError
-    attrs: dict[str, str] = {}
-    for part in value.split(","):
-        if not part.strip():
-            continue
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
-            raise ValueError
-        attrs[unquote(key.strip())] = unquote(val.strip())
-    return attrs
+COLLECTORS = ("process", "cgroup", "event_loop", "gc", "executors", "pools")
 
 
 def _collectors(value: Any) -> tuple[str, ...]:
@@ -157,8 +56,6 @@ def _collectors(value: Any) -> tuple[str, ...]:
         return COLLECTORS
     return names
 
-
-COLLECTORS = ("process", "cgroup", "event_loop", "gc", "executors", "pools")
 
 SPECS: tuple[SettingSpec, ...] = (
     # --- identity ---
