@@ -161,6 +161,10 @@ def test_exception_is_500_recorded_and_reraised() -> None:
             asyncio.run(_call(app, _scope("/x")))
     [line] = _access(capture)
     assert (500, "KeyError") == (line["status"], line["error_type"])
+    # The access line says why, inside the request's context: level error, exception fields.
+    assert "error" == line["level"]
+    assert "KeyError" == line["exception"][0]["exc_type"]
+    assert line["correlation_id"]
     [span] = spans.servers()
     assert "ERROR" == span.status.status_code.name
     assert "KeyError" == span.attributes["error.type"]

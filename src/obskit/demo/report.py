@@ -296,12 +296,13 @@ def render(figures: dict[str, Any], style: Style) -> str:
     for line in failed["log_lines"]:
         keys = ("timestamp", "service", "level", "logger", "event")
         head = " ".join(str(line.get(k, "")) for k in keys)
-        rest = {
-            k: v
-            for k, v in line.items()
-            if k not in (*keys, "service_version", "environment", "exception")
-        }
-        parts.append(f"  {head} {style.dim(str(rest))}")
+        skip = (*keys, "service_version", "environment", "exception", "correlation_id")
+        rest = " ".join(f"{k}={v}" for k, v in line.items() if k not in skip)
+        parts.append(f"  {head} {style.dim(rest)}")
+        for exc in line.get("exception") or []:
+            parts.append(
+                style.bad(f"      exception: {exc.get('exc_type')}: {exc.get('exc_value')}")
+            )
     if not failed["log_lines"]:
         parts.append("  (no failed request in this run)")
     artifacts = figures["artifacts"]

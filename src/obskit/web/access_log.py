@@ -56,7 +56,9 @@ class AccessLog:
     """Writes the access line of a finished request."""
 
     def __init__(self) -> None:
-        self._info = get_logger(LOGGER_NAME).info
+        logger = get_logger(LOGGER_NAME)
+        self._info = logger.info
+        self._error = logger.error
 
     def write(
         self,
@@ -69,8 +71,13 @@ class AccessLog:
         body_bytes: int,
         client: str | None,
         error_type: str,
+        error: BaseException | None = None,
     ) -> None:
-        """Log one request (durations in milliseconds, to the microsecond)."""
+        """Log one request (durations in milliseconds, to the microsecond).
+
+        A request that raised is logged at error level with the exception as structured fields,
+        inside the request's context: the server's own traceback line carries no request ids.
+        """
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
@@ -85,6 +92,9 @@ class AccessLog:
             fields["client"] = client
         if error_type:
             fields["error_type"] = error_type
+        if error is not None:
+            self._error("http.request", exc_info=error, **fields)
+            return
         self._info("http.request", **fields)
 
 

@@ -232,6 +232,7 @@ class Exchange:
                     body_bytes,
                     self.client,
                     error_type,
+                    error,
                 )
             metrics = plan.metrics
             if metrics is not None and stream != "websocket":
