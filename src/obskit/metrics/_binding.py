@@ -19,7 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from obskit import _guard
 from obskit import _runtime as _rt
-from obskit.metrics._store import OVERFLOW, Store
+from obskit.metrics._store import OVERFLOW, SEMCONV_DURATION_BUCKETS, Store
 from obskit.tracing import api as tracing_api
 
 __all__ = ["BASE_LABELS", "FUNCTION_BUCKETS", "LABEL_NAME", "RESERVED", "Binding", "Site"]
@@ -29,26 +29,13 @@ CALLS = "obskit_function_calls"
 ACTIVE = "obskit_function_active_calls"
 BASE_LABELS = ("function", "module", "result", "error_type")
 # Functions run faster than requests: the semconv request buckets, extended down to 100 µs.
-FUNCTION_BUCKETS = (
+FUNCTION_BUCKETS: tuple[float, ...] = (
     0.0001,
     0.00025,
     0.0005,
     0.001,
     0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
+    *SEMCONV_DURATION_BUCKETS,
 )
 MAX_ERROR_TYPES = 50
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
