@@ -138,3 +138,5 @@ class TestInit:
         assert "staging" == report["settings"]["environment"]
         assert "OBSKIT_ENVIRONMENT" == report["sources"]["environment"]
         assert "kwarg" == report["sources"]["service_name"]
+        assert "local file" in report["wired"]["traces"]
+        assert "stderr" == report["wired"]["logs"]

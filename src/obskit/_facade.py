@@ -44,4 +44,23 @@ def doctor() -> dict[str, Any]:
         "sources": dict(settings.sources),
         "objects": sorted(settings.extras),
         "components": sorted(runtime.components),
+        "wired": _wired(runtime),
     }
+
+
+def _wired(runtime: Any) -> dict[str, Any]:
+    """Where each part's output goes: what a user checks first when a signal is missing."""
+    wired: dict[str, Any] = {}
+    tracing = runtime.components.get("tracing")
+    if tracing is not None:
+        wired["traces"] = getattr(tracing, "destination", "") or "unknown"
+        wired["sampling"] = runtime.settings.sampling
+    metrics = runtime.components.get("metrics")
+    if metrics is not None:
+        shared = getattr(metrics, "multiprocess", None)
+        wired["metrics_multiprocess_dir"] = getattr(shared, "path", None)
+        server = getattr(metrics, "server", None)
+        if server is not None:
+            wired["metrics_server_port"] = getattr(server, "port", None)
+    wired["logs"] = runtime.settings.log_stream
+    return wired
