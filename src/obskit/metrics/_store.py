@@ -27,12 +27,13 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
+
+from obskit.metrics._mp_children import MpCounter, MpGauge, MpHistogram
 
 __all__ = [
     "OVERFLOW",
@@ -166,64 +167,6 @@ class _Histogram:
     def snapshot(self) -> tuple[list[int], float]:
         with self._lock:
             return self.counts[:], self.sum
-
-
-# --- multi-process children (prometheus-client's memory-mapped values) -------------------------
-
-
-class _MpCounter:
-    __slots__ = ("_value",)
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    def inc(self, amount: float = 1.0) -> None:
-        self._value.inc(amount)
-
-
-class _MpGauge:
-    __slots__ = ("_value", "enter", "leave")
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-        self.enter = partial(_safe_inc, value, 1.0)
-        self.leave = partial(_safe_inc, value, -1.0)
-
-    def set(self, value: float) -> None:
-        self._value.set(value)
-
-
-def _safe_inc(value: Any, amount: float) -> None:
-    # Called bare on the decorator's hot path (no try there): a failing file write must not
-    # reach the user's call.
-    try:
-        value.inc(amount)
-    except Exception as exc:
-        from obskit import _guard
-
-        _guard.report("metrics.store", exc)
-
-
-class _MpHistogram:
-    __slots__ = ("_bounds", "_buckets", "_count", "_sum")
-
-    def __init__(
-        self, bounds: tuple[float, ...], buckets: list[Any], total: Any, count: Any | None
-    ) -> None:
-        self._bounds = bounds
-        self._buckets = buckets
-        self._sum = total
-        self._count = count
-
-    def observe(self, value: float) -> None:
-        self._buckets[bisect_left(self._bounds, value)].inc(1.0)
-        self._sum.inc(value)
-        if self._count is not None:
-            self._count.inc(1.0)
-
-    def exemplar(self, value: float, trace_id: int) -> None:
-        # prometheus-client's multi-process files have no room for exemplars.
-        return
 
 
 # --- families ----------------------------------------------------------------------------------
@@ -366,7 +309,7 @@ class Store(Collector):
             keys, vals = _join(names, values, extra)
             if self._values is None:
                 return _Counter(dict(zip(keys, vals, strict=True)))
-            return _MpCounter(
+            return MpCounter(
                 self._values("counter", name, name + "_total", keys, vals, documentation)
             )
 
@@ -390,7 +333,7 @@ class Store(Collector):
             value = self._values(
                 "gauge", name, name, keys, vals, documentation, multiprocess_mode=multiprocess_mode
             )
-            return _MpGauge(value)
+            return MpGauge(value)
 
         return self._family("gauge", name, documentation, names, make)
 
@@ -426,7 +369,7 @@ class Store(Collector):
                 count = new(
                     "counter", count_name, count_name + "_total", keys, vals, count_documentation
                 )
-            return _MpHistogram(bounds, bucket_values, total, count)
+            return MpHistogram(bounds, bucket_values, total, count)
 
         return self._family(
             "histogram",
