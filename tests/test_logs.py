@@ -293,3 +293,18 @@ def test_internal_failure_in_chain_does_not_reach_caller() -> None:
         assert 1 == errors("obskit_internal_errors_total", {"component": "logs.stdlib_bridge"})
         assert 1 == errors("obskit_internal_errors_total", {"component": "logs.chain"})
     assert ["after"] == [line["event"] for line in _lines(capture)]
+
+
+def test_structlog_contextvars_are_merged() -> None:
+    """Fields bound with structlog.contextvars (by apps or libraries) appear, redacted too."""
+    from structlog.contextvars import bound_contextvars
+
+    with obskit.testing.isolated() as capture:
+        with bound_contextvars(request_path="/pay", api_token="t0ps3cret"):
+            obskit.get_logger().info("inside")
+            logging.getLogger("std").info("inside stdlib")
+        obskit.get_logger().info("outside")
+    inside, inside_std, outside = _lines(capture)
+    assert "/pay" == inside["request_path"] == inside_std["request_path"]
+    assert REDACTED == inside["api_token"]
+    assert "request_path" not in outside

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from opentelemetry import trace as otel_trace
+from structlog import contextvars as structlog_contextvars
 from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
@@ -35,6 +36,12 @@ _LEVEL_NAMES: Final = {
 
 _get_current_span = otel_trace.get_current_span
 _context_fields = context.fields
+# structlog's own context variables (``structlog.contextvars.bind_contextvars``): applications
+# and libraries written for structlog bind request fields there. Reading them walks the whole
+# context, so it is done only once structlog has created one (its registry is not empty).
+# (Were that registry to go away in a structlog release, every line would read them.)
+_structlog_vars: dict[str, Any] | None = getattr(structlog_contextvars, "_CONTEXT_VARS", None)
+_get_structlog_vars = structlog_contextvars.get_contextvars
 
 
 class _TimestampFormatter:
@@ -93,6 +100,10 @@ class Enricher:
             "event": event,
         }
         line.update(self._service)
+        if _structlog_vars is None or _structlog_vars:
+            theirs = _get_structlog_vars()
+            if theirs:
+                line.update(theirs if redactor is None else redactor.clean_mapping(theirs))
         bound = _context_fields()
         if bound:
             line.update(bound if redactor is None else redactor.clean_mapping(bound))
