@@ -39,8 +39,12 @@ _LEVEL_NAMES: Final = {
 }
 
 _Span = otel_trace.Span
+_time_ns = time.time_ns
 _context_fields = context.fields
 _CONTAINERS: Final = (dict, list, tuple)
+# Types already found to be OpenTelemetry spans (bounded: a process has a handful).
+_span_types: set[type] = set()
+_MAX_SPAN_TYPES: Final = 64
 
 
 def _otel_context_getter() -> Callable[[], Mapping[str, object]]:
@@ -81,15 +85,18 @@ class _TimestampFormatter:
         # %d truncates the float as int() does; %-formatting is the cheapest way to build this.
         return "%s.%06dZ" % (cached[1], (now - second) * 1_000_000)  # noqa: UP031
 
+    def now(self) -> str:
+        """The current time (from integer nanoseconds: no float to split)."""
+        ns = _time_ns()
+        second = ns // 1_000_000_000
+        cached = self._cached
+        if cached[0] != second:
+            prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            cached = self._cached = (second, prefix)
+        return "%s.%06dZ" % (cached[1], ns % 1_000_000_000 // 1000)  # noqa: UP031
+
 
 format_timestamp = _TimestampFormatter()
-
-
-def _hex(value: int, width: int) -> str:
-    try:
-        return value.to_bytes(width, "big").hex()  # twice as fast as format(value, "032x")
-    except OverflowError:  # an id wider than the spec allows: show all of it, as format() would
-        return format(value, f"0{width * 2}x")
 
 
 class Enricher:
@@ -112,9 +119,10 @@ class Enricher:
         # (span context, trace id hex, span id hex) of the last span seen: lines of one span
         # format its ids once. A tuple is swapped atomically, so threads cannot mix its parts.
         self._ids: tuple[object, str, str] = (None, "", "")
-        # (bound context, its redacted form) of the last context seen: the context is a new dict
-        # on every change and never changed in place, so a request's lines clean it once.
-        self._bound: tuple[object, Mapping[str, Any]] = (None, {})
+        # (bound context, its redacted form, whether that form may be reused) of the last context
+        # seen: the context is a new dict on every change and never changed in place, so the
+        # lines of one request clean it once.
+        self._bound: tuple[object, Mapping[str, Any], bool | None] = (None, {}, None)
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         created = event_dict.pop("_created", None)
@@ -144,7 +152,7 @@ class Enricher:
         self, method_name: str, logger_name: Any, event: Any, created: Any
     ) -> dict[str, Any]:
         line: dict[str, Any] = {
-            "timestamp": format_timestamp(time.time() if created is None else created),
+            "timestamp": format_timestamp.now() if created is None else format_timestamp(created),
             "level": _LEVEL_NAMES.get(method_name, method_name),
             "logger": logger_name,
             "event": event,
@@ -159,30 +167,45 @@ class Enricher:
         if bound:
             if redactor is None:
                 line.update(bound)
+                return line
+            cached = self._bound
+            if cached[0] is not bound:
+                clean = redactor.clean_mapping(bound)
+                self._bound = (bound, clean, None)
             else:
-                cached = self._bound
-                if cached[0] is not bound:
-                    clean = redactor.clean_mapping(bound)
-                    # Reuse is safe only if no value is a container that could change in place.
-                    for value in bound.values():
-                        if isinstance(value, _CONTAINERS):
-                            break
-                    else:
-                        self._bound = (bound, clean)
-                    line.update(clean)
-                else:
-                    line.update(cached[1])
+                reusable = cached[2]
+                if reusable is None:
+                    # Seen twice: its clean form may be reused unless a value is a container
+                    # (which could change in place). Checked here, not on first sight, because
+                    # most contexts (a request with only its access line) are seen once.
+                    reusable = not any(isinstance(value, _CONTAINERS) for value in bound.values())
+                    self._bound = (bound, cached[1], reusable)
+                clean = cached[1] if reusable else redactor.clean_mapping(bound)
+            line.update(clean)
         return line
 
     def _add_ids(self, line: dict[str, Any]) -> None:
-        span = _current_otel_context().get(_SPAN_KEY)
-        if span is None or not isinstance(span, _Span):
+        span: Any = _current_otel_context().get(_SPAN_KEY)
+        if span is None:
             return
+        if type(span) not in _span_types:  # isinstance() on the Span ABC is slow; types are few
+            if not isinstance(span, _Span):
+                return
+            if len(_span_types) < _MAX_SPAN_TYPES:
+                _span_types.add(type(span))
         span_context = span.get_span_context()
         ids = self._ids
         if ids[0] is not span_context:
             if span_context.is_valid:
-                ids = (span_context, _hex(span_context.trace_id, 16), _hex(span_context.span_id, 8))
+                trace_id, span_id = span_context.trace_id, span_context.span_id
+                try:  # to_bytes().hex() is twice as fast as format(value, "032x")
+                    ids = (
+                        span_context,
+                        trace_id.to_bytes(16, "big").hex(),
+                        span_id.to_bytes(8, "big").hex(),
+                    )
+                except OverflowError:  # wider than the spec allows: all of it, as format() shows
+                    ids = (span_context, format(trace_id, "032x"), format(span_id, "016x"))
             else:
                 ids = (span_context, "", "")
             self._ids = ids

@@ -73,7 +73,14 @@ class LineWriter:
             holder = gate.holder
             if holder is None or not holder.active():
                 return
-        self._finish(enricher(None, method, event_dict), level)
+        line = enricher(None, method, event_dict)
+        sink = self._sink
+        if sink.taps:
+            sink.tap(line)
+        if level < gate.emit:
+            self._hold(line)
+        else:
+            sink.write_terminated(json_line(line))
 
     def emit_trusted(
         self, method: str, logger_name: str, event: str, fields: Mapping[str, Any]
@@ -90,16 +97,16 @@ class LineWriter:
             holder = gate.holder
             if holder is None or not holder.active():
                 return
-        self._finish(enricher.trusted(method, logger_name, event, fields), level)
-
-    def _finish(self, line: dict[str, Any], level: int) -> None:
+        line = enricher.trusted(method, logger_name, event, fields)
         sink = self._sink
         if sink.taps:
             sink.tap(line)
-        gate = self._gate
         if level < gate.emit:
-            holder = gate.holder
-            if holder is not None:
-                holder.hold(json_renderer(None, "", line), line)
-            return
-        sink.write_terminated(json_line(line))
+            self._hold(line)
+        else:
+            sink.write_terminated(json_line(line))
+
+    def _hold(self, line: dict[str, Any]) -> None:
+        holder = self._gate.holder
+        if holder is not None:
+            holder.hold(json_renderer(None, "", line), line)
