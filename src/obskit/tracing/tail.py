@@ -201,19 +201,26 @@ class TailSampler(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Buffer the span; decide its trace if a rule matched or its local root ended."""
+        # The SDK's bounded containers keep their items in ``_dict`` / ``_dq``: reading those
+        # spares a Python-level __len__ / __iter__ (one takes a lock) on every span.
+        attrs = span._attributes
         try:
-            # The SDK's bounded containers keep their items in ``_dict`` / ``_dq``: reading those
-            # spares a Python-level __len__ / __iter__ (one takes a lock) on every span.
-            attrs = span._attributes
-            try:
-                attrs = attrs._dict  # type: ignore[union-attr]
-            except AttributeError:
-                pass
-            events = span._events
-            try:
-                events = events._dq  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
+            attrs = attrs._dict  # type: ignore[union-attr]
+        except AttributeError:
+            pass
+        events = span._events
+        try:
+            events = events._dq  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        self._ended(span, attrs, events)
+
+    def end_server_span(self, span: ReadableSpan) -> None:
+        """:meth:`on_end` for a request's lightweight ``ServerSpan`` (plain containers)."""
+        self._ended(span, span._attributes, span._events)
+
+    def _ended(self, span: ReadableSpan, attrs: Any, events: Any) -> None:
+        try:
             try:
                 rule = self._match(span, attrs, events)
             except Exception as exc:  # the user's predicate failed: count it, treat as no match
@@ -469,8 +476,8 @@ class TailSampler(SpanProcessor):
             _guard.report("tracing.shutdown", exc)
         with self._lock:
             self._closed = True
-        # Later spans are ignored: shadowing the method spares the hot path a flag test.
-        self.on_end = _ignore  # type: ignore[method-assign]
+        # Later spans are ignored: shadowing the methods spares the hot path a flag test.
+        self.on_end = self.end_server_span = _ignore  # type: ignore[method-assign]
         self._sink.shutdown(max(0.0, deadline - time.monotonic()))
         self._ticker.stop(max(0.0, min(0.5, deadline - time.monotonic())))
 

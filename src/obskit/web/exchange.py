@@ -14,12 +14,13 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from obskit import _guard, _runtime, context
 from obskit.logs import Redactor
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
+from obskit.tracing.server_span import start_server_span
 from obskit.web.access_log import AccessLog, QueryRedactor
 from obskit.web.routes import UNMATCHED
 from obskit.web.streams import StreamMetrics, stream_metrics
@@ -40,7 +41,6 @@ CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before th
 
 _perf = time.perf_counter
 _time_ns = time.time_ns
-_SERVER = SpanKind.SERVER
 _ERROR = Status(StatusCode.ERROR)
 _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach
@@ -165,9 +165,7 @@ class Exchange:
             attributes["correlation_id"] = cid
             if tenant_id is not None:
                 attributes["tenant_id"] = tenant_id
-            span = self.span = tracer.start_span(
-                self.method_label, context=parent, kind=_SERVER, attributes=attributes
-            )
+            span = self.span = start_server_span(tracer, self.method_label, parent, attributes)
             self.otel_ctx = _set_span_in_context(span, parent)
         else:
             # No spans of our own, but the caller's trace and baggage still flow to outbound calls.

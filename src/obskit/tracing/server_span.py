@@ -1,0 +1,255 @@
+"""A request's SERVER span that costs little unless its trace is kept.
+
+With tail sampling, about 99 of 100 requests end in a dropped trace. An SDK span pays up front
+for what only a kept span needs: every attribute is validated and copied into a bounded mapping
+under a lock, and ending it builds a second, read-only span for the processors. A
+:class:`ServerSpan` is a real span to everything that touches it during the request (the current
+span, a parent for child spans, ids for log lines and outbound headers, attributes and events
+set by the application), but it keeps what it is given as given and talks to the tail sampler
+directly. Its attributes are validated the way the SDK does only when its trace is kept
+(:meth:`ServerSpan.settled`).
+
+It is used only where nothing else could tell the difference: obskit's own SDK tracer whose sole
+processor is the tail sampler. When the application added a processor of its own, or sampling
+is ``all``/``collector``, the middleware starts an ordinary SDK span.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import deque
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import Any, Final, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, Tracer
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util import types
+
+__all__ = ["ServerSpan", "start_server_span"]
+
+_SAMPLED: Final = int(TraceFlags.SAMPLED)
+# W3C Trace Context level 2: the trace id's right part is random (older APIs lack the flag).
+_RANDOM: Final = int(getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
+_ROOT_FLAGS: Final = TraceFlags(_SAMPLED | _RANDOM)
+_SAMPLED_ONLY: Final = TraceFlags(_SAMPLED)
+_UNSET: Final = Status(StatusCode.UNSET)
+_SERVER: Final = SpanKind.SERVER
+_get_current_span = trace_api.get_current_span
+
+
+class ServerSpan(trace_api.Span, ReadableSpan):
+    """A SERVER span whose end goes straight to the tail sampler.
+
+    It has the fields of the SDK's ``ReadableSpan`` (the sampler's rules and a user's ``keep_if``
+    read them as on any span), with attributes in a plain dict until :meth:`settled`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        tracer: Tracer,
+        sampler: Any,
+        start_time: int,
+    ) -> None:
+        # ReadableSpan.__init__ is not called: it would create a Resource when given none.
+        self._name = name
+        self._context = context
+        self._parent = parent
+        self._kind = _SERVER
+        self._attributes: dict[str, Any] = attributes
+        self._events: list[Event] | deque[Event] = []
+        self._links: Sequence[Link] = ()
+        self._resource = tracer.resource
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._status = _UNSET
+        self._start_time = start_time
+        self._end_time: int | None = None
+        self._limits: SpanLimits = tracer._span_limits
+        self._sampler = sampler
+
+    def __repr__(self) -> str:
+        return f'ServerSpan(name="{self._name}", context={self._context})'
+
+    # --- opentelemetry.trace.Span ---------------------------------------------------------
+
+    def get_span_context(self) -> SpanContext:
+        """The span's context (trace and span ids)."""
+        return self._context  # type: ignore[return-value]  # never None here
+
+    def is_recording(self) -> bool:
+        """True until the span ends."""
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        """Set one attribute (validated when the trace is kept; ignored once ended)."""
+        if self._end_time is None:
+            self._attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        """Set several attributes (validated when the trace is kept; ignored once ended)."""
+        if self._end_time is None:
+            self._attributes.update(attributes)
+
+    def update_name(self, name: str) -> None:
+        """Rename the span (the middleware does, once the route is known)."""
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """Set the status with the SDK's rules: UNSET is ignored and OK is final."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def add_event(
+        self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        """Add an event (bounded by the span limits, oldest dropped first)."""
+        if self._end_time is not None:
+            return
+        limits = self._limits
+        events = self._events
+        if type(events) is list:
+            # The first event: from now on hold at most max_events, as the SDK does.
+            events = self._events = deque(events, maxlen=limits.max_events)
+        bounded = BoundedAttributes(
+            limits.max_event_attributes,
+            attributes,
+            max_value_len=limits.max_attribute_length,
+            immutable=True,
+        )
+        events.append(Event(name, bounded, timestamp))
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        """Add a link to another span (bounded by the span limits)."""
+        if self._end_time is not None or not context.is_valid:
+            return
+        links = list(self._links)
+        if len(links) < (self._limits.max_links or len(links) + 1):
+            bounded = BoundedAttributes(
+                self._limits.max_link_attributes,
+                attributes,
+                max_value_len=self._limits.max_attribute_length,
+                immutable=True,
+            )
+            links.append(Link(context, bounded))
+            self._links = tuple(links)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Record ``exception`` as an ``exception`` event with the semconv attributes."""
+        cls = type(exception)
+        module = cls.__module__
+        fields: dict[str, Any] = {
+            "exception.type": cls.__qualname__
+            if module in (None, "builtins")
+            else f"{module}.{cls.__qualname__}",
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            fields.update(attributes)
+        self.add_event("exception", fields, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span and hand it to the tail sampler (a second call does nothing)."""
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        self._sampler.end_server_span(self)
+
+    # --- for export ------------------------------------------------------------------------
+
+    def settled(self) -> ReadableSpan:
+        """The span as the SDK would have ended it: attributes validated and bounded."""
+        limits = self._limits
+        attributes = BoundedAttributes(
+            limits.max_span_attributes,
+            self._attributes,
+            immutable=True,
+            max_value_len=limits.max_span_attribute_length,
+        )
+        return ReadableSpan(
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=self._resource,
+            attributes=attributes,
+            events=BoundedList.from_seq(limits.max_events, self._events),
+            links=self._links,
+            kind=self._kind,
+            instrumentation_info=self._instrumentation_info,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_scope=self._instrumentation_scope,
+        )
+
+
+def _only_tail_sampler(tracer: Any) -> Any:
+    """The tail sampler when it is ``tracer``'s only span processor, else None."""
+    if type(tracer) is not Tracer:
+        return None
+    enabled = getattr(tracer, "_is_enabled", None)  # a tracer configurator may disable it
+    if enabled is not None and not enabled():
+        return None
+    processors: tuple[Any, ...] = getattr(tracer.span_processor, "_span_processors", ())
+    if len(processors) != 1:
+        return None
+    processor = processors[0]
+    return processor if hasattr(processor, "end_server_span") else None
+
+
+def _random_ids(ids: Any) -> bool:
+    is_random = getattr(ids, "is_trace_id_random", None)
+    return bool(is_random()) if is_random is not None else False
+
+
+def start_server_span(
+    tracer: trace_api.Tracer,
+    name: str,
+    parent: otel_context.Context | None,
+    attributes: dict[str, Any],
+) -> trace_api.Span:
+    """Start the request's SERVER span: a :class:`ServerSpan` where it is safe, else the SDK's.
+
+    ``attributes`` becomes the span's own (the caller builds it for this span only).
+    """
+    sampler = _only_tail_sampler(tracer)
+    if sampler is None:
+        return tracer.start_span(name, context=parent, kind=_SERVER, attributes=attributes)
+    ids = cast(Tracer, tracer).id_generator
+    parent_context: SpanContext | None = _get_current_span(parent).get_span_context()
+    if parent_context is not None and parent_context.is_valid:
+        trace_id = parent_context.trace_id
+        flags = TraceFlags(_SAMPLED | (parent_context.trace_flags & _RANDOM))
+        state = parent_context.trace_state  # ALWAYS_ON keeps the caller's tracestate
+    else:
+        parent_context = None
+        trace_id = ids.generate_trace_id()
+        flags = _ROOT_FLAGS if _random_ids(ids) else _SAMPLED_ONLY
+        state = None
+    context = SpanContext(trace_id, ids.generate_span_id(), False, flags, state)
+    span = ServerSpan(
+        name, context, parent_context, attributes, cast(Tracer, tracer), sampler, time_ns()
+    )
+    sampler.on_start(span)
+    return span

@@ -1,0 +1,219 @@
+"""The request's lightweight SERVER span: what it exports when kept equals what an SDK span would.
+
+With the tail sampler as the only span processor, the middleware starts a ``ServerSpan`` (cheap
+until kept); with any other processor it starts an SDK span. These tests run the same requests
+both ways and compare what is exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import obskit
+import obskit.testing
+from obskit.tracing.server_span import ServerSpan
+from obskit.tracing.verdicts import ADJUSTED_COUNT, RULE, TRIGGER
+
+CLIENT = trace.SpanKind.CLIENT  # the test client's own outbound span
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+SAMPLING_KEYS = {RULE, TRIGGER, ADJUSTED_COUNT}
+
+seen_span_types: list[type[Any]] = []
+
+
+async def _annotated(request: Request) -> Response:
+    span = trace.get_current_span()
+    seen_span_types.append(type(span))
+    span.set_attribute("app.order_id", "o-17")
+    span.set_attribute("app.tags", ["a", "b"])
+    span.set_attribute("app.set", {2, 1})  # type: ignore[arg-type]
+    span.add_event("checked", {"stock": 3})
+    with obskit.get_tracer().start_as_current_span("child") as child:
+        child.set_attribute("app.step", "lookup")
+    if request.path_params["mode"] == "fail":
+        raise RuntimeError("out of stock")
+    return PlainTextResponse("ok")
+
+
+async def _plain(request: Request) -> Response:
+    seen_span_types.append(type(trace.get_current_span()))
+    return JSONResponse(
+        {"trace_id": format(trace.get_current_span().get_span_context().trace_id, "032x")}
+    )
+
+
+def _app() -> Any:
+    return obskit.ASGIMiddleware(
+        Starlette(
+            routes=[Route("/orders/{mode}", _annotated), Route("/plain/{n}", _plain)],
+        )
+    )
+
+
+def _get(app: Any, paths: list[str], headers: dict[str, str] | None = None) -> list[httpx.Response]:
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [await client.get(path, headers=headers) for path in paths]
+
+    return asyncio.run(go())
+
+
+class _Recorder(SpanProcessor):
+    """An application's own processor: it sees every span start and end."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.ended: list[ReadableSpan] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append(span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span)
+
+
+def _exported(path: str, extra_processor: bool, **settings: Any) -> list[ReadableSpan]:
+    """The spans exported for one request, with or without an application processor."""
+    seen_span_types.clear()
+    with obskit.testing.isolated(**settings), obskit.testing.capture_spans() as spans:
+        if extra_processor:
+            trace.get_tracer_provider().add_span_processor(_Recorder())  # type: ignore[attr-defined]
+        _get(_app(), [path])
+        obskit.testing.flush()
+    return list(spans)
+
+
+def _essence(span: ReadableSpan) -> dict[str, Any]:
+    return {
+        "name": span.name,
+        "kind": span.kind,
+        "status": span.status.status_code,
+        "attributes": {
+            k: v
+            for k, v in (span.attributes or {}).items()
+            if k not in SAMPLING_KEYS and k not in ("correlation_id", "client.address")
+        },
+        "events": [(e.name, sorted((e.attributes or {}).keys())) for e in span.events],
+        "parent_is_remote": span.parent.is_remote if span.parent else None,
+    }
+
+
+def test_only_the_tail_sampler_gives_a_lightweight_span() -> None:
+    """With the tail sampler alone the handler's current span is a ServerSpan; with another
+    processor added by the application it is the SDK's span."""
+    _exported("/plain/1", extra_processor=False)
+    assert [ServerSpan] == seen_span_types
+    _exported("/plain/1", extra_processor=True)
+    assert 1 == len(seen_span_types)
+    assert ServerSpan is not seen_span_types[0]
+
+
+def test_kept_error_trace_exports_what_an_sdk_span_would() -> None:
+    """An errored request exports the same server span (name, status, validated attributes,
+    events) and child either way; an attribute of an unsupported type is converted as the SDK
+    converts it."""
+    lite = _exported("/orders/fail", extra_processor=False)
+    sdk = _exported("/orders/fail", extra_processor=True)
+    assert ["GET /orders/{mode}", "child"] == sorted(s.name for s in lite if s.kind is not CLIENT)
+    lite_server = next(s for s in lite if s.kind is trace.SpanKind.SERVER)
+    sdk_server = next(s for s in sdk if s.kind is trace.SpanKind.SERVER)
+    assert _essence(sdk_server) == _essence(lite_server)
+    assert "{1, 2}" == (lite_server.attributes or {})["app.set"]
+    assert ("a", "b") == (lite_server.attributes or {})["app.tags"]
+    assert "error" == (lite_server.attributes or {})[RULE]
+    child = next(s for s in lite if s.name == "child")
+    assert lite_server.context is not None
+    assert child.parent is not None
+    assert lite_server.context.trace_id == child.context.trace_id  # type: ignore[union-attr]
+    assert lite_server.context.span_id == child.parent.span_id
+
+
+def test_dropped_trace_exports_nothing_and_frees_its_buffer() -> None:
+    """With a zero baseline, ordinary requests (with a child span each) export nothing, and no
+    trace stays buffered."""
+    with obskit.testing.isolated(baseline_ratio=0.0), obskit.testing.capture_spans() as spans:
+        app = _app()
+        _get(app, [f"/orders/ok-{n}" for n in range(20)])
+        sampler = obskit._runtime.current().components["tracing"].sampler  # type: ignore[union-attr]
+        assert (0, 0, 0) == sampler.buffered()
+        assert 60 == sampler.stats()["spans_out"]["dropped"]  # server, child, test client
+    assert [] == list(spans)
+
+
+def test_baseline_keeps_everything_at_ratio_one() -> None:
+    """At a baseline ratio of 1 every request's server span is exported, marked baseline."""
+    with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
+        _get(_app(), [f"/plain/{n}" for n in range(5)])
+        obskit.testing.flush()
+    servers = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert 5 == len(servers)
+    assert {"baseline"} == {(s.attributes or {})[RULE] for s in servers}
+    assert {"GET /plain/{n}"} == {s.name for s in servers}
+
+
+def test_remote_parent_and_tracestate_are_kept() -> None:
+    """A traceparent makes the server span a child of the caller, in the caller's trace, with
+    the caller's tracestate entries carried on the exported span."""
+    with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
+        (response,) = _get(_app(), ["/plain/1"], {"traceparent": PARENT, "tracestate": "vendor=v1"})
+        obskit.testing.flush()
+    assert "0af7651916cd43dd8448eb211c80319c" == response.json()["trace_id"]
+    (server,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert server.parent is not None
+    assert server.parent.is_remote
+    assert 0xB7AD6B7169203331 == server.parent.span_id
+    assert "v1" == server.context.trace_state.get("vendor")  # type: ignore[union-attr]
+
+
+def test_keep_if_reads_the_span_like_a_readable_span() -> None:
+    """A user's keep_if predicate gets the lightweight span and reads it through the
+    ReadableSpan API (attributes, name, kind)."""
+
+    def keep(span: ReadableSpan) -> bool:
+        return (
+            span.kind is trace.SpanKind.SERVER
+            and span.attributes.get("http.route") == "/orders/{mode}"
+        )  # type: ignore[union-attr]
+
+    with (
+        obskit.testing.isolated(baseline_ratio=0.0, keep_if=keep),
+        obskit.testing.capture_spans() as spans,
+    ):
+        _get(_app(), ["/orders/ok", "/plain/1"])
+        obskit.testing.flush()
+    servers = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert ["GET /orders/{mode}"] == [s.name for s in servers]
+    assert "keep_if" == (servers[0].attributes or {})[RULE]
+
+
+def test_ended_span_ignores_late_changes() -> None:
+    """After the request, the span no longer records: late attributes and events are ignored
+    and ending it twice changes nothing."""
+    kept: list[Any] = []
+
+    async def grab(request: Request) -> Response:
+        kept.append(trace.get_current_span())
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/grab", grab)]))
+    with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
+        _get(app, ["/grab"])
+        span = kept[0]
+        assert not span.is_recording()
+        span.set_attribute("late", 1)
+        span.add_event("late")
+        span.end()
+        obskit.testing.flush()
+    (server,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert "late" not in (server.attributes or {})
+    assert () == tuple(server.events)
