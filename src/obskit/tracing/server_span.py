@@ -20,7 +20,7 @@ import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
 from time import time_ns
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
@@ -49,32 +49,32 @@ class ServerSpan(trace_api.Span, ReadableSpan):
     read them as on any span), with attributes in a plain dict until :meth:`settled`.
     """
 
+    # What no span changes until it does: class defaults spare each request the stores.
+    _kind = _SERVER
+    _links: Sequence[Link] = ()
+    _status = _UNSET
+    _end_time: int | None = None
+    _events: Sequence[Event] = ()
+
     def __init__(
         self,
         name: str,
         context: SpanContext,
         parent: SpanContext | None,
         attributes: dict[str, Any],
-        tracer: Tracer,
-        sampler: Any,
+        origin: _Origin,
         start_time: int,
     ) -> None:
         # ReadableSpan.__init__ is not called: it would create a Resource when given none.
         self._name = name
         self._context = context
         self._parent = parent
-        self._kind = _SERVER
         self._attributes: dict[str, Any] = attributes
-        self._events: list[Event] | deque[Event] = []
-        self._links: Sequence[Link] = ()
-        self._resource = tracer.resource
-        self._instrumentation_info = tracer.instrumentation_info
-        self._instrumentation_scope = tracer._instrumentation_scope
-        self._status = _UNSET
         self._start_time = start_time
-        self._end_time: int | None = None
-        self._limits: SpanLimits = tracer._span_limits
-        self._sampler = sampler
+        self._resource = origin.resource
+        self._instrumentation_info = origin.instrumentation_info
+        self._instrumentation_scope = origin.scope
+        self._origin = origin
 
     def __repr__(self) -> str:
         return f'ServerSpan(name="{self._name}", context={self._context})'
@@ -119,11 +119,11 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         """Add an event (bounded by the span limits, oldest dropped first)."""
         if self._end_time is not None:
             return
-        limits = self._limits
+        limits = self._origin.limits
         events = self._events
-        if type(events) is list:
+        if type(events) is not deque:
             # The first event: from now on hold at most max_events, as the SDK does.
-            events = self._events = deque(events, maxlen=limits.max_events)
+            events = self._events = deque(maxlen=limits.max_events)
         bounded = BoundedAttributes(
             limits.max_event_attributes,
             attributes,
@@ -136,12 +136,13 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         """Add a link to another span (bounded by the span limits)."""
         if self._end_time is not None or not context.is_valid:
             return
+        limits = self._origin.limits
         links = list(self._links)
-        if len(links) < (self._limits.max_links or len(links) + 1):
+        if len(links) < (limits.max_links or len(links) + 1):
             bounded = BoundedAttributes(
-                self._limits.max_link_attributes,
+                limits.max_link_attributes,
                 attributes,
-                max_value_len=self._limits.max_attribute_length,
+                max_value_len=limits.max_attribute_length,
                 immutable=True,
             )
             links.append(Link(context, bounded))
@@ -174,13 +175,13 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         if self._end_time is not None:
             return
         self._end_time = end_time if end_time is not None else time_ns()
-        self._sampler.end_server_span(self)
+        self._origin.sampler.end_server_span(self)
 
     # --- for export ------------------------------------------------------------------------
 
     def settled(self) -> ReadableSpan:
         """The span as the SDK would have ended it: attributes validated and bounded."""
-        limits = self._limits
+        limits = self._origin.limits
         attributes = BoundedAttributes(
             limits.max_span_attributes,
             self._attributes,
@@ -204,23 +205,52 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         )
 
 
-def _only_tail_sampler(tracer: Any) -> Any:
-    """The tail sampler when it is ``tracer``'s only span processor, else None."""
+class _Origin:
+    """What every ServerSpan of one tracer shares (looked up once, not per request)."""
+
+    __slots__ = (
+        "ids",
+        "instrumentation_info",
+        "limits",
+        "resource",
+        "root_flags",
+        "sampler",
+        "scope",
+    )
+
+    def __init__(self, tracer: Tracer, sampler: Any) -> None:
+        self.sampler = sampler
+        self.ids = tracer.id_generator
+        is_random = getattr(self.ids, "is_trace_id_random", None)
+        self.root_flags = _ROOT_FLAGS if is_random is not None and is_random() else _SAMPLED_ONLY
+        self.resource = tracer.resource
+        self.instrumentation_info = tracer.instrumentation_info
+        self.scope = tracer._instrumentation_scope
+        self.limits: SpanLimits = tracer._span_limits
+
+
+# (tracer, its processors, its config) -> the origin, or None where an SDK span is needed. The
+# processors tuple is replaced whenever one is added, so identity tells a change.
+_last: tuple[Any, Any, Any, _Origin | None] = (None, None, None, None)
+
+
+def _origin(tracer: Any) -> _Origin | None:
+    """The shared parts when the tail sampler is ``tracer``'s only processor, else None."""
+    global _last
     if type(tracer) is not Tracer:
         return None
-    enabled = getattr(tracer, "_is_enabled", None)  # a tracer configurator may disable it
-    if enabled is not None and not enabled():
-        return None
-    processors: tuple[Any, ...] = getattr(tracer.span_processor, "_span_processors", ())
-    if len(processors) != 1:
-        return None
-    processor = processors[0]
-    return processor if hasattr(processor, "end_server_span") else None
-
-
-def _random_ids(ids: Any) -> bool:
-    is_random = getattr(ids, "is_trace_id_random", None)
-    return bool(is_random()) if is_random is not None else False
+    processors = getattr(tracer.span_processor, "_span_processors", None)
+    config = getattr(tracer, "_tracer_config", None)  # a tracer configurator may disable it
+    last = _last
+    if last[0] is tracer and last[1] is processors and last[2] is config:
+        return last[3]
+    origin = None
+    if processors is not None and len(processors) == 1 and getattr(config, "is_enabled", True):
+        processor = processors[0]
+        if hasattr(processor, "end_server_span"):
+            origin = _Origin(tracer, processor)
+    _last = (tracer, processors, config, origin)
+    return origin
 
 
 def start_server_span(
@@ -233,10 +263,10 @@ def start_server_span(
 
     ``attributes`` becomes the span's own (the caller builds it for this span only).
     """
-    sampler = _only_tail_sampler(tracer)
-    if sampler is None:
+    origin = _origin(tracer)
+    if origin is None:
         return tracer.start_span(name, context=parent, kind=_SERVER, attributes=attributes)
-    ids = cast(Tracer, tracer).id_generator
+    ids = origin.ids
     parent_context: SpanContext | None = _get_current_span(parent).get_span_context()
     if parent_context is not None and parent_context.is_valid:
         trace_id = parent_context.trace_id
@@ -245,11 +275,9 @@ def start_server_span(
     else:
         parent_context = None
         trace_id = ids.generate_trace_id()
-        flags = _ROOT_FLAGS if _random_ids(ids) else _SAMPLED_ONLY
+        flags = origin.root_flags
         state = None
     context = SpanContext(trace_id, ids.generate_span_id(), False, flags, state)
-    span = ServerSpan(
-        name, context, parent_context, attributes, cast(Tracer, tracer), sampler, time_ns()
-    )
-    sampler.on_start(span)
+    span = ServerSpan(name, context, parent_context, attributes, origin, time_ns())
+    origin.sampler.on_start(span)
     return span
