@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 import obskit
 import obskit.testing
@@ -150,3 +153,31 @@ class TestCleanId:
         ids = {context.new_id() for _ in range(1000)}
         assert 1000 == len(ids)
         assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+    def test_new_ids_are_unique_across_threads(self) -> None:
+        """Eight threads drawing ids at once (from shared batches) never receive the same id."""
+
+        def draw() -> list[str]:
+            return [context.new_id() for _ in range(2000)]
+
+        with ThreadPoolExecutor(8) as pool:
+            drawn = [i for ids in pool.map(lambda _: draw(), range(8)) for i in ids]
+        assert 16000 == len(set(drawn))
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_forked_child_does_not_repeat_parent_ids(self) -> None:
+        """A forked child's ids differ from the ones its parent hands out after the fork."""
+        context.new_id()  # a batch with ids left over exists in the parent
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its next ids and leave at once
+            os.close(read_end)
+            os.write(write_end, ",".join(context.new_id() for _ in range(8)).encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            child_ids = set(pipe.read().split(","))
+        os.waitpid(pid, 0)
+        parent_ids = {context.new_id() for _ in range(8)}
+        assert 8 == len(child_ids)
+        assert set() == child_ids & parent_ids

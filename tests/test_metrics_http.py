@@ -72,10 +72,10 @@ def test_same_labels_reuse_one_child() -> None:
         metrics = server_metrics()
         assert metrics is not None
         metrics.request_finished("GET", "/a", 200, "", 0.01)
-        first = metrics._duration[("GET", "/a", 200, "", "")]
+        first = metrics._series[("GET", "/a", 200, "", "")]
         metrics.request_finished("GET", "/a", 200, "", 0.01)
-        assert first is metrics._duration[("GET", "/a", 200, "", "")]
-        assert 1 == len(metrics._duration)
+        assert first is metrics._series[("GET", "/a", 200, "", "")]
+        assert 1 == len(metrics._series)
 
 
 def test_unknown_methods_fold_to_other() -> None:

@@ -71,8 +71,9 @@ class HttpServerMetrics:
         )
         self._guard = tenant_guard
         self._exemplars = exemplars
-        self._duration: dict[tuple[Any, ...], Any] = {}
-        self._ttfb: dict[tuple[str, str], Any] = {}
+        # A finished request's label tuple -> (in-flight leave, duration child, ttfb child): one
+        # lookup finds all three.
+        self._series: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         self._active: dict[str, Any] = {}
         self._methods: dict[str, str] = {m: m for m in KNOWN_METHODS}
         self._lock = threading.Lock()
@@ -117,22 +118,17 @@ class HttpServerMetrics:
         to the exemplar gate, which attaches it only when the trace is kept.
         """
         try:
-            active = self._active.get(method)
-            if active is None:
-                active = self._active_child(method)
-            active.leave()
             tenant_value = self._guard(tenant) if (tenant and self._guard is not None) else ""
             key = (method, route, status, error_type, tenant_value)
-            child = self._duration.get(key)
-            if child is None:
-                child = self._duration_child(key)
+            series = self._series.get(key)
+            if series is None:
+                series = self._new_series(key)
+            leave, child, ttfb = series
+            leave()
             child.observe(duration_s)
             if trace_id is not None and self._exemplars:
                 _exemplars.gate.offer(trace_id, partial(child.exemplar, duration_s, trace_id))
             if ttfb_s is not None:
-                ttfb = self._ttfb.get((method, route))
-                if ttfb is None:
-                    ttfb = self._ttfb_child(method, route)
                 ttfb.observe(ttfb_s)
         except Exception as exc:
             _guard.report("metrics.http", exc)
@@ -146,20 +142,20 @@ class HttpServerMetrics:
                 self._active[method] = child
         return child
 
-    def _duration_child(self, key: tuple[Any, ...]) -> Any:
+    def _new_series(self, key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         method, route, status, error_type, tenant = key
-        child = self._duration_family.labels(method, route, str(status), error_type, tenant)
+        active = self._active.get(method)
+        if active is None:
+            active = self._active_child(method)
+        series = (
+            active.leave,
+            self._duration_family.labels(method, route, str(status), error_type, tenant),
+            self._ttfb_family.labels(method, route),
+        )
         with self._lock:
-            if len(self._duration) < _CACHE_CAP:
-                self._duration[key] = child
-        return child
-
-    def _ttfb_child(self, method: str, route: str) -> Any:
-        child = self._ttfb_family.labels(method, route)
-        with self._lock:
-            if len(self._ttfb) < _CACHE_CAP:
-                self._ttfb[(method, route)] = child
-        return child
+            if len(self._series) < _CACHE_CAP:
+                self._series[key] = series
+        return series
 
 
 _cached: tuple[int, HttpServerMetrics | None] = (-1, None)

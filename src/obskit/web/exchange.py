@@ -91,7 +91,8 @@ def current_plan() -> RequestPlan | None:
     """The plan for the live configuration (rebuilt after ``init()``); None when obskit is off."""
     global _plan
     plan = _plan
-    if plan is not None and plan.generation == _runtime.generation():
+    # The module global, not generation(): this runs on every request.
+    if plan is not None and plan.generation == _runtime._generation:
         return plan
     runtime = _runtime.current()
     if runtime is None or runtime.disabled:

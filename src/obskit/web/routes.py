@@ -16,7 +16,7 @@ route matched gets :data:`UNMATCHED`, so raw paths can never become metric label
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from obskit import _guard
@@ -40,47 +40,55 @@ _MAX_ROUTE: Final = 512  # a template longer than this is not a template
 class RecordingScope(dict[str, Any]):
     """An ASGI scope that remembers every route the framework assigns to ``scope["route"]``.
 
+    Routers write ``scope["route"]`` and then merge the matched route's child scope with
+    ``scope.update``, once per routing level; a mounted application's router then overwrites the
+    mount. So the route present at each ``update`` (and the one in the merged child scope) is
+    remembered there: only ``update`` is overridden, because a Python ``__setitem__`` would run
+    for every key any layer stores in the scope (several per request).
+
     FastAPI's router enters a ``Mount`` without assigning it: it only merges the mount's child
     scope (its ``endpoint`` is the mounted app). Such endpoints are remembered too, and the
     ``Mount`` holding that very app is looked up (by identity, not by matching paths) among the
     routes of the application the middleware wraps.
     """
 
-    __slots__ = ("mounted", "routes")
+    # Tuples, set on the instance at the first route: most requests are routed once, and a scope
+    # with nothing to remember costs no more than a plain dict copy.
+    routes: tuple[Any, ...] = ()
+    mounted: tuple[Any, ...] = ()
 
-    def __init__(self, scope: Mapping[str, Any]) -> None:
-        super().__init__(scope)
-        self.routes: list[Any] = []
-        self.mounted: list[Any] = []
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key == "route":
-            self._note(value)
-        dict.__setitem__(self, key, value)
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Merge like ``dict.update``, remembering the assigned route and a mount's endpoint."""
+        current = dict.get(self, "route")
+        if current is not None:
+            self._note(current)
+        if not kwargs and isinstance(other, dict):
+            if "route" in other:
+                self._note(other["route"])
+            elif "endpoint" in other and "root_path" in other:
+                self.mounted = (*self.mounted, other["endpoint"])
+        dict.update(self, other, **kwargs)
 
     def _note(self, route: Any) -> None:
         # Routers may both assign and merge the same route: remember it once.
         routes = self.routes
         if not routes or routes[-1] is not route:
-            routes.append(route)
+            self.routes = (*routes, route)
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """Merge like ``dict.update``, remembering a mount's endpoint."""
-        if args and not kwargs and isinstance(args[0], dict):
-            child = args[0]
-            if "route" in child:
-                self._note(child["route"])
-            elif "endpoint" in child and "root_path" in child:
-                self.mounted.append(child["endpoint"])
-        dict.update(self, *args, **kwargs)
+
+_mount: type | None = None
 
 
 def _mount_class() -> type | None:
-    routing = sys.modules.get("starlette.routing")
-    return getattr(routing, "Mount", None) if routing is not None else None
+    # Found once Starlette is imported, then kept (a class does not change).
+    global _mount
+    if _mount is None:
+        routing = sys.modules.get("starlette.routing")
+        _mount = getattr(routing, "Mount", None) if routing is not None else None
+    return _mount
 
 
-def _find_mounts(app: Any, endpoints: list[Any]) -> list[Any]:
+def _find_mounts(app: Any, endpoints: Sequence[Any]) -> list[Any]:
     """The routes whose ``app`` is each endpoint in turn, searched level by level from ``app``."""
     found: list[Any] = []
     for endpoint in endpoints:
@@ -96,14 +104,19 @@ def _find_mounts(app: Any, endpoints: list[Any]) -> list[Any]:
 
 def _starlette_route(scope: RecordingScope, status: int, app: Any) -> str | None:
     routes = scope.routes
-    if scope.mounted and not any(isinstance(r, _mount_class() or ()) for r in routes):
-        routes = [*_find_mounts(app, scope.mounted), *routes]
     final = dict.get(scope, "route")
+    mount = _mount_class()
+    if not scope.mounted and (not routes or (len(routes) == 1 and routes[0] is final)):
+        # One routing level, the common case: no list to join.
+        path = getattr(final, "path", None) if final is not None else None
+        if isinstance(path, str) and (mount is None or not isinstance(final, mount)):
+            return path or "/"
+    if scope.mounted and not any(isinstance(r, mount or ()) for r in routes):
+        routes = (*_find_mounts(app, scope.mounted), *routes)
     if final is not None and (not routes or routes[-1] is not final):
-        routes = [*routes, final]
+        routes = (*routes, final)
     if not routes:
         return None
-    mount = _mount_class()
     parts: list[str] = []
     for route in routes:
         path = getattr(route, "path", None)
@@ -123,7 +136,7 @@ def asgi_route(scope: Mapping[str, Any], status: int, app: Any = None) -> str:
     """The route template of a finished ASGI request, or :data:`UNMATCHED`."""
     try:
         explicit = scope.get(ROUTE_KEY)
-        if isinstance(explicit, str):
+        if explicit is not None and isinstance(explicit, str):
             return explicit[:_MAX_ROUTE]
         if isinstance(scope, RecordingScope):
             route = _starlette_route(scope, status, app)

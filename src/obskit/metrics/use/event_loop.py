@@ -69,6 +69,8 @@ _active: EventLoopCollector | None = None
 
 def ensure_monitor() -> None:
     """Start monitoring the running loop, if any; cheap enough to call on every request."""
+    if _active is None:
+        return  # no collector: start() looks at the loop again when one starts
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
