@@ -85,7 +85,7 @@ class LineWriter:
     def emit_trusted(
         self, method: str, logger_name: str, event: str, fields: Mapping[str, Any]
     ) -> None:
-        """Write a line whose ``fields`` the caller vouches for (see :meth:`Enricher.trusted`)."""
+        """Write a line whose ``fields`` the caller vouches for (see :meth:`Enricher.line`)."""
         enricher = self.enricher
         if enricher is None:
             raise RuntimeError("LineWriter.emit_trusted without a configured chain")
@@ -97,7 +97,7 @@ class LineWriter:
             holder = gate.holder
             if holder is None or not holder.active():
                 return
-        line = enricher.trusted(method, logger_name, event, fields)
+        line = enricher.line(method, logger_name, event, fields)
         sink = self._sink
         if sink.taps:
             sink.tap(line)
