@@ -147,9 +147,11 @@ class Enricher:
         event: Any,
         fields: Mapping[str, Any],
         created: float | None = None,
+        context_clean: bool = False,
     ) -> dict[str, Any]:
         """The line for ``fields`` its caller vouches for: already redacted (or needing none under
-        :attr:`redactor`), like ``event``. ``created`` is the line's time (default: now).
+        :attr:`redactor`), like ``event``. ``created`` is the line's time (default: now);
+        ``context_clean``: the caller also vouches for the current bound context.
 
         One dict display in the order of the contract (each later source wins a key, which keeps
         its first position): obskit's fields, the service, structlog's context variables, the
@@ -162,7 +164,7 @@ class Enricher:
             if theirs and redactor is not None:
                 theirs = redactor.clean_mapping(theirs)
         bound = _context_fields()
-        if bound and redactor is not None:
+        if bound and redactor is not None and not context_clean:
             cached = self._bound
             bound = cached[1] if cached[0] is bound and cached[2] else self._clean_bound(bound)
         line: dict[str, Any] = {

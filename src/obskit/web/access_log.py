@@ -8,10 +8,11 @@ correlation id, tenant and trace ids like every other line of the request. Secre
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
-from obskit import _guard
+from obskit import _guard, context
 from obskit.logs import REDACTED, Redactor, get_logger
 from obskit.logs import setup as log_setup
 from obskit.logs.processors import Enricher
@@ -30,6 +31,9 @@ LOGGER_NAME: Final = "obskit.access"
 SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "gunicorn.access")
 _MAX_QUERY: Final = 2048
 _MAX_LABELS: Final = 1024
+# The keys of the context the middleware binds; their values are checked ids (see write()).
+_ID_KEYS: Final = frozenset({context.CORRELATION_ID, context.TENANT_ID})
+_context_fields = context.fields
 
 
 class QueryRedactor:
@@ -86,6 +90,7 @@ class AccessLog:
         self._writer = log_setup.writer_for(logger)
         self._checked: object = None  # the enricher _fast was decided for
         self._fast = False
+        self._ids_plain = False  # whether the id keys are not secret for the checked enricher
         self._redactor: Redactor | None = None
         # Methods and route templates repeat: each is cleaned once (bounded).
         self._labels: dict[str, str] = {}
@@ -102,14 +107,19 @@ class AccessLog:
         client: str | None,
         error_type: str,
         error: BaseException | None = None,
+        request_fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Log one request (durations in milliseconds, to the microsecond).
 
         A request that raised is logged at error level with the exception as structured fields,
         inside the request's context: the server's own traceback line carries no request ids.
+        ``request_fields`` is the context the middleware bound for the request: while it is still
+        the whole current context and holds only the correlation and tenant ids (which passed
+        :func:`obskit.context.clean_id` or were generated, so carry no credential text), it is
+        not redacted again.
         """
         writer = self._writer
-        fast = False
+        fast = context_clean = False
         if writer is not None and error is None:
             enricher = writer.enricher
             if enricher is not None:
@@ -117,6 +127,12 @@ class AccessLog:
                     self._check(enricher)
                 fast = self._fast
                 redactor = self._redactor
+                context_clean = (
+                    request_fields is not None
+                    and self._ids_plain
+                    and _context_fields() is request_fields
+                    and request_fields.keys() <= _ID_KEYS
+                )
                 if fast and redactor is not None:
                     # All the chain would redact in these flat fields with non-secret keys.
                     labels = self._labels
@@ -148,7 +164,9 @@ class AccessLog:
             fields["error_type"] = error_type
         if fast:
             try:
-                writer.emit_trusted("info", LOGGER_NAME, "http.request", fields)  # type: ignore[union-attr]
+                writer.emit_trusted(  # type: ignore[union-attr]
+                    "info", LOGGER_NAME, "http.request", fields, context_clean
+                )
             except Exception as exc:
                 _guard.report("logs.chain", exc)
             return
@@ -162,6 +180,7 @@ class AccessLog:
         # replaced whole); this depends on the configuration, so it is decided per enricher.
         redactor = enricher.redactor
         self._fast = redactor is None or not any(redactor.is_secret_key(key) for key in _KEYS)
+        self._ids_plain = redactor is None or not any(map(redactor.is_secret_key, _ID_KEYS))
         self._redactor = redactor
         self._labels = {}
         self._checked = enricher
