@@ -347,3 +347,25 @@ def test_checked_ids_never_carry_credential_text() -> None:
     assert obskit_context.clean_id("Bearer abcdefghijkl") is None
     for value in ("Bearer-abcdefghijkl", "token:abcdefghijkl", obskit_context.new_id()):
         assert value == obskit_context.clean_id(value) == redactor.clean_text(value)
+
+
+@pytest.mark.parametrize(
+    "event_dict",
+    [
+        {"a": 1, "b": "t", "c": None},
+        {"n": {7: "x", 2.5: "y", True: "z", None: "w"}},
+        {"bad": "\udcff", "big": 2**70},
+        {"obj": REDACTED.encode()},
+    ],
+)
+def test_rendering_tries_plain_keys_first_with_the_same_result(event_dict: dict[str, Any]) -> None:
+    """A line renders as orjson with non-string keys allowed would render it (or the stdlib)."""
+    orjson = pytest.importorskip("orjson")
+    from obskit.logs.render import json_line, json_renderer
+
+    try:
+        expected = orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        expected = json.dumps(event_dict, default=repr, ensure_ascii=True).encode()
+    assert expected == json_renderer(None, "info", event_dict)
+    assert expected + b"\n" == json_line(event_dict)
