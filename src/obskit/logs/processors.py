@@ -24,7 +24,13 @@ from structlog.tracebacks import ExceptionDictTransformer
 from obskit import context
 from obskit.logs.redaction import Redactor
 
-__all__ = ["Enricher", "exception_fields", "format_timestamp", "neutralise_control_chars"]
+__all__ = [
+    "Enricher",
+    "current_trace_id",
+    "exception_fields",
+    "format_timestamp",
+    "neutralise_control_chars",
+]
 
 _LEVEL_NAMES: Final = {
     "debug": "debug",
@@ -215,6 +221,15 @@ def _is_span(value: object) -> bool:
     if len(_span_types) < _MAX_SPAN_TYPES:
         _span_types.add(type(value))
     return True
+
+
+def current_trace_id() -> int:
+    """The active span's trace id; 0 outside a span or in an invalid one."""
+    span: Any = _current_otel_context().get(_SPAN_KEY)
+    if span is None or not (type(span) in _span_types or _is_span(span)):
+        return 0
+    span_context = span.get_span_context()
+    return span_context.trace_id if span_context.is_valid else 0
 
 
 def _ids_of(span_context: Any) -> tuple[object, str, str]:
