@@ -6,14 +6,15 @@ import io
 import json
 import logging
 import re
+import sys
 
+import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
 import obskit
 import obskit.testing
 from obskit.logs import REDACTED, processors
-from obskit.logs import setup as log_setup
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -272,22 +273,26 @@ class TestOwnership:
         assert ("own", "t1", REDACTED) == (line["service"], line["tenant_id"], line["password"])
 
 
-def test_internal_failure_in_chain_does_not_reach_caller() -> None:
-    """If a processor fails, structlog and stdlib callers go on and each failure is counted."""
+def test_internal_failure_in_chain_does_not_reach_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a step of the chain fails, structlog and stdlib callers go on; each failure is counted."""
     from obskit import _guard
 
-    def broken(logger: object, method: str, event_dict: dict[str, object]) -> None:
+    # (obskit.logs.processors the function shadows the module of that name)
+    log_processors = sys.modules["obskit.logs.processors"]
+
+    def broken(now: float) -> str:
         raise RuntimeError("processor bug")
 
     with obskit.testing.isolated() as capture:
-        log_setup._chain.insert(0, broken)
+        # The enricher is a step of every path a line can take (the chain and the one-call writer).
+        monkeypatch.setattr(log_processors, "format_timestamp", broken)
         previous = _guard.set_strict(False)
         try:
             logging.getLogger("std").error("still fine")
             obskit.get_logger().error("still fine")
         finally:
             _guard.set_strict(previous)
-            log_setup._chain.remove(broken)
+            monkeypatch.undo()
         obskit.get_logger().info("after")
         errors = capture.sample
         assert 1 == errors("obskit_internal_errors_total", {"component": "logs.stdlib_bridge"})

@@ -8,11 +8,15 @@ can decide at configuration time (service fields, level names) is decided in ``_
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, Final
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.trace.propagation import _SPAN_KEY
 from structlog import contextvars as structlog_contextvars
 from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
@@ -34,8 +38,27 @@ _LEVEL_NAMES: Final = {
     "fatal": "critical",
 }
 
-_get_current_span = otel_trace.get_current_span
+_Span = otel_trace.Span
+_time_ns = time.time_ns
 _context_fields = context.fields
+_CONTAINERS: Final = (dict, list, tuple)
+# Types already found to be OpenTelemetry spans (bounded: a process has a handful).
+_span_types: set[type] = set()
+_MAX_SPAN_TYPES: Final = 64
+
+
+def _otel_context_getter() -> Callable[[], Mapping[str, object]]:
+    # OpenTelemetry's get_current_span() is four Python calls deep; with the default runtime
+    # context (a ContextVar) the current context is one C call away. The span is found exactly as
+    # get_current_span() finds it: the context's value under _SPAN_KEY, if it is a Span.
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+        return variable.get
+    return otel_context.get_current
+
+
+_current_otel_context = _otel_context_getter()
 # structlog's own context variables (``structlog.contextvars.bind_contextvars``): applications
 # and libraries written for structlog bind request fields there. Reading them walks the whole
 # context, so it is done only once structlog has created one (its registry is not empty).
@@ -47,20 +70,30 @@ _get_structlog_vars = structlog_contextvars.get_contextvars
 class _TimestampFormatter:
     """UTC ISO-8601 with microseconds; the date-time prefix is formatted once per second."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_cached",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached = (-1, "")
 
     def __call__(self, now: float) -> str:
         second = int(now)
-        if second != self._second:
+        # One tuple, read once: a thread never pairs one second's prefix with another's fraction.
+        cached = self._cached
+        if cached[0] != second:
             prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-            # Two threads may race here; both compute the same value for the same second.
-            self._prefix, self._second = prefix, second
-            return f"{prefix}.{int((now - second) * 1_000_000):06d}Z"
-        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+            cached = self._cached = (second, prefix)
+        # %d truncates the float as int() does; %-formatting is the cheapest way to build this.
+        return "%s.%06dZ" % (cached[1], (now - second) * 1_000_000)  # noqa: UP031
+
+    def now(self) -> str:
+        """The current time (from integer nanoseconds: no float to split)."""
+        ns = _time_ns()
+        second = ns // 1_000_000_000
+        cached = self._cached
+        if cached[0] != second:
+            prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            cached = self._cached = (second, prefix)
+        return "%s.%06dZ" % (cached[1], ns % 1_000_000_000 // 1000)  # noqa: UP031
 
 
 format_timestamp = _TimestampFormatter()
@@ -69,9 +102,9 @@ format_timestamp = _TimestampFormatter()
 class Enricher:
     """Adds timestamp, level, service identity, bound context and trace/span ids to a line.
 
-    Keys given in the log call win over the bound context; obskit's own keys (timestamp, level,
-    trace_id, span_id) are always obskit's. With a ``redactor`` it also redacts what it merges
-    (the call's keys, the context, the event text), so the chain walks each line once.
+    Keys given in the log call win over the bound context; the active span's trace_id and span_id
+    are always obskit's. With a ``redactor`` it also redacts what it merges (the call's keys, the
+    context, the event text), so the chain walks each line once.
     """
 
     def __init__(
@@ -81,49 +114,104 @@ class Enricher:
         structured_exceptions: bool = True,
     ) -> None:
         self._service = dict(service)
-        self._redactor = redactor
+        self.redactor = redactor
         self._structured_exceptions = structured_exceptions
         # (span context, trace id hex, span id hex) of the last span seen: lines of one span
         # format its ids once. A tuple is swapped atomically, so threads cannot mix its parts.
         self._ids: tuple[object, str, str] = (None, "", "")
+        # (bound context, its redacted form, whether that form may be reused) of the last context
+        # seen: the context is a new dict on every change and never changed in place, so the
+        # lines of one request clean it once.
+        self._bound: tuple[object, Mapping[str, Any], bool | None] = (None, {}, None)
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         created = event_dict.pop("_created", None)
         event = event_dict.pop("event", None)
-        redactor = self._redactor
+        redactor = self.redactor
         if redactor is not None and type(event) is str:
             event = redactor.clean_text(event)
+        line = self._start(method_name, event_dict.pop("_logger", None), event, created)
+        if event_dict:
+            if "exc_info" in event_dict and self._structured_exceptions:
+                event_dict = exception_fields(logger, method_name, event_dict)
+            line.update(event_dict if redactor is None else redactor.clean_mapping(event_dict))
+        self._add_ids(line)
+        return line
+
+    def trusted(
+        self, method_name: str, logger_name: str, event: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The line ``__call__`` makes, for fields its caller vouches for: no key is secret under
+        :attr:`redactor`, text values are already clean, values are flat, ``event`` is clean."""
+        line = self._start(method_name, logger_name, event, None)
+        line.update(fields)
+        self._add_ids(line)
+        return line
+
+    def _start(
+        self, method_name: str, logger_name: Any, event: Any, created: Any
+    ) -> dict[str, Any]:
         line: dict[str, Any] = {
-            "timestamp": format_timestamp(time.time() if created is None else created),
+            "timestamp": format_timestamp.now() if created is None else format_timestamp(created),
             "level": _LEVEL_NAMES.get(method_name, method_name),
-            "logger": event_dict.pop("_logger", None),
+            "logger": logger_name,
             "event": event,
         }
         line.update(self._service)
+        redactor = self.redactor
         if _structlog_vars is None or _structlog_vars:
             theirs = _get_structlog_vars()
             if theirs:
                 line.update(theirs if redactor is None else redactor.clean_mapping(theirs))
         bound = _context_fields()
         if bound:
-            line.update(bound if redactor is None else redactor.clean_mapping(bound))
-        if event_dict:
-            if "exc_info" in event_dict and self._structured_exceptions:
-                event_dict = exception_fields(logger, method_name, event_dict)
-            line.update(event_dict if redactor is None else redactor.clean_mapping(event_dict))
-        span_context = _get_current_span().get_span_context()
-        if span_context.is_valid:
-            ids = self._ids
-            if ids[0] is not span_context:
-                ids = (
-                    span_context,
-                    format(span_context.trace_id, "032x"),
-                    format(span_context.span_id, "016x"),
-                )
-                self._ids = ids
+            if redactor is None:
+                line.update(bound)
+                return line
+            cached = self._bound
+            if cached[0] is not bound:
+                clean = redactor.clean_mapping(bound)
+                self._bound = (bound, clean, None)
+            else:
+                reusable = cached[2]
+                if reusable is None:
+                    # Seen twice: its clean form may be reused unless a value is a container
+                    # (which could change in place). Checked here, not on first sight, because
+                    # most contexts (a request with only its access line) are seen once.
+                    reusable = not any(isinstance(value, _CONTAINERS) for value in bound.values())
+                    self._bound = (bound, cached[1], reusable)
+                clean = cached[1] if reusable else redactor.clean_mapping(bound)
+            line.update(clean)
+        return line
+
+    def _add_ids(self, line: dict[str, Any]) -> None:
+        span: Any = _current_otel_context().get(_SPAN_KEY)
+        if span is None:
+            return
+        if type(span) not in _span_types:  # isinstance() on the Span ABC is slow; types are few
+            if not isinstance(span, _Span):
+                return
+            if len(_span_types) < _MAX_SPAN_TYPES:
+                _span_types.add(type(span))
+        span_context = span.get_span_context()
+        ids = self._ids
+        if ids[0] is not span_context:
+            if span_context.is_valid:
+                trace_id, span_id = span_context.trace_id, span_context.span_id
+                try:  # to_bytes().hex() is twice as fast as format(value, "032x")
+                    ids = (
+                        span_context,
+                        trace_id.to_bytes(16, "big").hex(),
+                        span_id.to_bytes(8, "big").hex(),
+                    )
+                except OverflowError:  # wider than the spec allows: all of it, as format() shows
+                    ids = (span_context, format(trace_id, "032x"), format(span_id, "016x"))
+            else:
+                ids = (span_context, "", "")
+            self._ids = ids
+        if ids[1]:
             line["trace_id"] = ids[1]
             line["span_id"] = ids[2]
-        return line
 
 
 _exception_renderer = ExceptionRenderer(ExceptionDictTransformer(show_locals=False, max_frames=20))

@@ -13,14 +13,18 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["LineSink", "json_renderer"]
+__all__ = ["LineSink", "json_line", "json_renderer"]
 
 
 def _stdlib_dumps(event_dict: dict[str, Any]) -> bytes:
     return json.dumps(event_dict, default=repr, ensure_ascii=True).encode("ascii")
 
 
-def _make_renderer() -> Callable[[Any, str, dict[str, Any]], bytes]:
+Renderer = Callable[[Any, str, dict[str, Any]], bytes]
+
+
+def _make_renderers() -> tuple[Renderer, Callable[[dict[str, Any]], bytes]]:
+    """The structlog renderer (a line without its newline) and the same line with its newline."""
     try:
         import orjson
     except ImportError:  # pragma: no cover - exercised in the no-extras test job
@@ -28,10 +32,15 @@ def _make_renderer() -> Callable[[Any, str, dict[str, Any]], bytes]:
         def render_stdlib(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
             return _stdlib_dumps(event_dict)
 
-        return render_stdlib
+        def line_stdlib(event_dict: dict[str, Any]) -> bytes:
+            return _stdlib_dumps(event_dict) + b"\n"
+
+        return render_stdlib, line_stdlib
 
     dumps = orjson.dumps
     option = orjson.OPT_NON_STR_KEYS
+    # orjson writes the newline into the same buffer: no second bytes object per line.
+    line_option = option | orjson.OPT_APPEND_NEWLINE
     encode_error = orjson.JSONEncodeError
 
     def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
@@ -40,10 +49,16 @@ def _make_renderer() -> Callable[[Any, str, dict[str, Any]], bytes]:
         except encode_error:
             return _stdlib_dumps(event_dict)
 
-    return render
+    def line(event_dict: dict[str, Any]) -> bytes:
+        try:
+            return dumps(event_dict, default=repr, option=line_option)
+        except encode_error:
+            return _stdlib_dumps(event_dict) + b"\n"
+
+    return render, line
 
 
-json_renderer = _make_renderer()
+json_renderer, json_line = _make_renderers()
 
 
 def _write_unbuffered(stream: Any, data: bytes) -> None:
@@ -67,19 +82,35 @@ class LineSink:
         self.taps: list[list[dict[str, Any]]] = []
         self._tap_lock = threading.Lock()
 
+    @property
+    def stream(self) -> IO[bytes] | IO[str] | None:
+        """Where lines go; a text stream's binary buffer is looked up once, when it is set."""
+        return self._stream
+
+    @stream.setter
+    def stream(self, stream: IO[bytes] | IO[str] | None) -> None:
+        self._stream = stream
+        try:
+            buffer = getattr(stream, "buffer", None)
+        except ValueError:  # a detached text stream: written (and failing) the slow way
+            buffer = None
+        self._buffer: IO[bytes] | None = buffer
+
     def write(self, line: bytes | str) -> None:
         """Write one rendered line (a trailing newline is added)."""
-        stream = self.stream
-        if stream is None:
-            return
         if isinstance(line, str):
             line = line.encode("utf-8", "backslashreplace")
-        buffer = getattr(stream, "buffer", None)
+        self.write_terminated(line + b"\n")
+
+    def write_terminated(self, data: bytes) -> None:
+        """Write one rendered line that already ends with its newline: one write, then a flush,
+        so lines of different threads never interleave and none waits in a buffer at a crash."""
+        buffer = self._buffer
         if buffer is not None:
-            buffer.write(line + b"\n")
+            buffer.write(data)
             buffer.flush()
-        else:
-            _write_unbuffered(stream, line + b"\n")
+        elif self._stream is not None:
+            _write_unbuffered(self._stream, data)
 
     def tap(self, event_dict: dict[str, Any]) -> None:
         """Hand a copy of a final event dict to each active tap."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from structlog import DropEvent
@@ -21,8 +21,10 @@ from obskit._config import Settings
 from obskit.logs.processors import Enricher, neutralise_control_chars
 from obskit.logs.redaction import Redactor
 from obskit.logs.render import LineSink, json_renderer
+from obskit.logs.writer import METHOD_LEVEL, Gate, LineHolder, LineWriter
 
 __all__ = [
+    "LineHolder",
     "ObskitBoundLogger",
     "StdlibBridge",
     "adopt_server_loggers",
@@ -30,47 +32,20 @@ __all__ = [
     "get_logger",
     "processors",
     "unconfigure",
+    "writer_for",
 ]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-_METHOD_LEVEL = {
-    "debug": 10,
-    "info": 20,
-    "msg": 20,
-    "warning": 30,
-    "warn": 30,
-    "error": 40,
-    "exception": 40,
-    "critical": 50,
-    "fatal": 50,
-}
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
 
 Processor = Callable[[Any, str, dict[str, Any]], Any]
+_METHOD_LEVEL = METHOD_LEVEL
 
-
-class LineHolder(Protocol):
-    """Where lines below the emit level go while their trace is undecided (the tail sampler)."""
-
-    def active(self) -> bool:
-        """Whether the current context belongs to a trace whose lines may be held."""
-
-    def hold(self, line: bytes | str, event_dict: dict[str, Any]) -> None:
-        """Keep ``line`` until the trace is decided (or count it as discarded)."""
-
-
-class _Gate:
-    """Level state shared by every logger; changed in place by ``configure()``."""
-
-    def __init__(self) -> None:
-        self.lowest = 20  # lowest level that does any work at all (emit or hold)
-        self.emit = 20  # lowest level written out directly
-        self.holder: LineHolder | None = None
-
-
-_gate = _Gate()
+_gate = Gate()
 _sink = LineSink(None)
 _chain: list[Processor] = []
+# The chain in one call while it is obskit's fixed JSON chain (enricher None otherwise).
+_writer = LineWriter(_gate, _sink)
 
 
 class ObskitBoundLogger(BoundLoggerBase):
@@ -91,6 +66,9 @@ class ObskitBoundLogger(BoundLoggerBase):
         event_dict = {**self._context, **kw} if kw else self._context.copy()
         event_dict["event"] = event
         try:
+            if _writer.enricher is not None and self._processors is _chain:
+                _writer.emit(method, event_dict)
+                return None
             result: Any = event_dict
             for processor in self._processors:
                 result = processor(self._logger, method, result)
@@ -223,6 +201,9 @@ class StdlibBridge(logging.Handler):
                     event_dict[key] = value
             if record.exc_info and record.exc_info[0] is not None:
                 event_dict["exc_info"] = record.exc_info
+            if _writer.enricher is not None:
+                _writer.emit(method, event_dict)
+                return
             result: Any = event_dict
             for processor in _chain:
                 result = processor(None, method, result)
@@ -247,10 +228,13 @@ def configure(settings: Settings, stream: Any = None) -> None:
     _gate.lowest = min(emit_level, buffer_level) if settings.tracing else emit_level
     _sink.stream = target
     redactor = Redactor(settings.redact_keys) if settings.redact else None
-    chain: list[Processor] = [_early_gate, Enricher(_service(settings), redactor, not console)]
+    enricher = Enricher(_service(settings), redactor, not console)
+    chain: list[Processor] = [_early_gate, enricher]
     extra_redaction = settings.extras.get("redact_processor")
     if extra_redaction is not None:
         chain.append(extra_redaction)
+    fixed = not console and extra_redaction is None and settings.configure_logging
+    _writer.enricher = enricher if fixed else None
     if console:
         chain.append(neutralise_control_chars)
         # The console renderer prints a traceback itself.
@@ -298,6 +282,17 @@ def adopt_server_loggers(names: Sequence[str] = SERVER_LOGGERS) -> None:
         logger.propagate = True
 
 
+def writer_for(logger: Any) -> LineWriter | None:
+    """The one-call writer, if ``logger`` (from :func:`get_logger`) writes through obskit's chain.
+
+    Its ``enricher`` is None whenever that chain is not the fixed JSON one.
+    """
+    bound = logger.bind()
+    if isinstance(bound, ObskitBoundLogger) and bound._processors is _chain:
+        return _writer
+    return None
+
+
 def set_holder(holder: LineHolder | None) -> None:
     """Install (or remove) the tail sampler's holder for below-emit lines."""
     _gate.holder = holder
@@ -327,6 +322,7 @@ def unconfigure() -> None:
         logger.propagate = propagate
     # Loggers cached by structlog keep this chain: leave a plain JSON one writing to stdout.
     _chain[:] = [_early_gate, Enricher({}), _Emit(json_renderer)]
+    _writer.enricher = None
     _gate.emit = _gate.lowest = 20
     _gate.holder = None
     _sink.stream = sys.stdout

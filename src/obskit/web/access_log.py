@@ -11,7 +11,9 @@ import logging
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
+from obskit import _guard
 from obskit.logs import REDACTED, Redactor, get_logger
+from obskit.logs import setup as log_setup
 
 __all__ = [
     "LOGGER_NAME",
@@ -52,13 +54,36 @@ class QueryRedactor:
         )
 
 
+# Every key the access line can have; its fast path is taken only if none of them is secret.
+_KEYS: Final = (
+    "method",
+    "route",
+    "path",
+    "status",
+    "duration_ms",
+    "bytes",
+    "ttfb_ms",
+    "client",
+    "error_type",
+)
+
+
 class AccessLog:
-    """Writes the access line of a finished request."""
+    """Writes the access line of a finished request.
+
+    While obskit's fixed JSON chain is configured, the line goes straight to its
+    :class:`~obskit.logs.writer.LineWriter`: the fields are built here, flat, so only their text
+    values need redacting (keys were checked once per configuration); otherwise, and for a
+    request that raised, it goes through the logger like any other line. Both write the same line.
+    """
 
     def __init__(self) -> None:
         logger = get_logger(LOGGER_NAME)
         self._info = logger.info
         self._error = logger.error
+        self._writer = log_setup.writer_for(logger)
+        # (enricher checked, whether the fast path may be used with it)
+        self._checked: tuple[object, bool] = (None, False)
 
     def write(
         self,
@@ -78,6 +103,23 @@ class AccessLog:
         A request that raised is logged at error level with the exception as structured fields,
         inside the request's context: the server's own traceback line carries no request ids.
         """
+        writer = self._writer
+        enricher = writer.enricher if writer is not None else None
+        direct = False
+        if enricher is not None and error is None:
+            checked = self._checked
+            if checked[0] is not enricher:
+                checked = self._checked = (enricher, _keys_are_plain(enricher.redactor))
+            direct = checked[1]
+            redactor = enricher.redactor
+            if direct and redactor is not None:
+                # The only redaction the chain would apply to these flat, non-secret keys.
+                clean = redactor.clean_text
+                method, route, path = clean(method), clean(route), clean(path)
+                if client:
+                    client = clean(client)
+                if error_type:
+                    error_type = clean(error_type)
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
@@ -92,10 +134,20 @@ class AccessLog:
             fields["client"] = client
         if error_type:
             fields["error_type"] = error_type
+        if direct:
+            try:
+                writer.emit_trusted("info", LOGGER_NAME, "http.request", fields)  # type: ignore[union-attr]
+            except Exception as exc:
+                _guard.report("logs.chain", exc)
+            return
         if error is not None:
             self._error("http.request", exc_info=error, **fields)
             return
         self._info("http.request", **fields)
+
+
+def _keys_are_plain(redactor: Redactor | None) -> bool:
+    return redactor is None or not any(redactor.is_secret_key(key) for key in _KEYS)
 
 
 def take_over_server_logs(obskit_writes_access_lines: bool) -> None:

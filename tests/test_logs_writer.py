@@ -1,0 +1,291 @@
+"""The one-call writer and the access line's fast path write exactly what the chain writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from structlog import DropEvent
+from structlog.contextvars import bound_contextvars
+
+import obskit
+import obskit.testing
+from obskit.logs import REDACTED
+from obskit.logs import setup as log_setup
+from obskit.logs.buffer import TraceLogBuffer
+from obskit.web.access_log import AccessLog, QueryRedactor
+
+TIMESTAMP = re.compile(rb'"timestamp":"[^"]*"')
+CREATED = 1_764_000_000.123456
+
+
+def _masked(output: bytes) -> list[bytes]:
+    """The lines of ``output`` with their timestamps replaced (they differ between two calls)."""
+    return [TIMESTAMP.sub(b'"timestamp":"-"', line) for line in output.splitlines()]
+
+
+def _chain_line(method: str, event_dict: dict[str, Any]) -> bytes:
+    """What the processor chain writes for ``event_dict`` (the general path)."""
+    out = io.BytesIO()
+    sink = log_setup.sink()
+    previous, sink.stream = sink.stream, out
+    try:
+        result: Any = dict(event_dict)
+        for processor in log_setup._chain:
+            result = processor(None, method, result)
+        sink.write(result)
+    except DropEvent:  # below the emit level: held for its trace instead
+        pass
+    finally:
+        sink.stream = previous
+    return out.getvalue()
+
+
+def _writer_line(method: str, event_dict: dict[str, Any]) -> bytes:
+    """What the one-call writer writes for ``event_dict``."""
+    out = io.BytesIO()
+    sink = log_setup.sink()
+    previous, sink.stream = sink.stream, out
+    try:
+        log_setup._writer.emit(method, dict(event_dict))
+    finally:
+        sink.stream = previous
+    return out.getvalue()
+
+
+@contextmanager
+def _in_span() -> Iterator[None]:
+    from obskit.tracing.api import get_tracer
+
+    span = get_tracer().start_span("op")
+    try:
+        with trace.use_span(span):
+            yield
+    finally:
+        span.end()
+
+
+def _failure() -> BaseException:
+    try:
+        raise ValueError("card declined")
+    except ValueError as exc:
+        return exc
+
+
+EVENTS: list[tuple[str, dict[str, Any]]] = [
+    ("info", {"event": "plain", "_logger": "orders", "_created": CREATED}),
+    (
+        "warning",
+        {
+            "event": "Authorization: Bearer abcdefghijkl in text",
+            "_logger": "auth",
+            "_created": CREATED,
+            "password": "hunter2",
+            "nested": {"api_key": "k", "items": [{"token": "t"}, "Basic dXNlcjpwYXNz"]},
+            "tenant_id": "call-wins",
+            "count": 3,
+        },
+    ),
+    (
+        "error",
+        {"event": "failed", "_logger": "pay", "_created": CREATED, "exc_info": _failure()},
+    ),
+    ("info", {"event": "bad \udcff bytes \n newline", "_created": CREATED, "big": 2**70}),
+    ("debug", {"event": "below the level", "_logger": "x", "_created": CREATED}),
+]
+
+
+@pytest.mark.parametrize(("method", "event_dict"), EVENTS)
+def test_writer_writes_the_chains_bytes(method: str, event_dict: dict[str, Any]) -> None:
+    """For any line (secrets, a tenant, an exception, trace ids, bad text) both paths agree."""
+    with (
+        obskit.testing.isolated(redact_keys=["card"], log_buffer_level="debug"),
+        obskit.bound(correlation_id="c0ffee", tenant_id="acme", card_holder="Ann"),
+        bound_contextvars(request_path="/pay", session_id="s3cret"),
+        _in_span(),
+    ):
+        assert log_setup._writer.enricher is not None
+        written = _writer_line(method, event_dict)
+        assert _chain_line(method, event_dict) == written
+        if method == "debug":  # both held the line for the undecided trace instead
+            holder = log_setup._gate.holder
+            assert isinstance(holder, TraceLogBuffer)
+            [(by_writer, by_chain)] = holder._held.values()
+            assert by_chain == by_writer
+            return
+        line = json.loads(written)
+        assert (REDACTED, REDACTED) == (line["card_holder"], line["session_id"])
+        assert 32 == len(line["trace_id"])
+
+
+def test_writer_is_off_when_the_chain_is_not_the_fixed_one() -> None:
+    """Console output, an extra processor or an application-owned structlog use the chain."""
+
+    def extra(logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        return event_dict
+
+    for settings in (
+        {"log_format": "console"},
+        {"redact_processor": extra},
+        {"configure_logging": False},
+    ):
+        with obskit.testing.isolated(**settings):
+            assert log_setup._writer.enricher is None
+    with obskit.testing.isolated():
+        assert log_setup._writer.enricher is not None
+    assert log_setup._writer.enricher is None  # after shutdown
+
+
+def _write_access(access: AccessLog, query: str = "", error: BaseException | None = None) -> None:
+    path = "/items/7"
+    if query:
+        path = f"{path}?{QueryRedactor(obskit.logs.Redactor())(query)}"
+    access.write(
+        "GET", "/items/{item_id}", path, 500 if error else 200, 0.0012345, 0.0004, 42,
+        "10.0.0.1:5000", "ValueError" if error else "", error,
+    )  # fmt: skip
+
+
+class _Spy:
+    def __init__(self, access: AccessLog) -> None:
+        writer = access._writer
+        assert writer is not None
+        self.calls = 0
+        original = writer.emit_trusted
+
+        def counting(*args: Any) -> None:
+            self.calls += 1
+            original(*args)
+
+        writer.emit_trusted = counting  # type: ignore[method-assign]
+        self._writer, self._original = writer, original
+
+    def undo(self) -> None:
+        del self._writer.emit_trusted
+
+
+def _access_lines(
+    settings: dict[str, Any], query: str = "", error: BaseException | None = None
+) -> tuple[list[bytes], list[dict[str, Any]], int]:
+    """The access line written by the fast path and by the logger path, with the captures."""
+    with (
+        obskit.testing.isolated(**settings) as capture,
+        obskit.bound(correlation_id="c0ffee", tenant_id="acme"),
+        _in_span(),
+    ):
+        fast = AccessLog()
+        spy = _Spy(fast)
+        try:
+            _write_access(fast, query, error)
+        finally:
+            spy.undo()
+        general = AccessLog()
+        general._writer = None  # the logger, through the chain
+        _write_access(general, query, error)
+    return _masked(capture.output.getvalue()), capture.logs, spy.calls
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"redact": False},
+        {
+            "redact_keys": ["client"]
+        },  # a key of the access line is secret: the fast path steps aside
+    ],
+)
+def test_access_fast_path_writes_the_general_paths_line(settings: dict[str, Any]) -> None:
+    """The access line's fast path writes the same bytes and captures the same dict."""
+    (fast, general), (fast_dict, general_dict), calls = _access_lines(
+        settings, query="token=abc&x=1"
+    )
+    assert general == fast
+    assert {k: v for k, v in general_dict.items() if k != "timestamp"} == {
+        k: v for k, v in fast_dict.items() if k != "timestamp"
+    }
+    assert list(general_dict) == list(fast_dict)
+    line = json.loads(fast)
+    assert "acme" == line["tenant_id"]
+    assert 32 == len(line["trace_id"])
+    if settings.get("redact", True):
+        assert f"/items/7?token={REDACTED}&x=1" == line["path"].replace("%5B", "[").replace(
+            "%5D", "]"
+        )
+    assert (0 if "redact_keys" in settings else 1) == calls
+    if "redact_keys" in settings:
+        assert REDACTED == line["client"]
+
+
+def test_access_fast_path_redacts_credentials_in_text_values() -> None:
+    """A credential in the path is masked by the fast path exactly as by the chain."""
+    with obskit.testing.isolated() as capture, _in_span():
+        fast, general = AccessLog(), AccessLog()
+        general._writer = None
+        for access in (fast, general):
+            access.write("GET", "/x/{y}", "/x/Bearer abcdefghijk", 200, 0.001, None, 0, None, "")
+    fast_line, general_line = _masked(capture.output.getvalue())
+    assert general_line == fast_line
+    assert f"/x/Bearer {REDACTED}" == json.loads(fast_line)["path"]
+
+
+def test_access_exception_line_is_the_general_one() -> None:
+    """A request that raised is logged at error level with structured exception fields."""
+    (fast, general), _, calls = _access_lines({}, error=_failure())
+    assert general == fast
+    assert 0 == calls
+    line = json.loads(fast)
+    assert ("error", "ValueError") == (line["level"], line["exception"][0]["exc_type"])
+
+
+def test_access_line_below_the_emit_level_is_held_by_the_trace_buffer() -> None:
+    """Above info, the access line waits for its trace's decision, then is written as usual."""
+    with obskit.testing.isolated(log_level="warning", log_buffer_level="info") as capture:
+        states: dict[int, int] = {}
+        buffer = TraceLogBuffer(lambda trace_id: states.get(trace_id, 1))
+        log_setup.set_holder(buffer)
+        with _in_span():
+            trace_id = trace.get_current_span().get_span_context().trace_id
+            fast, general = AccessLog(), AccessLog()
+            general._writer = None
+            for access in (fast, general):
+                access.write("GET", "/", "/", 200, 0.001, None, 0, None, "")
+        assert b"" == capture.output.getvalue()
+        assert 2 == buffer.counts["held"]
+        states[trace_id] = 2
+        buffer.release(trace_id, True)
+    fast_line, general_line = _masked(capture.output.getvalue())
+    assert general_line == fast_line
+    assert "info" == json.loads(fast_line)["level"]
+
+
+def test_stdlib_and_structlog_lines_agree_through_the_writer() -> None:
+    """A stdlib record and a structlog call with the same content give the same line."""
+    with obskit.testing.isolated() as capture, obskit.bound(tenant_id="acme"):
+        logging.getLogger("same").warning("hello %s", "world", extra={"k": 1})
+        obskit.get_logger("same").warning("hello %s", "world", k=1)
+    first, second = _masked(capture.output.getvalue())
+    assert first == second
+
+
+def test_a_detached_stream_is_counted_not_raised() -> None:
+    """A detached text stream as the log stream: setting it and logging to it never raise."""
+    from obskit import _guard
+
+    stream = io.TextIOWrapper(io.BytesIO())
+    stream.detach()
+    with obskit.testing.isolated() as capture:
+        log_setup.sink().stream = stream
+        previous = _guard.set_strict(False)
+        try:
+            obskit.get_logger().info("lost")
+        finally:
+            _guard.set_strict(previous)
+        assert 1 == capture.sample("obskit_internal_errors_total", {"component": "logs.chain"})
