@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from structlog.contextvars import bound_contextvars
 
 import obskit
 import obskit.testing
+from obskit import context as obskit_context
 from obskit.logs import REDACTED
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
@@ -158,10 +159,12 @@ class _Spy:
         writer = access._writer
         assert writer is not None
         self.calls = 0
+        self.args: list[tuple[Any, ...]] = []
         original = writer.emit_trusted
 
         def counting(*args: Any) -> None:
             self.calls += 1
+            self.args.append(args)
             original(*args)
 
         writer.emit_trusted = counting  # type: ignore[method-assign]
@@ -289,3 +292,58 @@ def test_a_detached_stream_is_counted_not_raised() -> None:
         finally:
             _guard.set_strict(previous)
         assert 1 == capture.sample("obskit_internal_errors_total", {"component": "logs.chain"})
+
+
+def _both_with_context(
+    fields: dict[str, Any], extra: dict[str, Any], **settings: Any
+) -> tuple[list[bytes], bool]:
+    """Fast and general access lines inside a request context ``fields`` (plus ``extra`` bound),
+    and whether the fast path took the context as clean."""
+    with obskit.testing.isolated(**settings) as capture, _in_span():
+        token = obskit_context.push(fields)
+        try:
+            with obskit.bound(**extra) if extra else nullcontext():
+                fast, general = AccessLog(), AccessLog()
+                general._writer = None
+                spy = _Spy(fast)
+                for access in (fast, general):
+                    access.write(
+                        "GET", "/", "/", 200, 0.001, None, 0, None, "", None, fields
+                    )  # fmt: skip
+                spy.undo()
+        finally:
+            obskit_context.pop(token)
+    [args] = spy.args
+    return _masked(capture.output.getvalue()), args[-1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "extra", "settings"),
+    [
+        ({"correlation_id": "c0ffee", "tenant_id": "acme"}, {}, {}),
+        ({"correlation_id": "c0ffee"}, {"api_token": "t0ps3cret"}, {}),  # bound by the handler
+        ({"correlation_id": "c0ffee"}, {"note": "Bearer abcdefghijkl"}, {}),
+        ({"correlation_id": "c0ffee", "user": "Bearer abcdefghijkl"}, {}, {}),  # not only ids
+        ({"correlation_id": "c0ffee", "tenant_id": "acme"}, {}, {"redact_keys": ["tenant"]}),
+    ],
+)
+def test_request_context_is_trusted_only_as_bound_by_the_middleware(
+    fields: dict[str, Any], extra: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    """The middleware's own id context skips redaction only where redaction would change nothing."""
+    (fast, general), trusted = _both_with_context(fields, extra, **settings)
+    assert general == fast
+    assert (not extra and "user" not in fields and not settings) == trusted
+    line = json.loads(fast)
+    assert "Bearer abcdefghijkl" not in fast.decode()
+    assert "t0ps3cret" not in fast.decode()
+    if "redact_keys" in settings:
+        assert REDACTED == line["tenant_id"]
+
+
+def test_checked_ids_never_carry_credential_text() -> None:
+    """What clean_id accepts (no whitespace) can never match the credential pattern."""
+    redactor = obskit.logs.Redactor()
+    assert obskit_context.clean_id("Bearer abcdefghijkl") is None
+    for value in ("Bearer-abcdefghijkl", "token:abcdefghijkl", obskit_context.new_id()):
+        assert value == obskit_context.clean_id(value) == redactor.clean_text(value)

@@ -42,6 +42,7 @@ _Span = otel_trace.Span
 _time_ns = time.time_ns
 _context_fields = context.fields
 _CONTAINERS: Final = (dict, list, tuple)
+_EMPTY: Final[Mapping[str, Any]] = {}
 # Types already found to be OpenTelemetry spans (bounded: a process has a handful).
 _span_types: set[type] = set()
 _MAX_SPAN_TYPES: Final = 64
@@ -127,91 +128,104 @@ class Enricher:
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         created = event_dict.pop("_created", None)
         event = event_dict.pop("event", None)
+        logger_name = event_dict.pop("_logger", None)
         redactor = self.redactor
         if redactor is not None and type(event) is str:
             event = redactor.clean_text(event)
-        line = self._start(method_name, event_dict.pop("_logger", None), event, created)
+        fields: Mapping[str, Any] = event_dict
         if event_dict:
             if "exc_info" in event_dict and self._structured_exceptions:
-                event_dict = exception_fields(logger, method_name, event_dict)
-            line.update(event_dict if redactor is None else redactor.clean_mapping(event_dict))
-        self._add_ids(line)
-        return line
+                fields = exception_fields(logger, method_name, event_dict)
+            if redactor is not None:
+                fields = redactor.clean_mapping(fields)
+        return self.line(method_name, logger_name, event, fields, created)
 
-    def trusted(
-        self, method_name: str, logger_name: str, event: str, fields: Mapping[str, Any]
+    def line(
+        self,
+        method_name: str,
+        logger_name: Any,
+        event: Any,
+        fields: Mapping[str, Any],
+        created: float | None = None,
+        context_clean: bool = False,
     ) -> dict[str, Any]:
-        """The line ``__call__`` makes, for fields its caller vouches for: no key is secret under
-        :attr:`redactor`, text values are already clean, values are flat, ``event`` is clean."""
-        line = self._start(method_name, logger_name, event, None)
-        line.update(fields)
-        self._add_ids(line)
-        return line
+        """The line for ``fields`` its caller vouches for: already redacted (or needing none under
+        :attr:`redactor`), like ``event``. ``created`` is the line's time (default: now);
+        ``context_clean``: the caller also vouches for the current bound context.
 
-    def _start(
-        self, method_name: str, logger_name: Any, event: Any, created: Any
-    ) -> dict[str, Any]:
+        One dict display in the order of the contract (each later source wins a key, which keeps
+        its first position): obskit's fields, the service, structlog's context variables, the
+        bound context, the call's fields; then the active span's ids.
+        """
+        redactor = self.redactor
+        theirs: Mapping[str, Any] = _EMPTY
+        if _structlog_vars is None or _structlog_vars:
+            theirs = _get_structlog_vars()
+            if theirs and redactor is not None:
+                theirs = redactor.clean_mapping(theirs)
+        bound = _context_fields()
+        if bound and redactor is not None and not context_clean:
+            cached = self._bound
+            bound = cached[1] if cached[0] is bound and cached[2] else self._clean_bound(bound)
         line: dict[str, Any] = {
             "timestamp": format_timestamp.now() if created is None else format_timestamp(created),
             "level": _LEVEL_NAMES.get(method_name, method_name),
             "logger": logger_name,
             "event": event,
+            **self._service,
+            **theirs,
+            **bound,
+            **fields,
         }
-        line.update(self._service)
-        redactor = self.redactor
-        if _structlog_vars is None or _structlog_vars:
-            theirs = _get_structlog_vars()
-            if theirs:
-                line.update(theirs if redactor is None else redactor.clean_mapping(theirs))
-        bound = _context_fields()
-        if bound:
-            if redactor is None:
-                line.update(bound)
-                return line
-            cached = self._bound
-            if cached[0] is not bound:
-                clean = redactor.clean_mapping(bound)
-                self._bound = (bound, clean, None)
-            else:
-                reusable = cached[2]
-                if reusable is None:
-                    # Seen twice: its clean form may be reused unless a value is a container
-                    # (which could change in place). Checked here, not on first sight, because
-                    # most contexts (a request with only its access line) are seen once.
-                    reusable = not any(isinstance(value, _CONTAINERS) for value in bound.values())
-                    self._bound = (bound, cached[1], reusable)
-                clean = cached[1] if reusable else redactor.clean_mapping(bound)
-            line.update(clean)
+        span: Any = _current_otel_context().get(_SPAN_KEY)
+        if span is not None and (type(span) in _span_types or _is_span(span)):
+            span_context = span.get_span_context()
+            ids = self._ids
+            if ids[0] is not span_context:
+                ids = self._ids = _ids_of(span_context)
+            if ids[1]:
+                line["trace_id"] = ids[1]
+                line["span_id"] = ids[2]
         return line
 
-    def _add_ids(self, line: dict[str, Any]) -> None:
-        span: Any = _current_otel_context().get(_SPAN_KEY)
-        if span is None:
-            return
-        if type(span) not in _span_types:  # isinstance() on the Span ABC is slow; types are few
-            if not isinstance(span, _Span):
-                return
-            if len(_span_types) < _MAX_SPAN_TYPES:
-                _span_types.add(type(span))
-        span_context = span.get_span_context()
-        ids = self._ids
-        if ids[0] is not span_context:
-            if span_context.is_valid:
-                trace_id, span_id = span_context.trace_id, span_context.span_id
-                try:  # to_bytes().hex() is twice as fast as format(value, "032x")
-                    ids = (
-                        span_context,
-                        trace_id.to_bytes(16, "big").hex(),
-                        span_id.to_bytes(8, "big").hex(),
-                    )
-                except OverflowError:  # wider than the spec allows: all of it, as format() shows
-                    ids = (span_context, format(trace_id, "032x"), format(span_id, "016x"))
-            else:
-                ids = (span_context, "", "")
-            self._ids = ids
-        if ids[1]:
-            line["trace_id"] = ids[1]
-            line["span_id"] = ids[2]
+    def _clean_bound(self, bound: Mapping[str, Any]) -> Mapping[str, Any]:
+        redactor = self.redactor
+        if redactor is None:
+            return bound
+        cached = self._bound
+        if cached[0] is not bound:
+            clean = redactor.clean_mapping(bound)
+            self._bound = (bound, clean, None)
+            return clean
+        if cached[2] is None:
+            # Seen twice: its clean form may be reused unless a value is a container (which
+            # could change in place). Checked now, not on first sight, because most contexts
+            # (a request with only its access line) are seen once.
+            reusable = not any(isinstance(value, _CONTAINERS) for value in bound.values())
+            self._bound = (bound, cached[1], reusable)
+            if reusable:
+                return cached[1]
+        return redactor.clean_mapping(bound)
+
+
+def _is_span(value: object) -> bool:
+    # isinstance() against the Span ABC costs more than the rest of the lookup: remember types.
+    if not isinstance(value, _Span):
+        return False
+    if len(_span_types) < _MAX_SPAN_TYPES:
+        _span_types.add(type(value))
+    return True
+
+
+def _ids_of(span_context: Any) -> tuple[object, str, str]:
+    if not span_context.is_valid:
+        return (span_context, "", "")
+    # Valid ids are within 128 and 64 bits; to_bytes().hex() is twice as fast as format().
+    return (
+        span_context,
+        span_context.trace_id.to_bytes(16, "big").hex(),
+        span_context.span_id.to_bytes(8, "big").hex(),
+    )
 
 
 _exception_renderer = ExceptionRenderer(ExceptionDictTransformer(show_locals=False, max_frames=20))

@@ -83,9 +83,15 @@ class LineWriter:
             sink.write_terminated(json_line(line))
 
     def emit_trusted(
-        self, method: str, logger_name: str, event: str, fields: Mapping[str, Any]
+        self,
+        method: str,
+        logger_name: str,
+        event: str,
+        fields: Mapping[str, Any],
+        context_clean: bool = False,
     ) -> None:
-        """Write a line whose ``fields`` the caller vouches for (see :meth:`Enricher.trusted`)."""
+        """Write a line whose ``fields`` (and, if ``context_clean``, the bound context) the
+        caller vouches for (see :meth:`Enricher.line`)."""
         enricher = self.enricher
         if enricher is None:
             raise RuntimeError("LineWriter.emit_trusted without a configured chain")
@@ -97,7 +103,7 @@ class LineWriter:
             holder = gate.holder
             if holder is None or not holder.active():
                 return
-        line = enricher.trusted(method, logger_name, event, fields)
+        line = enricher.line(method, logger_name, event, fields, None, context_clean)
         sink = self._sink
         if sink.taps:
             sink.tap(line)

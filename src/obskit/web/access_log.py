@@ -8,12 +8,14 @@ correlation id, tenant and trace ids like every other line of the request. Secre
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
-from obskit import _guard
+from obskit import _guard, context
 from obskit.logs import REDACTED, Redactor, get_logger
 from obskit.logs import setup as log_setup
+from obskit.logs.processors import Enricher
 
 __all__ = [
     "LOGGER_NAME",
@@ -28,6 +30,10 @@ LOGGER_NAME: Final = "obskit.access"
 # The servers' own access loggers; obskit's line replaces theirs (never both).
 SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "gunicorn.access")
 _MAX_QUERY: Final = 2048
+_MAX_LABELS: Final = 1024
+# The keys of the context the middleware binds; their values are checked ids (see write()).
+_ID_KEYS: Final = frozenset({context.CORRELATION_ID, context.TENANT_ID})
+_context_fields = context.fields
 
 
 class QueryRedactor:
@@ -82,8 +88,12 @@ class AccessLog:
         self._info = logger.info
         self._error = logger.error
         self._writer = log_setup.writer_for(logger)
-        # (enricher checked, whether the fast path may be used with it)
-        self._checked: tuple[object, bool] = (None, False)
+        self._checked: object = None  # the enricher _fast was decided for
+        self._fast = False
+        self._ids_plain = False  # whether the id keys are not secret for the checked enricher
+        self._redactor: Redactor | None = None
+        # Methods and route templates repeat: each is cleaned once (bounded).
+        self._labels: dict[str, str] = {}
 
     def write(
         self,
@@ -97,29 +107,47 @@ class AccessLog:
         client: str | None,
         error_type: str,
         error: BaseException | None = None,
+        request_fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Log one request (durations in milliseconds, to the microsecond).
 
         A request that raised is logged at error level with the exception as structured fields,
         inside the request's context: the server's own traceback line carries no request ids.
+        ``request_fields`` is the context the middleware bound for the request: while it is still
+        the whole current context and holds only the correlation and tenant ids (which passed
+        :func:`obskit.context.clean_id` or were generated, so carry no credential text), it is
+        not redacted again.
         """
         writer = self._writer
-        enricher = writer.enricher if writer is not None else None
-        direct = False
-        if enricher is not None and error is None:
-            checked = self._checked
-            if checked[0] is not enricher:
-                checked = self._checked = (enricher, _keys_are_plain(enricher.redactor))
-            direct = checked[1]
-            redactor = enricher.redactor
-            if direct and redactor is not None:
-                # The only redaction the chain would apply to these flat, non-secret keys.
-                clean = redactor.clean_text
-                method, route, path = clean(method), clean(route), clean(path)
-                if client:
-                    client = clean(client)
-                if error_type:
-                    error_type = clean(error_type)
+        fast = context_clean = False
+        if writer is not None and error is None:
+            enricher = writer.enricher
+            if enricher is not None:
+                if enricher is not self._checked:
+                    self._check(enricher)
+                fast = self._fast
+                redactor = self._redactor
+                context_clean = (
+                    request_fields is not None
+                    and self._ids_plain
+                    and _context_fields() is request_fields
+                    and request_fields.keys() <= _ID_KEYS
+                )
+                if fast and redactor is not None:
+                    # All the chain would redact in these flat fields with non-secret keys.
+                    labels = self._labels
+                    clean_method = labels.get(method)
+                    if clean_method is None:
+                        clean_method = self._label(method, redactor)
+                    clean_route = labels.get(route)
+                    if clean_route is None:
+                        clean_route = self._label(route, redactor)
+                    method, route = clean_method, clean_route
+                    path = redactor.clean_text(path)
+                    if client:
+                        client = redactor.clean_text(client)
+                    if error_type:
+                        error_type = redactor.clean_text(error_type)
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
@@ -134,9 +162,11 @@ class AccessLog:
             fields["client"] = client
         if error_type:
             fields["error_type"] = error_type
-        if direct:
+        if fast:
             try:
-                writer.emit_trusted("info", LOGGER_NAME, "http.request", fields)  # type: ignore[union-attr]
+                writer.emit_trusted(  # type: ignore[union-attr]
+                    "info", LOGGER_NAME, "http.request", fields, context_clean
+                )
             except Exception as exc:
                 _guard.report("logs.chain", exc)
             return
@@ -145,17 +175,27 @@ class AccessLog:
             return
         self._info("http.request", **fields)
 
+    def _check(self, enricher: Enricher) -> None:
+        # The fast path is the chain only if none of the line's keys is secret (it would be
+        # replaced whole); this depends on the configuration, so it is decided per enricher.
+        redactor = enricher.redactor
+        self._fast = redactor is None or not any(redactor.is_secret_key(key) for key in _KEYS)
+        self._ids_plain = redactor is None or not any(map(redactor.is_secret_key, _ID_KEYS))
+        self._redactor = redactor
+        self._labels = {}
+        self._checked = enricher
 
-def _keys_are_plain(redactor: Redactor | None) -> bool:
-    return redactor is None or not any(redactor.is_secret_key(key) for key in _KEYS)
+    def _label(self, text: str, redactor: Redactor) -> str:
+        clean = redactor.clean_text(text)
+        if len(self._labels) < _MAX_LABELS:
+            self._labels[text] = clean
+        return clean
 
 
 def take_over_server_logs(obskit_writes_access_lines: bool) -> None:
     """Route the servers' loggers through obskit's chain; drop their access lines if obskit's own
     replace them. Servers (re)configure their loggers before the application starts serving, so
     the middlewares call this at startup and on their first request."""
-    from obskit.logs import setup as log_setup
-
     log_setup.adopt_server_loggers()
     if obskit_writes_access_lines:
         silence_server_access_logs()

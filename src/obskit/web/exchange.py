@@ -232,6 +232,7 @@ class Exchange:
                     self.client,
                     error_type,
                     error,
+                    self.fields,
                 )
             metrics = plan.metrics
             if metrics is not None and stream != "websocket":
