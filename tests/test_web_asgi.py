@@ -149,6 +149,57 @@ def test_route_templates_fastapi() -> None:
     assert ["/items/{item_id}", "/orders/{order_id}/lines", "/sub/users/{uid}", UNMATCHED] == routes
 
 
+def test_single_level_app_gets_a_plain_scope_copy() -> None:
+    """An app routed in one level sees a plain dict scope and still reports its templates."""
+    seen: list[type] = []
+
+    async def record_type(request: Request) -> Response:
+        seen.append(type(request.scope))
+        return PlainTextResponse("ok")
+
+    api = FastAPI()
+    api.add_api_route("/items/{item_id}", record_type)
+    router = APIRouter(prefix="/orders")
+    router.add_api_route("/{order_id}", record_type)
+    api.include_router(router)
+    with obskit.testing.isolated() as capture:
+        app = obskit.ASGIMiddleware(api)
+        assert 200 == _get(app, "/items/1").status_code
+        assert 200 == _get(app, "/orders/o-1").status_code
+        assert 404 == _get(app, "/missing").status_code
+    assert [dict, dict] == seen
+    routes = [line["route"] for line in _access(capture)]
+    assert ["/items/{item_id}", "/orders/{order_id}", UNMATCHED] == routes
+
+
+def test_app_with_mounts_is_recorded_through_wrapping_middleware() -> None:
+    """Mounts are found through middleware wrapping the app, and the mount prefix is kept."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    with obskit.testing.isolated() as capture:
+        app = obskit.ASGIMiddleware(CORSMiddleware(_starlette(), allow_origins=["*"]))
+        _get(app, "/items/42")
+        _get(app, "/v2/7/items/42")
+    routes = [line["route"] for line in _access(capture)]
+    assert ["/items/{item_id}", "/v2/{version}/items/{item_id}"] == routes
+
+
+def test_mount_added_later_is_recorded_from_its_first_request_on() -> None:
+    """A mount added after serving began: its first request is unmatched, later ones are joined."""
+    inner = Starlette(routes=[Route("/items/{item_id}", _show_context)])
+    outer = Starlette(routes=[Route("/items/{item_id}", _show_context)])
+    with obskit.testing.isolated() as capture:
+        app = obskit.ASGIMiddleware(outer)
+        _get(app, "/items/1")
+        outer.router.routes.append(Mount("/v2/{version}", inner))
+        _get(app, "/v2/7/items/42")
+        _get(app, "/v2/8/items/43")
+        _get(app, "/items/2")
+    routes = [line["route"] for line in _access(capture)]
+    expected = ["/items/{item_id}", UNMATCHED, "/v2/{version}/items/{item_id}", "/items/{item_id}"]
+    assert expected == routes
+
+
 def test_exception_is_500_recorded_and_reraised() -> None:
     """A handler exception is a 500 with its type as error_type, on the span, and re-raised."""
 

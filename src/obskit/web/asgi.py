@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -25,7 +26,7 @@ from obskit.web.exchange import (
     current_plan,
     error_type_of,
 )
-from obskit.web.routes import RecordingScope, asgi_route, attach_django
+from obskit.web.routes import RouteReader, attach_django
 from obskit.web.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ASGIMiddleware"]
@@ -63,7 +64,7 @@ class _Prepared:
 
 
 class _Response:
-    """What the application sent so far."""
+    """What the application sent so far, and where to read its route."""
 
     __slots__ = (
         "body_bytes",
@@ -71,12 +72,18 @@ class _Response:
         "disconnected",
         "ended",
         "first_byte",
+        "outer",
+        "routes",
+        "scope",
         "status",
         "stream",
         "stream_route",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, routes: RouteReader, scope: Scope, outer: Scope) -> None:
+        self.routes = routes
+        self.scope = scope  # the application's copy of the server's scope, ``outer``
+        self.outer = outer
         self.status = 0
         self.first_byte: float | None = None
         self.ended: float | None = None
@@ -94,18 +101,22 @@ class _HttpCall(_Response):
     closures and a separate state object: fewer allocations, the same behaviour.
     """
 
-    __slots__ = ("_app", "_echo", "_receive", "_send", "exchange", "scope")
+    __slots__ = ("_echo", "_receive", "_send", "exchange")
 
     def __init__(
         self,
         exchange: Exchange,
-        scope: RecordingScope,
+        routes: RouteReader,
+        scope: Scope,
+        outer: Scope,
         echo: bytes,
         receive: Receive,
         send: Send,
-        app: ASGIApp,
     ) -> None:
         # Every slot set here rather than through _Response.__init__: one call fewer per request.
+        self.routes = routes
+        self.scope = scope
+        self.outer = outer
         self.status = 0
         self.first_byte = None
         self.ended = None
@@ -115,13 +126,13 @@ class _HttpCall(_Response):
         self.stream = False
         self.stream_route = None
         self.exchange = exchange
-        self.scope = scope
         self._echo = echo
         self._receive = receive
         self._send = send
-        self._app = app
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function returning the server's own awaitable: the application awaits that
+        # directly, so no coroutine of ours is created and driven for every message.
         message_type = message["type"]
         if message_type == "http.response.body":
             body = message.get("body")
@@ -132,7 +143,7 @@ class _HttpCall(_Response):
                 self.complete = True
         elif message_type == "http.response.start":
             message = self._start(message)
-        await self._send(message)
+        return self._send(message)
 
     def _start(self, message: Message) -> Message:
         """Note the status and a stream; return the message with the correlation id echoed."""
@@ -148,7 +159,7 @@ class _HttpCall(_Response):
             elif lower == _CONTENT_TYPE and value.startswith(_EVENT_STREAM):
                 self.stream = True
         if self.stream:
-            _stream_opened(self.exchange.plan, "sse", self.scope, self, self._app)
+            _stream_opened(self.exchange.plan, "sse", self)
         if has_echo:
             return message
         # A copy: the application owns the message and its header list.
@@ -173,6 +184,7 @@ class ASGIMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._prepared: _Prepared | None = None
+        self._routes = RouteReader(app)
         try:
             attach_django(app)
         except Exception as exc:
@@ -193,7 +205,7 @@ class ASGIMiddleware:
         # each call and coroutine it saves is paid once per request.
         try:
             exchange, inner_scope, echo = self._begin(plan, scope)
-            call = _HttpCall(exchange, inner_scope, echo, receive, send, self.app)
+            call = _HttpCall(exchange, self._routes, inner_scope, scope, echo, receive, send)
         except Exception as exc:
             _guard.report("web.asgi", exc)
             await self.app(scope, receive, send)
@@ -205,7 +217,7 @@ class ASGIMiddleware:
             error = exc
             raise
         finally:
-            _finish(exchange, inner_scope, call, error, self.app)
+            _finish(exchange, call, error)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -231,7 +243,7 @@ class ASGIMiddleware:
 
     def _begin(
         self, plan: RequestPlan, scope: Scope, counted: bool = True
-    ) -> tuple[Exchange, RecordingScope, bytes]:
+    ) -> tuple[Exchange, Scope, bytes]:
         prepared = self._prepared
         if prepared is None or prepared.plan is not plan:
             prepared = self._prepare(plan)
@@ -289,10 +301,10 @@ class ASGIMiddleware:
                 scope, tenant_raw.decode("latin-1") if tenant_raw is not None else None
             )
         exchange.begin(best_id, tenant, parent, attributes, counted=counted)
-        inner = RecordingScope(scope)
+        inner = self._routes.scope(scope)
         # A second ASGIMiddleware further in (a wrapped sub-application) must not count the
         # request twice.
-        dict.__setitem__(inner, _OBSERVED, True)
+        inner[_OBSERVED] = True
         if plan.tracer is not None:
             # FastAPI's native telemetry starts its own SERVER span (a new trace, parented from
             # the headers, not from obskit's span) once a global tracer provider exists. This is
@@ -309,7 +321,7 @@ class ASGIMiddleware:
             _guard.report("web.asgi", exc)
             await self.app(scope, receive, send)
             return
-        state = _Response()
+        state = _Response(self._routes, inner_scope, scope)
         state.stream = True
 
         async def send_wrapper(message: Message) -> None:
@@ -317,7 +329,7 @@ class ASGIMiddleware:
             if message_type == "websocket.accept":
                 state.status = 101
                 state.first_byte = _perf()
-                _stream_opened(plan, "websocket", inner_scope, state, self.app)
+                _stream_opened(plan, "websocket", state)
             elif message_type == "websocket.close":
                 state.complete = True
                 state.ended = _perf()
@@ -340,7 +352,7 @@ class ASGIMiddleware:
             error = exc
             raise
         finally:
-            _finish(exchange, inner_scope, state, error, self.app, kind="websocket")
+            _finish(exchange, state, error, kind="websocket")
 
 
 def _remote_parent(w3c: list[tuple[int, bytes]]) -> otel_context.Context | None:
@@ -351,11 +363,11 @@ def _remote_parent(w3c: list[tuple[int, bytes]]) -> otel_context.Context | None:
     return propagation.remote_context(values[_TRACEPARENT], values[_TRACESTATE], values[_BAGGAGE])
 
 
-def _stream_opened(plan: RequestPlan, kind: str, scope: Scope, state: _Response, app: Any) -> None:
+def _stream_opened(plan: RequestPlan, kind: str, state: _Response) -> None:
     try:
         streams = plan.streams
         if streams is not None:
-            route = state.stream_route = asgi_route(scope, state.status, app)
+            route = state.stream_route = state.routes.route(state.scope, state.outer, state.status)
             streams.opened(kind, route)
     except Exception as exc:
         _guard.report("web.streams", exc)
@@ -369,12 +381,7 @@ def _is_disconnect(error: BaseException) -> bool:
 
 
 def _finish(
-    exchange: Exchange,
-    scope: Scope,
-    state: _Response,
-    error: BaseException | None,
-    app: Any,
-    kind: str = "sse",
+    exchange: Exchange, state: _Response, error: BaseException | None, kind: str = "sse"
 ) -> None:
     try:
         status = state.status
@@ -397,7 +404,7 @@ def _finish(
                 status = 500
         if status >= 500 and not error_type:
             error_type = str(status)
-        route = asgi_route(scope, status, app)
+        route = state.routes.route(state.scope, state.outer, status)
         ended = state.ended if state.ended is not None else _perf()
     except Exception as exc:
         _guard.report("web.asgi", exc)

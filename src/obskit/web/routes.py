@@ -2,7 +2,8 @@
 
 - Starlette / FastAPI write the matched route to ``scope["route"]``, once per routing level (a
   ``Mount`` and then the route inside it). :class:`RecordingScope` remembers each assignment so a
-  mounted sub-application's route is joined to its mount's prefix.
+  mounted sub-application's route is joined to its mount's prefix. An application routed in one
+  level needs no recording: :class:`RouteReader` decides which scope an application gets.
 - Flask (Werkzeug) keeps the request on ``environ["werkzeug.request"]`` while it is handled; its
   ``url_rule.rule`` is read when the response starts (Flask forgets the request afterwards).
 - Django stores ``request.resolver_match``; :func:`attach_django` makes a Django handler given to
@@ -20,11 +21,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from obskit import _guard
+from obskit.web.types import Scope
 
 __all__ = [
     "ROUTE_KEY",
     "UNMATCHED",
     "RecordingScope",
+    "RouteReader",
     "asgi_route",
     "attach_django",
     "attach_flask",
@@ -105,12 +108,9 @@ def _find_mounts(app: Any, endpoints: Sequence[Any]) -> list[Any]:
 def _starlette_route(scope: RecordingScope, status: int, app: Any) -> str | None:
     routes = scope.routes
     final = dict.get(scope, "route")
-    mount = _mount_class()
     if not scope.mounted and (not routes or (len(routes) == 1 and routes[0] is final)):
-        # One routing level, the common case: no list to join.
-        path = getattr(final, "path", None) if final is not None else None
-        if isinstance(path, str) and (mount is None or not isinstance(final, mount)):
-            return path or "/"
+        return _template(final, status)  # one routing level, the common case: no list to join
+    mount = _mount_class()
     if scope.mounted and not any(isinstance(r, mount or ()) for r in routes):
         routes = (*_find_mounts(app, scope.mounted), *routes)
     if final is not None and (not routes or routes[-1] is not final):
@@ -132,6 +132,17 @@ def _starlette_route(scope: RecordingScope, status: int, app: Any) -> str | None
     return "".join(parts) or "/"
 
 
+def _template(route: Any, status: int) -> str | None:
+    """The template of one route object (the only routing level)."""
+    path = getattr(route, "path", None) if route is not None else None
+    if not isinstance(path, str):
+        return None
+    mount = _mount_class()
+    if mount is not None and isinstance(route, mount):
+        return None if status == 404 else path + "/{path}"
+    return path or "/"
+
+
 def asgi_route(scope: Mapping[str, Any], status: int, app: Any = None) -> str:
     """The route template of a finished ASGI request, or :data:`UNMATCHED`."""
     try:
@@ -145,6 +156,66 @@ def asgi_route(scope: Mapping[str, Any], status: int, app: Any = None) -> str:
     except Exception as exc:
         _guard.report("web.routes", exc)
     return UNMATCHED
+
+
+class RouteReader:
+    """How the route templates of one wrapped ASGI application are read.
+
+    Recording (a :class:`RecordingScope`) makes every scope access of the framework a little
+    slower (a dict subclass, a Python ``update``), and is needed only where a route is decided in
+    more than one level. When the application's router holds no ``Mount`` or ``Host`` (looked at
+    once, through wrapping middleware), the route the framework assigns last is the whole
+    template, and the application gets a plain copy of the scope. Should a mount show up anyway
+    (added later, or inside an included router), its request changes ``root_path``: that request
+    is counted unmatched (its prefix is unknown) and recording starts for every later request.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._single_level: bool | None = None  # decided at the first request
+
+    def scope(self, scope: Scope) -> dict[str, Any]:
+        """The copy of ``scope`` the application receives."""
+        single_level = self._single_level
+        if single_level is None:
+            single_level = self._single_level = _routes_in_one_level(self._app)
+        return dict(scope) if single_level else RecordingScope(scope)
+
+    def route(self, inner: Mapping[str, Any], outer: Mapping[str, Any], status: int) -> str:
+        """The template of the request whose application saw ``inner`` (made from ``outer``)."""
+        if isinstance(inner, RecordingScope):
+            return asgi_route(inner, status, self._app)
+        try:
+            explicit = inner.get(ROUTE_KEY)
+            if explicit is not None and isinstance(explicit, str):
+                return explicit[:_MAX_ROUTE]
+            if inner.get("root_path") != outer.get("root_path"):
+                self._single_level = False
+                return UNMATCHED
+            route = _template(inner.get("route"), status)
+            if route is not None:
+                return route[:_MAX_ROUTE]
+        except Exception as exc:
+            _guard.report("web.routes", exc)
+        return UNMATCHED
+
+
+def _routes_in_one_level(app: Any) -> bool:
+    """Whether ``app`` is (or wraps) a Starlette router holding no ``Mount`` or ``Host`` route."""
+    routing = sys.modules.get("starlette.routing")
+    if routing is None:
+        return False
+    try:
+        for _ in range(16):  # middleware wrapping the application, each with its ``app``
+            routes = getattr(app, "routes", None)
+            if isinstance(routes, list):
+                return not any(isinstance(r, (routing.Mount, routing.Host)) for r in routes)
+            app = getattr(app, "app", None)
+            if app is None:
+                break
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+    return False
 
 
 def flask_route(environ: Mapping[str, Any]) -> str | None:
