@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -369,3 +370,30 @@ def test_rendering_tries_plain_keys_first_with_the_same_result(event_dict: dict[
         expected = json.dumps(event_dict, default=repr, ensure_ascii=True).encode()
     assert expected == json_renderer(None, "info", event_dict)
     assert expected + b"\n" == json_line(event_dict)
+
+
+def test_lines_from_many_threads_never_interleave(tmp_path: Path) -> None:
+    """Each line is one write: lines logged by concurrent threads to a real file stay whole."""
+    import threading
+
+    path = tmp_path / "lines.jsonl"
+    with obskit.testing.isolated(), open(path, "w") as stream:
+        log_setup.sink().stream = stream
+        log = obskit.get_logger("t")
+        access = AccessLog()
+        padding = "x" * 5000  # lines longer than a pipe's atomic write and the buffer's size
+
+        def work(n: int) -> None:
+            for i in range(100):
+                log.info("line", thread=n, i=i, padding=padding)
+                access.write("GET", "/", f"/{n}/{i}", 200, 0.001, None, 0, None, "")
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    lines = path.read_text().splitlines()
+    assert 1600 == len(lines)
+    parsed = [json.loads(line) for line in lines]
+    assert 800 == sum(1 for line in parsed if line["event"] == "http.request")
