@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -397,3 +398,20 @@ def test_lines_from_many_threads_never_interleave(tmp_path: Path) -> None:
     assert 1600 == len(lines)
     parsed = [json.loads(line) for line in lines]
     assert 800 == sum(1 for line in parsed if line["event"] == "http.request")
+
+
+def test_structlog_context_variables_read_as_structlog_reads_them() -> None:
+    """Unset, one, several and cleared structlog context variables give get_contextvars()."""
+    from structlog.contextvars import bind_contextvars, get_contextvars, unbind_contextvars
+
+    processors_module = sys.modules["obskit.logs.processors"]
+    read = processors_module._structlog_context
+    with bound_contextvars(first="1"):
+        assert get_contextvars() == read() == {"first": "1"}
+        with bound_contextvars(second=2, third=None):
+            assert list(get_contextvars().items()) == list(read().items())
+        unbind_contextvars("first")
+        assert {} == get_contextvars() == read()
+        bind_contextvars(first="again")
+        assert {"first": "again"} == read()
+    assert get_contextvars() == read()
