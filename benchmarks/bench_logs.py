@@ -1,9 +1,12 @@
-"""One info line: obskit's full chain against a plain structlog JSON chain and stdlib + json-logger.
+"""One info line: obskit's full chain against a plain structlog JSON chain and stdlib + json-logger;
+one access line: obskit's (as the middleware writes it) against the same fields through structlog.
 
-Run: ``.venv/bin/python benchmarks/bench_logs.py`` (about 20 s). Every variant writes the same
+Run: ``.venv/bin/python benchmarks/bench_logs.py`` (about 15 s). Every info variant writes the same
 event (two keyword fields, a bound correlation id and tenant id) to ``/dev/null``; obskit's line
-also carries the active span's trace and span ids and goes through redaction. Variants are
-interleaved and each figure is the median of the repeats, so a busy machine slows all alike.
+also carries the active span's trace and span ids and goes through redaction. The access lines
+carry the request's fields and the same ids. Variants are interleaved and each figure is the
+median of the repeats, so a busy machine slows all alike. Last, the access line's cost inside
+real requests (a line costs more there than in a tight loop, where its code stays in cache).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import structlog
 
 N = 20_000
 REPEATS = 9
+REQUESTS = 1_000
+REQUEST_ROUNDS = 11
 
 
 def obskit_line() -> Callable[[], None]:
@@ -37,6 +42,62 @@ def obskit_line() -> Callable[[], None]:
         with trace.use_span(span), obskit.bound(correlation_id="c0ffee", tenant_id="acme"):
             for _ in range(N):
                 log.info("order.placed", order_id=1234, amount=9.99)
+
+    return call
+
+
+ACCESS = ("GET", "/items/{item_id}", "/items/7", 200, 0.001234, 0.000456, 42, "10.0.0.1", "")
+
+
+def obskit_access_line() -> Callable[[], None]:
+    """The middleware's access line as it writes it: inside the request's context and span."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from obskit import context
+    from obskit.web.access_log import AccessLog
+
+    access = AccessLog()  # after obskit_line() has run init()
+    span = TracerProvider().get_tracer("bench").start_span("GET /items/{item_id}")
+    fields = {"correlation_id": "c0ffee", "tenant_id": "acme"}
+
+    def call() -> None:
+        token = context.push(fields)
+        try:
+            with trace.use_span(span):
+                for _ in range(N):
+                    access.write(*ACCESS, None, fields)
+        finally:
+            context.pop(token)
+
+    return call
+
+
+def structlog_access_line() -> Callable[[], None]:
+    """The same fields through a plain structlog JSON chain with orjson (the peer stack's line)."""
+    import orjson
+    from structlog.contextvars import bound_contextvars, merge_contextvars
+
+    log = structlog.wrap_logger(
+        structlog.BytesLogger(open(os.devnull, "wb")),  # noqa: SIM115
+        processors=[
+            merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    ).bind(logger="access")
+    method, route, path, status, duration, ttfb, size, client, _ = ACCESS
+
+    def call() -> None:
+        with bound_contextvars(correlation_id="c0ffee", tenant_id="acme"):
+            for _ in range(N):
+                log.info(
+                    "http.request", method=method, route=route, path=path, status=status,
+                    duration_ms=int(duration * 1e6) / 1000.0, bytes=size,
+                    ttfb_ms=int(ttfb * 1e6) / 1000.0, client=client,
+                )  # fmt: skip
 
     return call
 
@@ -89,12 +150,60 @@ def stdlib_json_logger() -> Callable[[], None]:
     return call
 
 
+def access_line_in_requests() -> tuple[float, float]:
+    """The access line's CPU time inside real requests: a FastAPI app through the middleware in
+    process (no sockets), rounds with and without the line alternated in one process; the
+    median of the paired differences, and the median request with the line (µs)."""
+    import asyncio
+
+    import obskit
+    from _asgi_apps import fastapi_app
+    from bench_asgi import _receive, _scope, _send
+    from obskit.logs import setup as log_setup
+    from obskit.web import exchange
+
+    obskit.init(
+        service_name="bench",
+        trace_sink=os.devnull,
+        collectors="none",
+        log_format="json",
+        log_stream="stderr",
+    )
+    log_setup.sink().stream = open(os.devnull, "wb")  # noqa: SIM115 - lives for the run
+    app = obskit.ASGIMiddleware(fastapi_app())
+
+    async def run(count: int) -> float:
+        start = time.thread_time()
+        for i in range(count):
+            await app(_scope(i), _receive, _send)
+        return (time.thread_time() - start) / count * 1e6
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(run(500))
+    plan = exchange.current_plan()
+    assert plan is not None
+    assert plan.access_log is not None
+    access = plan.access_log
+    with_line, without = [], []
+    for _ in range(REQUEST_ROUNDS):
+        plan.access_log = access
+        with_line.append(loop.run_until_complete(run(REQUESTS)))
+        plan.access_log = None
+        without.append(loop.run_until_complete(run(REQUESTS)))
+    plan.access_log = access
+    loop.close()
+    added = statistics.median(a - b for a, b in zip(with_line, without, strict=True))
+    return added, statistics.median(with_line)
+
+
 def main() -> None:
     variants = {
         "structlog plain JSON (stdlib json)": _plain_structlog("json"),
         "structlog plain JSON (orjson)": _plain_structlog("orjson"),
         "stdlib logging + python-json-logger": stdlib_json_logger(),
         "obskit full chain": obskit_line(),
+        "structlog access line (orjson)": structlog_access_line(),
+        "obskit access line": obskit_access_line(),
     }
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(REPEATS):
@@ -103,11 +212,20 @@ def main() -> None:
             call()
             samples[name].append((time.perf_counter() - start) / N * 1e6)
     medians = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"median of {REPEATS} x {N} lines, Python {sys.version.split()[0]}")
+    print(f"{'one info line':40} {'us/line':>8} {'obskit / variant':>17}")
     ours = medians["obskit full chain"]
-    print(f"one info line, median of {REPEATS} x {N} lines, Python {sys.version.split()[0]}")
-    print(f"{'variant':40} {'us/line':>8} {'obskit / variant':>17}")
-    for name, value in medians.items():
-        print(f"{name:40} {value:8.2f} {ours / value:17.2f}x")
+    for name in list(variants)[:4]:
+        print(f"{name:40} {medians[name]:8.2f} {ours / medians[name]:17.2f}x")
+    print(f"{'one access line':40} {'us/line':>8} {'obskit / variant':>17}")
+    ours = medians["obskit access line"]
+    for name in list(variants)[4:]:
+        print(f"{name:40} {medians[name]:8.2f} {ours / medians[name]:17.2f}x")
+    added, request = access_line_in_requests()
+    print(
+        f"obskit access line inside a request (FastAPI in process, CPU time, {REQUEST_ROUNDS} "
+        f"paired rounds of {REQUESTS}): {added:.1f} us of a {request:.1f} us request"
+    )
 
 
 if __name__ == "__main__":

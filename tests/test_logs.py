@@ -131,6 +131,18 @@ class TestRedaction:
         assert "eyJhbGci" not in event
         assert event.startswith("calling with Bearer [REDACTED]")
 
+    def test_credentials_in_any_letter_case(self) -> None:
+        """Upper-case schemes (``BEARER``, ``TOKEN``, ``BASIC``) are masked in text and values."""
+        with obskit.testing.isolated() as capture:
+            obskit.get_logger().info(
+                "AUTHORIZATION: BEARER abcdefghijkl", header="TOKEN s3cr3tv4lue"
+            )
+            obskit.get_logger().info("x", nested={"h": "BASIC dXNlcjpwYXNz"})
+        first, second = _lines(capture)
+        assert "AUTHORIZATION: BEARER [REDACTED]" == first["event"]
+        assert "TOKEN [REDACTED]" == first["header"]
+        assert {"h": "BASIC [REDACTED]"} == second["nested"]
+
     def test_extra_keys_and_stdlib_extras(self) -> None:
         """redact_keys extends the list; stdlib `extra=` fields are redacted too."""
         with obskit.testing.isolated(redact_keys="card_number") as capture:

@@ -6,8 +6,10 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -347,3 +349,69 @@ def test_checked_ids_never_carry_credential_text() -> None:
     assert obskit_context.clean_id("Bearer abcdefghijkl") is None
     for value in ("Bearer-abcdefghijkl", "token:abcdefghijkl", obskit_context.new_id()):
         assert value == obskit_context.clean_id(value) == redactor.clean_text(value)
+
+
+@pytest.mark.parametrize(
+    "event_dict",
+    [
+        {"a": 1, "b": "t", "c": None},
+        {"n": {7: "x", 2.5: "y", True: "z", None: "w"}},
+        {"bad": "\udcff", "big": 2**70},
+        {"obj": REDACTED.encode()},
+    ],
+)
+def test_rendering_tries_plain_keys_first_with_the_same_result(event_dict: dict[str, Any]) -> None:
+    """A line renders as orjson with non-string keys allowed would render it (or the stdlib)."""
+    orjson = pytest.importorskip("orjson")
+    from obskit.logs.render import json_line, json_renderer
+
+    try:
+        expected = orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        expected = json.dumps(event_dict, default=repr, ensure_ascii=True).encode()
+    assert expected == json_renderer(None, "info", event_dict)
+    assert expected + b"\n" == json_line(event_dict)
+
+
+def test_lines_from_many_threads_never_interleave(tmp_path: Path) -> None:
+    """Each line is one write: lines logged by concurrent threads to a real file stay whole."""
+    import threading
+
+    path = tmp_path / "lines.jsonl"
+    with obskit.testing.isolated(), open(path, "w") as stream:
+        log_setup.sink().stream = stream
+        log = obskit.get_logger("t")
+        access = AccessLog()
+        padding = "x" * 5000  # lines longer than a pipe's atomic write and the buffer's size
+
+        def work(n: int) -> None:
+            for i in range(100):
+                log.info("line", thread=n, i=i, padding=padding)
+                access.write("GET", "/", f"/{n}/{i}", 200, 0.001, None, 0, None, "")
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    lines = path.read_text().splitlines()
+    assert 1600 == len(lines)
+    parsed = [json.loads(line) for line in lines]
+    assert 800 == sum(1 for line in parsed if line["event"] == "http.request")
+
+
+def test_structlog_context_variables_read_as_structlog_reads_them() -> None:
+    """Unset, one, several and cleared structlog context variables give get_contextvars()."""
+    from structlog.contextvars import bind_contextvars, get_contextvars, unbind_contextvars
+
+    processors_module = sys.modules["obskit.logs.processors"]
+    read = processors_module._structlog_context
+    with bound_contextvars(first="1"):
+        assert get_contextvars() == read() == {"first": "1"}
+        with bound_contextvars(second=2, third=None):
+            assert list(get_contextvars().items()) == list(read().items())
+        unbind_contextvars("first")
+        assert {} == get_contextvars() == read()
+        bind_contextvars(first="again")
+        assert {"first": "again"} == read()
+    assert get_contextvars() == read()

@@ -8,6 +8,8 @@ both ways and compare what is exported.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from starlette.routing import Route
 
 import obskit
 import obskit.testing
+from obskit.tracing import tail
 from obskit.tracing.server_span import ServerSpan
 from obskit.tracing.verdicts import ADJUSTED_COUNT, RULE, TRIGGER
 
@@ -217,3 +220,139 @@ def test_ended_span_ignores_late_changes() -> None:
     (server,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
     assert "late" not in (server.attributes or {})
     assert () == tuple(server.events)
+
+
+def _sampler() -> Any:
+    runtime = obskit._runtime.current()
+    assert runtime is not None
+    return runtime.components["tracing"].sampler  # type: ignore[attr-defined]
+
+
+def _debug_then(outcome: str) -> Any:
+    async def handler(request: Request) -> Response:
+        obskit.get_logger("handler").debug("detail", step=request.path_params["n"])
+        if outcome == "fail":
+            return PlainTextResponse("no", status_code=503)
+        return PlainTextResponse("ok")
+
+    return handler
+
+
+def test_debug_lines_of_a_single_span_request_follow_its_decision() -> None:
+    """A request with no child span still holds its debug lines: written when the request fails
+    (kept), discarded when it is dropped."""
+    app = obskit.ASGIMiddleware(
+        Starlette(
+            routes=[Route("/ok/{n}", _debug_then("ok")), Route("/fail/{n}", _debug_then("fail"))]
+        )
+    )
+    with obskit.testing.isolated(baseline_ratio=0.0, log_level="info") as capture:
+        _get(app, ["/ok/1", "/fail/2", "/ok/3"])
+        buffer = obskit._runtime.current().components["tracing"].log_buffer  # type: ignore[union-attr]
+        counts = dict(buffer.counts)
+    written = [json.loads(line) for line in capture.output_lines()]
+    assert ["2"] == [line["step"] for line in written if line.get("event") == "detail"]
+    assert 2 == counts["discarded"]
+    assert 1 == counts["written"]
+
+
+def test_exemplars_of_single_span_requests_follow_the_decision() -> None:
+    """A RED exemplar offered while a request runs waits on its span: applied when the request
+    is kept, counted as discarded when it is dropped."""
+    app = obskit.ASGIMiddleware(
+        Starlette(
+            routes=[Route("/ok/{n}", _debug_then("ok")), Route("/fail/{n}", _debug_then("fail"))]
+        )
+    )
+    with obskit.testing.isolated(baseline_ratio=0.0):
+        _get(app, ["/ok/1", "/ok/2", "/fail/3"])
+        stats = _sampler().stats()
+    assert {"applied": 1, "discarded": 2, "overflow": 0} == stats["exemplars"]
+    assert 0 == stats["traces"]
+
+
+def test_a_slow_running_request_is_promoted_and_its_span_follows() -> None:
+    """The tick keeps a request's trace once it runs past the slow threshold, before it ends;
+    the span, ending later, is exported with the slow rule."""
+    states: list[int] = []
+
+    async def slow(request: Request) -> Response:
+        sampler = _sampler()
+        trace_id = trace.get_current_span().get_span_context().trace_id
+        states.append(sampler.state(trace_id))
+        sampler.sweep(now=time.time_ns() + 5_000_000_000)  # as if 5 s had passed
+        states.append(sampler.state(trace_id))
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/slow", slow)]))
+    with (
+        obskit.testing.isolated(baseline_ratio=0.0, slow_threshold_ms=1000),
+        obskit.testing.capture_spans() as spans,
+    ):
+        _get(app, ["/slow"])
+        obskit.testing.flush()
+    assert [tail.PENDING, tail.KEPT] == states
+    (server,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert "slow" == (server.attributes or {})[RULE]
+    assert "GET /slow" == server.name
+
+
+def test_a_flush_during_a_request_decides_it_and_the_span_follows() -> None:
+    """flush() while a request runs decides its trace (baseline 1: kept); the span that ends
+    afterwards is still exported, flagged by its trigger."""
+
+    async def flushing(request: Request) -> Response:
+        obskit.testing.flush()
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/f", flushing)]))
+    with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
+        _get(app, ["/f"])
+        obskit.testing.flush()
+    (server,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert "flush" == (server.attributes or {})[TRIGGER]
+
+
+def test_a_child_error_keeps_the_whole_request() -> None:
+    """A child span that fails while the request runs keeps the trace at once; the server span,
+    ending later, joins it, so the request is exported whole."""
+
+    async def handler(request: Request) -> Response:
+        with obskit.get_tracer().start_as_current_span("step") as step:
+            step.set_status(trace.StatusCode.ERROR)
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/c", handler)]))
+    with (
+        obskit.testing.isolated(baseline_ratio=0.0),
+        obskit.testing.capture_spans() as spans,
+    ):
+        _get(app, ["/c"])
+        obskit.testing.flush()
+        assert (0, 0, 0) == _sampler().buffered()
+    names = sorted(s.name for s in spans if s.kind is not CLIENT)
+    assert ["GET /c", "step"] == names
+
+
+def test_two_requests_sharing_a_caller_trace_are_both_decided() -> None:
+    """Two concurrent requests with the same incoming trace id (one caller, two calls) both end
+    in that trace's decision and leave nothing buffered."""
+
+    async def pause(request: Request) -> Response:
+        await asyncio.sleep(0.01)
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/p", pause)]))
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await asyncio.gather(
+                *(client.get("/p", headers={"traceparent": PARENT}) for _ in range(2))
+            )
+
+    with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
+        asyncio.run(go())
+        obskit.testing.flush()
+        assert (0, 0, 0) == _sampler().buffered()
+    assert 2 == len([s for s in spans if s.kind is trace.SpanKind.SERVER])

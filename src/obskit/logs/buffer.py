@@ -16,19 +16,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import trace
-
 from obskit.logs import setup as log_setup
+from obskit.logs.processors import current_trace_id as _current_trace_id
 
 __all__ = ["TraceLogBuffer"]
 
 # Mirrors obskit.tracing.tail's states without importing the tracing package.
 _PENDING, _KEPT = 1, 2
-
-
-def _current_trace_id() -> int:
-    context = trace.get_current_span().get_span_context()
-    return context.trace_id if context.is_valid else 0
 
 
 class TraceLogBuffer:

@@ -24,7 +24,13 @@ from structlog.tracebacks import ExceptionDictTransformer
 from obskit import context
 from obskit.logs.redaction import Redactor
 
-__all__ = ["Enricher", "exception_fields", "format_timestamp", "neutralise_control_chars"]
+__all__ = [
+    "Enricher",
+    "current_trace_id",
+    "exception_fields",
+    "format_timestamp",
+    "neutralise_control_chars",
+]
 
 _LEVEL_NAMES: Final = {
     "debug": "debug",
@@ -61,11 +67,12 @@ def _otel_context_getter() -> Callable[[], Mapping[str, object]]:
 
 _current_otel_context = _otel_context_getter()
 # structlog's own context variables (``structlog.contextvars.bind_contextvars``): applications
-# and libraries written for structlog bind request fields there. Reading them walks the whole
-# context, so it is done only once structlog has created one (its registry is not empty).
-# (Were that registry to go away in a structlog release, every line would read them.)
+# and libraries written for structlog bind request fields there. They are read only once
+# structlog has created one (its registry is not empty), from that registry when possible.
+# (Were the registry to go away in a structlog release, every line would walk the context.)
 _structlog_vars: dict[str, Any] | None = getattr(structlog_contextvars, "_CONTEXT_VARS", None)
 _get_structlog_vars = structlog_contextvars.get_contextvars
+_STRUCTLOG_PREFIX: Final[str | None] = getattr(structlog_contextvars, "STRUCTLOG_KEY_PREFIX", None)
 
 
 class _TimestampFormatter:
@@ -160,7 +167,7 @@ class Enricher:
         redactor = self.redactor
         theirs: Mapping[str, Any] = _EMPTY
         if _structlog_vars is None or _structlog_vars:
-            theirs = _get_structlog_vars()
+            theirs = _structlog_context()
             if theirs and redactor is not None:
                 theirs = redactor.clean_mapping(theirs)
         bound = _context_fields()
@@ -208,6 +215,27 @@ class Enricher:
         return redactor.clean_mapping(bound)
 
 
+def _structlog_context() -> Mapping[str, Any]:
+    """What structlog's get_contextvars() returns, without walking every context variable.
+
+    Its registry names structlog's own variables (unset and cleared ones hold ``...``). Two or more
+    set ones are read with get_contextvars() itself: it orders them as the context does.
+    """
+    if _structlog_vars is None or _STRUCTLOG_PREFIX is None:
+        return _get_structlog_vars()
+    found: dict[str, Any] | None = None
+    try:
+        for variable in _structlog_vars.values():
+            value = variable.get(...)
+            if value is not ...:
+                if found is not None:
+                    return _get_structlog_vars()
+                found = {variable.name.removeprefix(_STRUCTLOG_PREFIX): value}
+    except RuntimeError:  # another thread registered a variable meanwhile
+        return _get_structlog_vars()
+    return _EMPTY if found is None else found
+
+
 def _is_span(value: object) -> bool:
     # isinstance() against the Span ABC costs more than the rest of the lookup: remember types.
     if not isinstance(value, _Span):
@@ -215,6 +243,15 @@ def _is_span(value: object) -> bool:
     if len(_span_types) < _MAX_SPAN_TYPES:
         _span_types.add(type(value))
     return True
+
+
+def current_trace_id() -> int:
+    """The active span's trace id; 0 outside a span or in an invalid one."""
+    span: Any = _current_otel_context().get(_SPAN_KEY)
+    if span is None or not (type(span) in _span_types or _is_span(span)):
+        return 0
+    span_context = span.get_span_context()
+    return span_context.trace_id if span_context.is_valid else 0
 
 
 def _ids_of(span_context: Any) -> tuple[object, str, str]:

@@ -60,8 +60,10 @@ class Redactor:
         return hit
 
     def clean_text(self, text: str) -> str:
-        """``text`` with bearer/basic/token credentials masked."""
-        if ("earer" in text or "asic" in text or "oken" in text) and (
+        """``text`` with bearer/basic/token credentials masked (in any letter case)."""
+        # The pattern ignores case: so must the cheap test that usually spares running it.
+        folded = text.casefold()
+        if ("earer" in folded or "asic" in folded or "oken" in folded) and (
             _CREDENTIAL_IN_VALUE.search(text)
         ):
             return _CREDENTIAL_IN_VALUE.sub(r"\1 " + REDACTED, text)
@@ -93,7 +95,8 @@ class Redactor:
             if secret:
                 new = REDACTED if value is not None else None
             elif type(value) is str:  # the common case, kept inline
-                if "earer" not in value and "asic" not in value and "oken" not in value:
+                folded = value.casefold()
+                if "earer" not in folded and "asic" not in folded and "oken" not in folded:
                     continue
                 new = self.clean_text(value)
             elif isinstance(value, (str, dict, list, tuple)):

@@ -55,6 +55,8 @@ class ServerSpan(trace_api.Span, ReadableSpan):
     _status = _UNSET
     _end_time: int | None = None
     _events: Sequence[Event] = ()
+    # Exemplars offered while the span runs with no trace buffer (the tail sampler's, bounded).
+    _offers: list[Any] | None = None
 
     def __init__(
         self,
@@ -247,7 +249,7 @@ def _origin(tracer: Any) -> _Origin | None:
     origin = None
     if processors is not None and len(processors) == 1 and getattr(config, "is_enabled", True):
         processor = processors[0]
-        if hasattr(processor, "end_server_span"):
+        if hasattr(processor, "open_server_span"):
             origin = _Origin(tracer, processor)
     _last = (tracer, processors, config, origin)
     return origin
@@ -279,5 +281,5 @@ def start_server_span(
         state = None
     context = SpanContext(trace_id, ids.generate_span_id(), False, flags, state)
     span = ServerSpan(name, context, parent_context, attributes, origin, time_ns())
-    origin.sampler.on_start(span)
+    origin.sampler.open_server_span(span)
     return span

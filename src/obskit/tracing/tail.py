@@ -16,6 +16,9 @@ Decisions are remembered (:class:`DecisionMemory`) so that late spans follow the
 error in a dropped trace is exported anyway, flagged ``obskit.sampling.late``. The lock covers
 only the buffer and the memory: rules (including the user's predicate) run before it is taken,
 exports and callbacks after it is released.
+
+A request's lightweight SERVER span takes a shorter path that opens no buffer unless one is
+needed (:mod:`obskit.tracing.request_roots`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from obskit.tracing.pending import (
     PendingTrace,
 )
 from obskit.tracing.policies import MASK56, RULE_BASELINE, RULE_SLOW, Verdict
+from obskit.tracing.request_roots import RequestRoots
 from obskit.tracing.ticker import Ticker
 from obskit.tracing.verdicts import (
     ADJUSTED_COUNT,
@@ -82,7 +86,7 @@ LOW_WATER = 0.9
 Decided = tuple[int, PendingTrace | None, Verdict, "list[ReadableSpan]"]
 
 
-class TailSampler(SpanProcessor):
+class TailSampler(RequestRoots, SpanProcessor):
     """Buffers spans per trace at the local root and exports the traces worth keeping."""
 
     def __init__(
@@ -135,6 +139,9 @@ class TailSampler(SpanProcessor):
         # A plain dict keeps insertion order (oldest first) and is cheaper to change than an
         # OrderedDict; the oldest are only looked for when a cap is hit or the tick runs.
         self._pending: dict[int, PendingTrace] = {}
+        # Requests' lightweight SERVER spans still running, by trace id, that have no buffer yet
+        # (most never need one): see open_server_span.
+        self._open: dict[int, Any] = {}
         self._memory = DecisionMemory(
             kept_capacity=max(1_000, self._max_traces),
             dropped_capacity=max(10_000, 4 * self._max_traces),
@@ -187,6 +194,10 @@ class TailSampler(SpanProcessor):
                     self._pending[trace_id] = entry
                     if parent is None or parent[2]:  # [2]: is_remote, without the property call
                         entry.root_start = start
+                    else:
+                        root = self._open.get(trace_id)
+                        if root is not None:  # a request's first child: the root runs already
+                            entry.root_start = root._start_time
                     over = len(self._pending) > self._max_traces
                     starting = self._background and not self._ticker.started
                 else:
@@ -215,9 +226,13 @@ class TailSampler(SpanProcessor):
             pass
         self._ended(span, attrs, events)
 
-    def end_server_span(self, span: ReadableSpan) -> None:
-        """:meth:`on_end` for a request's lightweight ``ServerSpan`` (plain containers)."""
-        self._ended(span, span._attributes, span._events)
+    def _root_verdict(self, trace_id: int, state: Any, root: ReadableSpan) -> Verdict:
+        if self._routes is None and not getattr(state, "_dict", state):
+            # The common root: no upstream sampling, no per-route latency.
+            if trace_id & MASK56 >= self._baseline_threshold:
+                return self._root_keep
+            return self._root_drop
+        return self._verdicts.root_end(trace_id, state, root)
 
     def _ended(self, span: ReadableSpan, attrs: Any, events: Any) -> None:
         try:
@@ -233,16 +248,7 @@ class TailSampler(SpanProcessor):
             parent = span._parent
             root_verdict = None
             if rule is None and (parent is None or parent[2]):  # [2]: is_remote
-                state = context[4]
-                if self._routes is None and not getattr(state, "_dict", state):
-                    # The common root: no upstream sampling, no per-route latency.
-                    root_verdict = (
-                        self._root_keep
-                        if trace_id & MASK56 >= self._baseline_threshold
-                        else self._root_drop
-                    )
-                else:
-                    root_verdict = self._verdicts.root_end(trace_id, state, span)
+                root_verdict = self._root_verdict(trace_id, context[4], span)
             size = SPAN_BASE_BYTES
             if attrs:
                 size += ATTRIBUTE_BYTES * len(attrs)
@@ -391,11 +397,22 @@ class TailSampler(SpanProcessor):
         """Exemplar gate: call ``apply`` when the trace is kept (now, or at its decision)."""
         with self._lock:
             entry = self._pending.get(trace_id)
-            if entry is not None:
+            if entry is None:
+                root = self._open.get(trace_id)
+                if root is not None:  # a running request with no buffer: wait on its span
+                    if root._offers is None:
+                        root._offers = []
+                    entry = root  # the same bounded list, under another name
+                    waiting = root._offers
+                else:
+                    waiting = None
+            else:
                 if entry.exemplars is None:
                     entry.exemplars = []
-                if len(entry.exemplars) < MAX_EXEMPLARS_PER_TRACE:
-                    entry.exemplars.append(apply)
+                waiting = entry.exemplars
+            if waiting is not None:
+                if len(waiting) < MAX_EXEMPLARS_PER_TRACE:
+                    waiting.append(apply)
                 else:
                     self.exemplars["overflow"] += 1
                 return
@@ -406,7 +423,7 @@ class TailSampler(SpanProcessor):
 
     def state(self, trace_id: int) -> int:
         """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first)."""
-        if trace_id in self._pending:
+        if trace_id in self._pending or trace_id in self._open:
             return PENDING
         memory = self._memory
         if memory.is_kept(trace_id):
@@ -441,10 +458,11 @@ class TailSampler(SpanProcessor):
                     due.append((trace_id, entry, verdict))
             for trace_id, entry, verdict in due:
                 decided.append(self._decide_locked(trace_id, entry, verdict))
+            settled = self._sweep_open_locked(now, window)
         self._finish(decided)
-        return len(decided)
-
-    # --- flush, shutdown, stats --------------------------------------------------------------
+        for item in settled:
+            self._after_open(*item)
+        return len(decided) + len(settled)
 
     def _decide_all(self, trigger: str) -> None:
         now = self._clock()
@@ -453,7 +471,10 @@ class TailSampler(SpanProcessor):
             for trace_id, entry in list(self._pending.items()):
                 verdict = self._forced(trace_id, entry, trigger, now)
                 decided.append(self._decide_locked(trace_id, entry, verdict))
+            settled = self._decide_all_open_locked(trigger, now)
         self._finish(decided)
+        for item in settled:
+            self._after_open(*item)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Decide every pending trace, then export what is queued within the timeout."""
@@ -478,6 +499,7 @@ class TailSampler(SpanProcessor):
             self._closed = True
         # Later spans are ignored: shadowing the methods spares the hot path a flag test.
         self.on_end = self.end_server_span = _ignore  # type: ignore[method-assign]
+        self.open_server_span = _ignore  # type: ignore[method-assign]
         self._sink.shutdown(max(0.0, deadline - time.monotonic()))
         self._ticker.stop(max(0.0, min(0.5, deadline - time.monotonic())))
 
@@ -499,7 +521,7 @@ class TailSampler(SpanProcessor):
         with self._lock:
             kept, dropped = self._memory.sizes()
             return {
-                "traces": len(self._pending),
+                "traces": len(self._pending) + len(self._open),
                 "spans": sum(len(entry.spans) for entry in self._pending.values()),
                 "bytes": self._bytes,
                 "decisions": self._decision_counts_locked(),

@@ -1,0 +1,186 @@
+"""The tail sampler's fast path for requests: a SERVER span that opens no buffer.
+
+Most requests are a single span, ended and dropped. A request's lightweight ``ServerSpan``
+(:mod:`obskit.tracing.server_span`) is therefore only noted as running, in ``_open``, one dict
+store with no lock; the sampler's ``state`` reports its trace as pending, so its debug lines are
+held as for any trace. When it ends with nothing else buffered, its trace is decided in one
+locked step. Otherwise it joins the general path:
+
+- a child span that starts opens the trace's buffer (with the root's start time, so a slow
+  request is still promoted by the tick), and the root, when it ends, is decided with it;
+- exemplars offered meanwhile wait on the span (bounded like a buffer's) and follow the decision;
+- the tick keeps a root running past the slow threshold, and decides one running past the
+  trace timeout (a span never ended); flush and shutdown decide running roots too. A root
+  decided before it ends follows its decision when it ends (the sampler's late path).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from obskit import _guard
+from obskit.tracing.policies import RULE_SLOW, Verdict
+from obskit.tracing.verdicts import SLOW_TICK, SPAN_END, TIMEOUT
+
+if TYPE_CHECKING:
+    from obskit.tracing.decisions import DecisionMemory
+    from obskit.tracing.pending import PendingTrace
+    from obskit.tracing.verdicts import VerdictMaker
+
+__all__ = ["RequestRoots"]
+
+
+class RequestRoots:
+    """The part of :class:`~obskit.tracing.tail.TailSampler` that serves requests' root spans."""
+
+    # The sampler's own state, shared with its general path.
+    _open: dict[int, Any]
+    _pending: dict[int, PendingTrace]
+    _lock: threading.Lock
+    _memory: DecisionMemory
+    _verdicts: VerdictMaker
+    _decisions: dict[Verdict, int]
+    _max_traces: int
+    _slow_ns: int
+    _timeout_ns: int
+    _background: bool
+    _ticker: Any
+    _match: Callable[..., str | None]
+    listeners: list[Callable[[int, bool], None]]
+    exemplars: dict[str, int]
+    spans_out: dict[str, int]
+
+    if TYPE_CHECKING:  # provided by the sampler (declared here for the type checker only)
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None: ...
+        def _ended(self, span: Any, attrs: Any, events: Any) -> None: ...
+        def _root_verdict(self, trace_id: int, state: Any, root: Any) -> Verdict: ...
+        def _finish(self, decided: Any) -> None: ...
+        @staticmethod
+        def _apply_exemplars(applies: list[Callable[[], None]]) -> None: ...
+
+    def open_server_span(self, span: Any) -> None:
+        """A request's lightweight ``ServerSpan`` starts (it has ``_offers``, a list or None).
+
+        Most requests are one span, so such a root opens no buffer: it is only noted as running
+        (``state`` says PENDING, so its debug lines are held). A buffer is made when something
+        needs one (a child span starts); exemplars offered meanwhile wait on the span itself.
+        """
+        trace_id = span._context[0]
+        parent = span._parent
+        if (
+            trace_id in self._open
+            or trace_id in self._pending
+            or len(self._open) >= self._max_traces
+            or (parent is not None and self._memory.knows(trace_id))
+        ):
+            self.on_start(span)  # the general path
+            return
+        self._open[trace_id] = span  # one dict store: atomic under the GIL, no lock
+        if self._background and not self._ticker.started:
+            self._ticker.start()
+
+    def end_server_span(self, span: Any) -> None:
+        """:meth:`on_end` for a request's lightweight ``ServerSpan`` (plain containers)."""
+        attrs, events = span._attributes, span._events
+        context = span._context
+        trace_id = context[0]
+        if not self._is_open(trace_id, span):
+            self._ended(span, attrs, events)
+            return
+        try:
+            try:
+                rule = self._match(span, attrs, events)
+            except Exception as exc:  # the user's predicate failed: count it, treat as no match
+                _guard.report("tracing.keep_if", exc)
+                rule = None
+            if rule is not None:
+                verdict = self._verdicts.certain(rule, SPAN_END, context[4])
+            else:
+                verdict = self._root_verdict(trace_id, context[4], span)
+            with self._lock:
+                del self._open[trace_id]
+                offers, span._offers = span._offers, None
+                entry = self._pending.get(trace_id)
+                if entry is None:
+                    self._memory.remember(trace_id, verdict)
+                    self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
+                    self.spans_out["kept" if verdict.keep else "dropped"] += 1
+                    if offers:
+                        self.exemplars["applied" if verdict.keep else "discarded"] += len(offers)
+                elif offers:  # a child opened a buffer: the offers wait there now
+                    entry.exemplars = (entry.exemplars or []) + offers
+        except Exception as exc:  # a span processor must never raise into user code
+            _guard.report("tracing.on_end", exc)
+            return
+        if entry is not None:
+            # Children made a buffer while the root ran: decide with them, the general way.
+            entry.started.append(1)
+            self._ended(span, attrs, events)
+            return
+        if verdict.keep:
+            self._finish(((trace_id, None, verdict, [span]),))
+        if offers or self.listeners:
+            self._after_open(trace_id, verdict, offers)
+
+    def _is_open(self, trace_id: int, span: Any) -> bool:
+        """Whether ``span`` runs as an open root (not registered the general way, not decided)."""
+        return self._open.get(trace_id) is span
+
+    def _decide_open_locked(
+        self, trace_id: int, root: Any, verdict: Verdict
+    ) -> tuple[int, Verdict, Any]:
+        """Decide a running root's trace before the root ends (it follows when it does)."""
+        del self._open[trace_id]
+        self._memory.remember(trace_id, verdict)
+        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
+        offers, root._offers = root._offers, None
+        if offers:
+            self.exemplars["applied" if verdict.keep else "discarded"] += len(offers)
+        return trace_id, verdict, offers
+
+    def _after_open(self, trace_id: int, verdict: Verdict, offers: Any) -> None:
+        if offers and verdict.keep:
+            self._apply_exemplars(offers)
+        for listener in self.listeners:
+            try:
+                listener(trace_id, verdict.keep)
+            except Exception as exc:
+                _guard.report("tracing.listener", exc)
+
+    # --- flush, shutdown, stats --------------------------------------------------------------
+
+    def _sweep_open_locked(self, now: int, window: int) -> list[tuple[int, Verdict, Any]]:
+        """The tick's part for running roots: keep the slow ones, decide the abandoned ones."""
+        due: list[tuple[int, Verdict, Any]] = []
+        for trace_id, root in self._open.items():
+            start = root._start_time
+            if start > now - window:
+                break  # in start order: nothing later can be due yet
+            if now - start >= self._slow_ns:
+                verdict = self._verdicts.certain(RULE_SLOW, SLOW_TICK, root._context[4])
+            elif now - start >= self._timeout_ns:  # a root never ended (a leaked span)
+                verdict = self._verdicts.forced(
+                    trace_id, root._context[4], start, None, TIMEOUT, now
+                )
+            else:
+                continue
+            due.append((trace_id, verdict, root))
+        return [
+            self._decide_open_locked(trace_id, root, verdict) for trace_id, verdict, root in due
+        ]
+
+    def _decide_all_open_locked(self, trigger: str, now: int) -> list[tuple[int, Verdict, Any]]:
+        """Flush and shutdown: decide every running root now."""
+        return [
+            self._decide_open_locked(
+                trace_id,
+                root,
+                self._verdicts.forced(
+                    trace_id, root._context[4], root._start_time, None, trigger, now
+                ),
+            )
+            for trace_id, root in list(self._open.items())
+        ]
