@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
+import pytest
 from prometheus_client.openmetrics.exposition import generate_latest
 
 import obskit.testing
 from obskit import _exemplars
 from obskit.metrics.http import server_metrics
+from obskit.web.streams import stream_metrics
 
 DURATION = "http_server_request_duration_seconds"
 
@@ -137,3 +142,59 @@ def test_time_to_first_byte_has_its_own_histogram() -> None:
         metrics.request_finished("GET", "/a", 200, "", 0.5, ttfb_s=0.1)
         labels = {"http_request_method": "GET", "http_route": "/a"}
         assert 1.0 == cap.sample("obskit_http_server_time_to_first_byte_seconds_count", labels)
+
+
+def _in_forked_child(work: Callable[[], float | None]) -> float | None:
+    """Run ``work`` in a forked child and return what it returned (a sample value)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the value and leave at once, whatever happened
+        os.close(read_end)
+        value = None
+        try:
+            value = work()
+        finally:
+            os.write(write_end, repr(value).encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        text = pipe.read()
+    os.waitpid(pid, 0)
+    return None if text == "None" else float(text)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_records_into_its_own_families() -> None:
+    """After a fork the child's requests are counted in the child's (cleared) families."""
+    with obskit.testing.isolated() as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        metrics.request_finished("GET", "/items/{id}", 200, "", 0.03)  # caches the series
+
+        def in_child() -> float | None:
+            child_metrics = server_metrics()
+            assert child_metrics is not None
+            for _ in range(2):
+                child_metrics.request_finished("GET", "/items/{id}", 200, "", 0.03)
+            return cap.sample(DURATION + "_count", _labels())
+
+        assert 2.0 == _in_forked_child(in_child)
+        assert 1.0 == cap.sample(DURATION + "_count", _labels())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_records_streams_into_its_own_families() -> None:
+    """After a fork the child's streams are counted in the child's (cleared) families."""
+    labels = {"kind": "sse", "http_route": "/feed", "outcome": "closed"}
+    with obskit.testing.isolated() as cap:
+        streams = stream_metrics()
+        assert streams is not None
+        streams.closed("sse", "/feed", "closed", 1.0)  # caches the child
+
+        def in_child() -> float | None:
+            child_streams = stream_metrics()
+            assert child_streams is not None
+            child_streams.closed("sse", "/feed", "closed", 1.0)
+            return cap.sample("http_server_stream_duration_seconds_count", labels)
+
+        assert 1.0 == _in_forked_child(in_child)

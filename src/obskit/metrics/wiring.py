@@ -128,6 +128,8 @@ class MetricsComponent:
         """Counts in memory belong to the parent; a forked child starts from zero."""
         if self.multiprocess is None:
             self.store.clear()
+            # Its cached children are the parent's (no longer in the families): build anew.
+            self._http = None
         if self.server is not None:
             # The serving thread did not survive the fork; the parent keeps serving the port.
             self.server.forget()

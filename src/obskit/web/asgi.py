@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from opentelemetry import context as otel_context
 
@@ -63,72 +63,85 @@ class _Prepared:
         self.echo = plan.echo_header.encode("latin-1") if plan.echo_header else b""
 
 
-class _Response:
-    """What the application sent so far, and where to read its route."""
+class _AsgiExchange(Exchange):
+    """One request or WebSocket session: the exchange, its two scopes, what the app sent so far.
 
-    __slots__ = (
-        "body_bytes",
-        "complete",
-        "disconnected",
-        "ended",
-        "first_byte",
-        "outer",
-        "routes",
-        "scope",
-        "status",
-        "stream",
-        "stream_route",
-    )
-
-    def __init__(self, routes: RouteReader, scope: Scope, outer: Scope) -> None:
-        self.routes = routes
-        self.scope = scope  # the application's copy of the server's scope, ``outer``
-        self.outer = outer
-        self.status = 0
-        self.first_byte: float | None = None
-        self.ended: float | None = None
-        self.body_bytes = 0
-        self.complete = False
-        self.disconnected = False
-        self.stream = False
-        self.stream_route: str | None = None
-
-
-class _HttpCall(_Response):
-    """One HTTP request: its exchange, and the ``send`` and ``receive`` the application sees.
-
-    One object per request whose bound methods wrap the server's callables, rather than two
-    closures and a separate state object: fewer allocations, the same behaviour.
+    The exchange itself carries the response state, as class defaults an instance overrides only
+    when something happens: one object per request, and few stores on the way.
     """
 
-    __slots__ = ("_echo", "_receive", "_send", "exchange")
+    kind = "sse"  # the stream family an event-stream response is recorded in
+    status = 0
+    first_byte: float | None = None
+    ended: float | None = None
+    body_bytes = 0
+    complete = False
+    disconnected = False
+    stream = False
+    stream_route: str | None = None
+    # Set by the middleware on every instance.
+    routes: RouteReader
+    scope: Scope  # the application's copy of ``outer``, the server's scope
+    outer: Scope
+    echo: bytes
+    server_receive: Receive
+    server_send: Send
 
-    def __init__(
-        self,
-        exchange: Exchange,
-        routes: RouteReader,
-        scope: Scope,
-        outer: Scope,
-        echo: bytes,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        # Every slot set here rather than through _Response.__init__: one call fewer per request.
-        self.routes = routes
-        self.scope = scope
-        self.outer = outer
-        self.status = 0
-        self.first_byte = None
-        self.ended = None
-        self.body_bytes = 0
-        self.complete = False
-        self.disconnected = False
-        self.stream = False
-        self.stream_route = None
-        self.exchange = exchange
-        self._echo = echo
-        self._receive = receive
-        self._send = send
+    def open_stream(self) -> None:
+        """Count a long-lived stream (SSE, WebSocket) as open under its route."""
+        try:
+            streams = self.plan.streams
+            if streams is not None:
+                route = self.stream_route = self.routes.route(self.scope, self.outer, self.status)
+                streams.opened(self.kind, route)
+        except Exception as exc:
+            _guard.report("web.streams", exc)
+
+    def done(self, error: BaseException | None) -> None:
+        """Record the outcome once the application returned (or raised ``error``)."""
+        try:
+            status = self.status
+            error_type = ""
+            if error is not None:
+                if not self.complete and (self.disconnected or _is_disconnect(error)):
+                    status, error = CLIENT_CLOSED, None
+                elif not self.complete or status >= 500:
+                    # (An error page already sent, as Starlette's ServerErrorMiddleware does,
+                    # still names the exception; work failing after a successful response does
+                    # not.)
+                    error_type = error_type_of(error)
+                    if not status:
+                        status = 500
+            elif not self.complete:
+                # The app returned without finishing its response: the client went away, or the
+                # server answers 500 for it.
+                if self.disconnected:
+                    status = CLIENT_CLOSED
+                elif not status:
+                    status = 500
+            if status >= 500 and not error_type:
+                error_type = str(status)
+            route = self.routes.route(self.scope, self.outer, status)
+            ended = self.ended if self.ended is not None else _perf()
+        except Exception as exc:
+            _guard.report("web.asgi", exc)
+            self.leave()
+            return
+        self.finish(
+            status,
+            route,
+            error,
+            error_type,
+            ended,
+            self.first_byte,
+            self.body_bytes,
+            stream=self.kind if self.stream else None,
+            stream_route=self.stream_route,
+        )
+
+
+class _HttpExchange(_AsgiExchange):
+    """An HTTP request, with the ``send`` and ``receive`` its application is given."""
 
     def send(self, message: Message) -> Awaitable[None]:
         # A plain function returning the server's own awaitable: the application awaits that
@@ -143,14 +156,14 @@ class _HttpCall(_Response):
                 self.complete = True
         elif message_type == "http.response.start":
             message = self._start(message)
-        return self._send(message)
+        return self.server_send(message)
 
     def _start(self, message: Message) -> Message:
         """Note the status and a stream; return the message with the correlation id echoed."""
         self.first_byte = _perf()
         self.status = message["status"]
         headers = message.get("headers") or ()
-        echo = self._echo
+        echo = self.echo
         has_echo = not echo
         for name, value in headers:
             lower = name.lower()
@@ -159,19 +172,50 @@ class _HttpCall(_Response):
             elif lower == _CONTENT_TYPE and value.startswith(_EVENT_STREAM):
                 self.stream = True
         if self.stream:
-            _stream_opened(self.exchange.plan, "sse", self)
+            self.open_stream()
         if has_echo:
             return message
         # A copy: the application owns the message and its header list.
         echoed = dict(message)
-        echoed["headers"] = [*headers, (echo, self.exchange.correlation_id.encode("ascii"))]
+        echoed["headers"] = [*headers, (echo, self.correlation_id.encode("ascii"))]
         return echoed
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        message = await self.server_receive()
         if message["type"] == "http.disconnect":
             self.disconnected = True
         return message
+
+
+class _WebSocketExchange(_AsgiExchange):
+    """A WebSocket session: recorded in the stream families only, never as a request."""
+
+    kind = "websocket"
+    stream = True
+
+    async def send(self, message: Message) -> None:
+        message_type = message["type"]
+        if message_type == "websocket.accept":
+            self.status = 101
+            self.first_byte = _perf()
+            self.open_stream()
+        elif message_type == "websocket.close":
+            self.complete = True
+            self.ended = _perf()
+            if not self.status:
+                self.status = 403  # closed before accepting: the handshake was refused
+        await self.server_send(message)
+
+    async def receive(self) -> Message:
+        message = await self.server_receive()
+        if message["type"] == "websocket.disconnect" and not self.complete:
+            self.disconnected = True
+            self.complete = True
+            self.ended = _perf()
+        return message
+
+
+_E = TypeVar("_E", bound=_AsgiExchange)
 
 
 class ASGIMiddleware:
@@ -201,23 +245,22 @@ class ASGIMiddleware:
         if plan is None or _OBSERVED in scope:
             await self.app(scope, receive, send)
             return
-        # Every request takes this path: it is written out here, not split into helpers, because
-        # each call and coroutine it saves is paid once per request.
+        # Every request takes this path: it is written out here rather than in a method, one
+        # coroutine fewer per request.
         try:
-            exchange, inner_scope, echo = self._begin(plan, scope)
-            call = _HttpCall(exchange, self._routes, inner_scope, scope, echo, receive, send)
+            exchange = self._begin(_HttpExchange, plan, scope, receive, send)
         except Exception as exc:
             _guard.report("web.asgi", exc)
             await self.app(scope, receive, send)
             return
         error: BaseException | None = None
         try:
-            await self.app(inner_scope, call.receive, call.send)
+            await self.app(exchange.scope, exchange.receive, exchange.send)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            _finish(exchange, call, error)
+            exchange.done(error)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -233,6 +276,24 @@ class ASGIMiddleware:
                 self._prepare(plan)
         await self.app(scope, receive, send)
 
+    async def _websocket(
+        self, plan: RequestPlan, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        try:
+            exchange = self._begin(_WebSocketExchange, plan, scope, receive, send, counted=False)
+        except Exception as exc:
+            _guard.report("web.asgi", exc)
+            await self.app(scope, receive, send)
+            return
+        error: BaseException | None = None
+        try:
+            await self.app(exchange.scope, exchange.receive, exchange.send)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            exchange.done(error)
+
     def _prepare(self, plan: RequestPlan) -> _Prepared:
         prepared = self._prepared = _Prepared(plan)
         try:
@@ -242,15 +303,26 @@ class ASGIMiddleware:
         return prepared
 
     def _begin(
-        self, plan: RequestPlan, scope: Scope, counted: bool = True
-    ) -> tuple[Exchange, Scope, bytes]:
+        self,
+        kind: type[_E],
+        plan: RequestPlan,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        counted: bool = True,
+    ) -> _E:
         prepared = self._prepared
         if prepared is None or prepared.plan is not plan:
             prepared = self._prepare(plan)
         method: str = scope.get("method", "GET")  # a websocket scope has no method
         query_bytes: bytes = scope.get("query_string", b"")
         query = query_bytes.decode("latin-1") if query_bytes else ""
-        exchange = Exchange(plan, method, scope.get("path", ""), query)
+        exchange = kind(plan, method, scope.get("path", ""), query)
+        exchange.outer = scope
+        exchange.server_receive = receive
+        exchange.server_send = send
+        exchange.routes = self._routes
+        exchange.echo = prepared.echo
         slots = prepared.slots
         # W3C headers in arrival order; most requests carry none, so the list is made on demand.
         w3c: list[tuple[int, bytes]] | None = None
@@ -300,8 +372,7 @@ class ASGIMiddleware:
             tenant = plan.tenant_of(
                 scope, tenant_raw.decode("latin-1") if tenant_raw is not None else None
             )
-        exchange.begin(best_id, tenant, parent, attributes, counted=counted)
-        inner = self._routes.scope(scope)
+        inner = exchange.scope = self._routes.scope(scope)
         # A second ASGIMiddleware further in (a wrapped sub-application) must not count the
         # request twice.
         inner[_OBSERVED] = True
@@ -310,49 +381,9 @@ class ASGIMiddleware:
             # the headers, not from obskit's span) once a global tracer provider exists. This is
             # FastAPI's own marker for "already observed": the request gets one SERVER span.
             dict.setdefault(inner, "fastapi.telemetry", None)
-        return exchange, inner, prepared.echo
-
-    async def _websocket(
-        self, plan: RequestPlan, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        try:
-            exchange, inner_scope, _ = self._begin(plan, scope, counted=False)
-        except Exception as exc:
-            _guard.report("web.asgi", exc)
-            await self.app(scope, receive, send)
-            return
-        state = _Response(self._routes, inner_scope, scope)
-        state.stream = True
-
-        async def send_wrapper(message: Message) -> None:
-            message_type = message["type"]
-            if message_type == "websocket.accept":
-                state.status = 101
-                state.first_byte = _perf()
-                _stream_opened(plan, "websocket", state)
-            elif message_type == "websocket.close":
-                state.complete = True
-                state.ended = _perf()
-                if not state.status:
-                    state.status = 403  # closed before accepting: the handshake was refused
-            await send(message)
-
-        async def receive_wrapper() -> Message:
-            message = await receive()
-            if message["type"] == "websocket.disconnect" and not state.complete:
-                state.disconnected = True
-                state.complete = True
-                state.ended = _perf()
-            return message
-
-        error: BaseException | None = None
-        try:
-            await self.app(inner_scope, receive_wrapper, send_wrapper)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            _finish(exchange, state, error, kind="websocket")
+        # Last: from here on the context is entered, and done() must run to leave it.
+        exchange.begin(best_id, tenant, parent, attributes, counted=counted)
+        return exchange
 
 
 def _remote_parent(w3c: list[tuple[int, bytes]]) -> otel_context.Context | None:
@@ -363,61 +394,8 @@ def _remote_parent(w3c: list[tuple[int, bytes]]) -> otel_context.Context | None:
     return propagation.remote_context(values[_TRACEPARENT], values[_TRACESTATE], values[_BAGGAGE])
 
 
-def _stream_opened(plan: RequestPlan, kind: str, state: _Response) -> None:
-    try:
-        streams = plan.streams
-        if streams is not None:
-            route = state.stream_route = state.routes.route(state.scope, state.outer, state.status)
-            streams.opened(kind, route)
-    except Exception as exc:
-        _guard.report("web.streams", exc)
-
-
 def _is_disconnect(error: BaseException) -> bool:
     if isinstance(error, (asyncio.CancelledError, ConnectionError)):
         return True
     # Starlette raises its own ClientDisconnect (an OSError subclass in some versions).
     return type(error).__name__ == "ClientDisconnect"
-
-
-def _finish(
-    exchange: Exchange, state: _Response, error: BaseException | None, kind: str = "sse"
-) -> None:
-    try:
-        status = state.status
-        error_type = ""
-        if error is not None:
-            if not state.complete and (state.disconnected or _is_disconnect(error)):
-                status, error = CLIENT_CLOSED, None
-            elif not state.complete or status >= 500:
-                # (An error page already sent, as Starlette's ServerErrorMiddleware does, still
-                # names the exception; work failing after a successful response does not.)
-                error_type = error_type_of(error)
-                if not status:
-                    status = 500
-        elif not state.complete:
-            # The app returned without finishing its response: the client went away, or the
-            # server answers 500 for it.
-            if state.disconnected:
-                status = CLIENT_CLOSED
-            elif not status:
-                status = 500
-        if status >= 500 and not error_type:
-            error_type = str(status)
-        route = state.routes.route(state.scope, state.outer, status)
-        ended = state.ended if state.ended is not None else _perf()
-    except Exception as exc:
-        _guard.report("web.asgi", exc)
-        exchange.leave()
-        return
-    exchange.finish(
-        status,
-        route,
-        error,
-        error_type,
-        ended,
-        state.first_byte,
-        state.body_bytes,
-        stream=kind if state.stream else None,
-        stream_route=state.stream_route,
-    )

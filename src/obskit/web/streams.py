@@ -15,6 +15,7 @@ import threading
 from typing import Any, Final
 
 from obskit import _guard
+from obskit import _runtime as _rt
 
 __all__ = ["STREAM_BUCKETS", "StreamMetrics", "stream_metrics"]
 
@@ -67,7 +68,7 @@ class StreamMetrics:
         return child
 
 
-_cached: tuple[Any, StreamMetrics | None] = (None, None)
+_cached: tuple[Any, int, StreamMetrics | None] = (None, -1, None)
 
 
 def stream_metrics() -> StreamMetrics | None:
@@ -80,13 +81,14 @@ def stream_metrics() -> StreamMetrics | None:
     store = current_store()
     if store is None:
         return None
-    cached_store, families = _cached
-    if cached_store is store and families is not None:
+    cached_store, generation, families = _cached
+    # A fork keeps the store but clears its families (new generation): cached children are stale.
+    if cached_store is store and generation == _rt._generation and families is not None:
         return families
     try:
         families = StreamMetrics(store)
     except Exception as exc:
         _guard.report("web.streams", exc)
         return None
-    _cached = (store, families)
+    _cached = (store, _rt._generation, families)
     return families
