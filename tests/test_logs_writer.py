@@ -415,3 +415,15 @@ def test_structlog_context_variables_read_as_structlog_reads_them() -> None:
         bind_contextvars(first="again")
         assert {"first": "again"} == read()
     assert get_contextvars() == read()
+
+
+def test_an_access_log_follows_a_reconfiguration() -> None:
+    """An AccessLog made before init() changes redaction applies the new rules to its lines."""
+    with obskit.testing.isolated() as capture:
+        access = AccessLog()
+        access.write("GET", "/", "/", 200, 0.001, None, 0, "10.0.0.1", "")
+        obskit.init(log_format="json", redact_keys=["client"])
+        log_setup.sink().stream = capture.output
+        access.write("GET", "/", "/", 200, 0.001, None, 0, "10.0.0.1", "")
+    before, after = [json.loads(line) for line in capture.output.getvalue().splitlines()[-2:]]
+    assert ("10.0.0.1", REDACTED) == (before["client"], after["client"])

@@ -84,6 +84,7 @@ class LineWriter:
 
     def emit_trusted(
         self,
+        enricher: Enricher,
         method: str,
         logger_name: str,
         event: str,
@@ -91,10 +92,8 @@ class LineWriter:
         context_clean: bool = False,
     ) -> None:
         """Write a line whose ``fields`` (and, if ``context_clean``, the bound context) the
-        caller vouches for (see :meth:`Enricher.line`)."""
-        enricher = self.enricher
-        if enricher is None:
-            raise RuntimeError("LineWriter.emit_trusted without a configured chain")
+        caller vouches for (see :meth:`Enricher.line`) under ``enricher``: the writer's
+        :attr:`enricher` the caller checked them against (a reconfiguration may replace it)."""
         level = METHOD_LEVEL.get(method, 20)
         gate = self._gate
         if level < gate.emit:

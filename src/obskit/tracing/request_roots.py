@@ -46,6 +46,7 @@ class RequestRoots:
     _slow_ns: int
     _timeout_ns: int
     _background: bool
+    _ticking: bool  # the tick was started (or is not wanted): no property call per request
     _ticker: Any
     _match: Callable[..., str | None]
     listeners: list[Callable[[int, bool], None]]
@@ -79,8 +80,10 @@ class RequestRoots:
             self.on_start(span)  # the general path
             return
         self._open[trace_id] = span  # one dict store: atomic under the GIL, no lock
-        if self._background and not self._ticker.started:
-            self._ticker.start()
+        if not self._ticking:
+            self._ticking = True
+            if self._background:
+                self._ticker.start()
 
     def end_server_span(self, span: Any) -> None:
         """:meth:`on_end` for a request's lightweight ``ServerSpan`` (plain containers)."""

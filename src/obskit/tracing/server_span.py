@@ -19,6 +19,7 @@ from __future__ import annotations
 import traceback
 from collections import deque
 from collections.abc import Mapping, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import Any, Final
 
@@ -26,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, Tracer
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
@@ -214,6 +216,7 @@ class _Origin:
         "ids",
         "instrumentation_info",
         "limits",
+        "random_bits",
         "resource",
         "root_flags",
         "sampler",
@@ -223,6 +226,8 @@ class _Origin:
     def __init__(self, tracer: Tracer, sampler: Any) -> None:
         self.sampler = sampler
         self.ids = tracer.id_generator
+        # The SDK's default generator is getrandbits, retried on zero: call that directly.
+        self.random_bits = getrandbits if type(self.ids) is RandomIdGenerator else None
         is_random = getattr(self.ids, "is_trace_id_random", None)
         self.root_flags = _ROOT_FLAGS if is_random is not None and is_random() else _SAMPLED_ONLY
         self.resource = tracer.resource
@@ -268,18 +273,19 @@ def start_server_span(
     origin = _origin(tracer)
     if origin is None:
         return tracer.start_span(name, context=parent, kind=_SERVER, attributes=attributes)
-    ids = origin.ids
     parent_context: SpanContext | None = _get_current_span(parent).get_span_context()
+    random_bits = origin.random_bits
     if parent_context is not None and parent_context.is_valid:
         trace_id = parent_context.trace_id
         flags = TraceFlags(_SAMPLED | (parent_context.trace_flags & _RANDOM))
         state = parent_context.trace_state  # ALWAYS_ON keeps the caller's tracestate
     else:
         parent_context = None
-        trace_id = ids.generate_trace_id()
+        trace_id = (random_bits(128) or 1) if random_bits else origin.ids.generate_trace_id()
         flags = origin.root_flags
         state = None
-    context = SpanContext(trace_id, ids.generate_span_id(), False, flags, state)
+    span_id = (random_bits(64) or 1) if random_bits else origin.ids.generate_span_id()
+    context = SpanContext(trace_id, span_id, False, flags, state)
     span = ServerSpan(name, context, parent_context, attributes, origin, time_ns())
     origin.sampler.open_server_span(span)
     return span

@@ -156,6 +156,7 @@ class TailSampler(RequestRoots, SpanProcessor):
         self.spans_out: dict[str, int] = {"kept": 0, "dropped": 0}
         # The background tick, started with the first trace.
         self._ticker = Ticker(self.sweep, self._tick_s, "obskit-tail-sampler")
+        self._ticking = False
 
     def _after_fork_in_child(self) -> None:
         # The parent's traces are the parent's to decide: the child starts empty, with new

@@ -88,12 +88,7 @@ class AccessLog:
         self._info = logger.info
         self._error = logger.error
         self._writer = log_setup.writer_for(logger)
-        self._checked: object = None  # the enricher _fast was decided for
-        self._fast = False
-        self._ids_plain = False  # whether the id keys are not secret for the checked enricher
-        self._redactor: Redactor | None = None
-        # Methods and route templates repeat: each is cleaned once (bounded).
-        self._labels: dict[str, str] = {}
+        self._plan = _FastPlan(None)
 
     def write(
         self,
@@ -119,35 +114,32 @@ class AccessLog:
         not redacted again.
         """
         writer = self._writer
-        fast = context_clean = False
+        plan: _FastPlan | None = None
+        context_clean = False
         if writer is not None and error is None:
             enricher = writer.enricher
             if enricher is not None:
-                if enricher is not self._checked:
-                    self._check(enricher)
-                fast = self._fast
-                redactor = self._redactor
-                context_clean = (
-                    request_fields is not None
-                    and self._ids_plain
-                    and _context_fields() is request_fields
-                    and request_fields.keys() <= _ID_KEYS
-                )
-                if fast and redactor is not None:
-                    # All the chain would redact in these flat fields with non-secret keys.
-                    labels = self._labels
-                    clean_method = labels.get(method)
-                    if clean_method is None:
-                        clean_method = self._label(method, redactor)
-                    clean_route = labels.get(route)
-                    if clean_route is None:
-                        clean_route = self._label(route, redactor)
-                    method, route = clean_method, clean_route
-                    path = redactor.clean_text(path)
-                    if client:
-                        client = redactor.clean_text(client)
-                    if error_type:
-                        error_type = redactor.clean_text(error_type)
+                plan = self._plan
+                if plan.enricher is not enricher:
+                    plan = self._plan = _FastPlan(enricher)
+                if not plan.fast:
+                    plan = None
+                else:
+                    context_clean = (
+                        request_fields is not None
+                        and plan.ids_plain
+                        and _context_fields() is request_fields
+                        and request_fields.keys() <= _ID_KEYS
+                    )
+                    redactor = plan.redactor
+                    if redactor is not None:
+                        # All the chain would redact in these flat fields with non-secret keys.
+                        method, route = plan.label(method), plan.label(route)
+                        path = redactor.clean_text(path)
+                        if client:
+                            client = redactor.clean_text(client)
+                        if error_type:
+                            error_type = redactor.clean_text(error_type)
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
@@ -162,10 +154,10 @@ class AccessLog:
             fields["client"] = client
         if error_type:
             fields["error_type"] = error_type
-        if fast:
+        if plan is not None:
             try:
                 writer.emit_trusted(  # type: ignore[union-attr]
-                    "info", LOGGER_NAME, "http.request", fields, context_clean
+                    plan.enricher, "info", LOGGER_NAME, "http.request", fields, context_clean
                 )
             except Exception as exc:
                 _guard.report("logs.chain", exc)
@@ -175,20 +167,34 @@ class AccessLog:
             return
         self._info("http.request", **fields)
 
-    def _check(self, enricher: Enricher) -> None:
-        # The fast path is the chain only if none of the line's keys is secret (it would be
-        # replaced whole); this depends on the configuration, so it is decided per enricher.
-        redactor = enricher.redactor
-        self._fast = redactor is None or not any(redactor.is_secret_key(key) for key in _KEYS)
-        self._ids_plain = redactor is None or not any(map(redactor.is_secret_key, _ID_KEYS))
-        self._redactor = redactor
-        self._labels = {}
-        self._checked = enricher
 
-    def _label(self, text: str, redactor: Redactor) -> str:
-        clean = redactor.clean_text(text)
-        if len(self._labels) < _MAX_LABELS:
-            self._labels[text] = clean
+class _FastPlan:
+    """What the access line's fast path may do under one configuration (one enricher).
+
+    Swapped whole when the configuration changes, so a line never mixes two configurations.
+    """
+
+    __slots__ = ("enricher", "fast", "ids_plain", "labels", "redactor")
+
+    def __init__(self, enricher: Enricher | None) -> None:
+        self.enricher: Any = enricher
+        redactor = self.redactor = enricher.redactor if enricher is not None else None
+        # The fast path is the chain only if none of the line's keys is secret (such a value
+        # would be replaced whole); the request's id context only if its keys are not.
+        plain = redactor.is_secret_key if redactor is not None else None
+        self.fast = enricher is not None and (plain is None or not any(map(plain, _KEYS)))
+        self.ids_plain = plain is None or not any(map(plain, _ID_KEYS))
+        # Methods and route templates repeat: each is cleaned once (bounded).
+        self.labels: dict[str, str] = {}
+
+    def label(self, text: str) -> str:
+        """``text`` cleaned, remembered (methods and route templates are few)."""
+        clean = self.labels.get(text)
+        if clean is None:
+            redactor = self.redactor
+            clean = text if redactor is None else redactor.clean_text(text)
+            if len(self.labels) < _MAX_LABELS:
+                self.labels[text] = clean
         return clean
 
 
