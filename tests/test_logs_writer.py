@@ -427,3 +427,18 @@ def test_an_access_log_follows_a_reconfiguration() -> None:
         access.write("GET", "/", "/", 200, 0.001, None, 0, "10.0.0.1", "")
     before, after = [json.loads(line) for line in capture.output.getvalue().splitlines()[-2:]]
     assert ("10.0.0.1", REDACTED) == (before["client"], after["client"])
+
+
+@pytest.mark.parametrize(
+    "ns", [1_764_000_000_000_000_000, 1_764_000_000_000_001_999, 1_764_000_059_999_999_999]
+)
+def test_timestamps_from_nanoseconds(monkeypatch: pytest.MonkeyPatch, ns: int) -> None:
+    """The current time is formatted as datetime formats it, truncated to the microsecond."""
+    from datetime import datetime, timezone
+
+    processors_module = sys.modules["obskit.logs.processors"]
+    monkeypatch.setattr(processors_module, "_time_ns", lambda: ns)
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    expected = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=nanos // 1000)
+    formatter = processors_module._TimestampFormatter()
+    assert expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ") == formatter.now()

@@ -75,6 +75,10 @@ _get_structlog_vars = structlog_contextvars.get_contextvars
 _STRUCTLOG_PREFIX: Final[str | None] = getattr(structlog_contextvars, "STRUCTLOG_KEY_PREFIX", None)
 
 
+# Three-digit groups, looked up rather than formatted: the microseconds are two of them.
+_DIGITS: Final = tuple(f"{n:03d}" for n in range(1000))
+
+
 class _TimestampFormatter:
     """UTC ISO-8601 with microseconds; the date-time prefix is formatted once per second."""
 
@@ -101,7 +105,8 @@ class _TimestampFormatter:
         if cached[0] != second:
             prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
             cached = self._cached = (second, prefix)
-        return "%s.%06dZ" % (cached[1], ns % 1_000_000_000 // 1000)  # noqa: UP031
+        micros = ns % 1_000_000_000 // 1000
+        return f"{cached[1]}.{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}Z"
 
 
 format_timestamp = _TimestampFormatter()
@@ -189,7 +194,16 @@ class Enricher:
             span_context = span.get_span_context()
             ids = self._ids
             if ids[0] is not span_context:
-                ids = self._ids = _ids_of(span_context)
+                if span_context.is_valid:
+                    # Valid ids fit 128 and 64 bits; to_bytes().hex() is twice as fast as format().
+                    ids = (
+                        span_context,
+                        span_context.trace_id.to_bytes(16, "big").hex(),
+                        span_context.span_id.to_bytes(8, "big").hex(),
+                    )
+                else:
+                    ids = (span_context, "", "")
+                self._ids = ids
             if ids[1]:
                 line["trace_id"] = ids[1]
                 line["span_id"] = ids[2]
@@ -252,17 +266,6 @@ def current_trace_id() -> int:
         return 0
     span_context = span.get_span_context()
     return span_context.trace_id if span_context.is_valid else 0
-
-
-def _ids_of(span_context: Any) -> tuple[object, str, str]:
-    if not span_context.is_valid:
-        return (span_context, "", "")
-    # Valid ids are within 128 and 64 bits; to_bytes().hex() is twice as fast as format().
-    return (
-        span_context,
-        span_context.trace_id.to_bytes(16, "big").hex(),
-        span_context.span_id.to_bytes(8, "big").hex(),
-    )
 
 
 _exception_renderer = ExceptionRenderer(ExceptionDictTransformer(show_locals=False, max_frames=20))

@@ -61,6 +61,10 @@ class Redactor:
 
     def clean_text(self, text: str) -> str:
         """``text`` with bearer/basic/token credentials masked (in any letter case)."""
+        if " " not in text and text.isprintable():
+            # No whitespace at all (every other whitespace character is unprintable), and the
+            # pattern needs some after the scheme: ids, paths, routes end here.
+            return text
         # The pattern ignores case: so must the cheap test that usually spares running it.
         folded = text.casefold()
         if ("earer" in folded or "asic" in folded or "oken" in folded) and (

@@ -134,7 +134,9 @@ class AccessLog:
                     redactor = plan.redactor
                     if redactor is not None:
                         # All the chain would redact in these flat fields with non-secret keys.
-                        method, route = plan.label(method), plan.label(route)
+                        labels = plan.labels
+                        method = labels.get(method) or plan.label(method)
+                        route = labels.get(route) or plan.label(route)
                         path = redactor.clean_text(path)
                         if client:
                             client = redactor.clean_text(client)
