@@ -12,7 +12,6 @@ import json
 import time
 from typing import Any
 
-import httpx
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from starlette.applications import Starlette
@@ -22,11 +21,10 @@ from starlette.routing import Route
 
 import obskit
 import obskit.testing
-from obskit.tracing import tail
+from obskit.tracing import provider, tail
 from obskit.tracing.server_span import ServerSpan
 from obskit.tracing.verdicts import ADJUSTED_COUNT, RULE, TRIGGER
 
-CLIENT = trace.SpanKind.CLIENT  # the test client's own outbound span
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 SAMPLING_KEYS = {RULE, TRIGGER, ADJUSTED_COUNT}
 
@@ -62,11 +60,55 @@ def _app() -> Any:
     )
 
 
-def _get(app: Any, paths: list[str], headers: dict[str, str] | None = None) -> list[httpx.Response]:
-    async def go() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return [await client.get(path, headers=headers) for path in paths]
+class _Response:
+    """What a raw ASGI call returned."""
+
+    def __init__(self) -> None:
+        self.status_code = 0
+        self.body = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def _call(app: Any, path: str, headers: dict[str, str] | None) -> _Response:
+    """One GET straight through ASGI: no HTTP client, so no client span in the trace (obskit
+    instruments httpx), and the request is the root of its trace in this process."""
+    response = _Response()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            response.status_code = message["status"]
+        elif message["type"] == "http.response.body":
+            response.body += message.get("body", b"")
+
+    try:
+        await app(scope, receive, send)
+    except Exception:
+        response.status_code = response.status_code or 500  # the server would answer 500
+    return response
+
+
+def _get(app: Any, paths: list[str], headers: dict[str, str] | None = None) -> list[_Response]:
+    async def go() -> list[_Response]:
+        return [await _call(app, path, headers) for path in paths]
 
     return asyncio.run(go())
 
@@ -88,11 +130,16 @@ class _Recorder(SpanProcessor):
 def _exported(path: str, extra_processor: bool, **settings: Any) -> list[ReadableSpan]:
     """The spans exported for one request, with or without an application processor."""
     seen_span_types.clear()
+    recorder = _Recorder()
     with obskit.testing.isolated(**settings), obskit.testing.capture_spans() as spans:
         if extra_processor:
-            trace.get_tracer_provider().add_span_processor(_Recorder())  # type: ignore[attr-defined]
-        _get(_app(), [path])
-        obskit.testing.flush()
+            trace.get_tracer_provider().add_span_processor(recorder)  # type: ignore[attr-defined]
+        try:
+            _get(_app(), [path])
+            obskit.testing.flush()
+        finally:
+            if extra_processor:  # the global provider keeps it across re-inits: take it back
+                provider._SWITCH._added.remove(recorder)
     return list(spans)
 
 
@@ -127,7 +174,7 @@ def test_kept_error_trace_exports_what_an_sdk_span_would() -> None:
     converts it."""
     lite = _exported("/orders/fail", extra_processor=False)
     sdk = _exported("/orders/fail", extra_processor=True)
-    assert ["GET /orders/{mode}", "child"] == sorted(s.name for s in lite if s.kind is not CLIENT)
+    assert ["GET /orders/{mode}", "child"] == sorted(s.name for s in lite)
     lite_server = next(s for s in lite if s.kind is trace.SpanKind.SERVER)
     sdk_server = next(s for s in sdk if s.kind is trace.SpanKind.SERVER)
     assert _essence(sdk_server) == _essence(lite_server)
@@ -149,7 +196,7 @@ def test_dropped_trace_exports_nothing_and_frees_its_buffer() -> None:
         _get(app, [f"/orders/ok-{n}" for n in range(20)])
         sampler = obskit._runtime.current().components["tracing"].sampler  # type: ignore[union-attr]
         assert (0, 0, 0) == sampler.buffered()
-        assert 60 == sampler.stats()["spans_out"]["dropped"]  # server, child, test client
+        assert 40 == sampler.stats()["spans_out"]["dropped"]  # server and child
     assert [] == list(spans)
 
 
@@ -330,7 +377,7 @@ def test_a_child_error_keeps_the_whole_request() -> None:
         _get(app, ["/c"])
         obskit.testing.flush()
         assert (0, 0, 0) == _sampler().buffered()
-    names = sorted(s.name for s in spans if s.kind is not CLIENT)
+    names = sorted(s.name for s in spans)
     assert ["GET /c", "step"] == names
 
 
@@ -345,14 +392,101 @@ def test_two_requests_sharing_a_caller_trace_are_both_decided() -> None:
     app = obskit.ASGIMiddleware(Starlette(routes=[Route("/p", pause)]))
 
     async def go() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            await asyncio.gather(
-                *(client.get("/p", headers={"traceparent": PARENT}) for _ in range(2))
-            )
+        await asyncio.gather(*(_call(app, "/p", {"traceparent": PARENT}) for _ in range(2)))
 
     with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
         asyncio.run(go())
         obskit.testing.flush()
         assert (0, 0, 0) == _sampler().buffered()
     assert 2 == len([s for s in spans if s.kind is trace.SpanKind.SERVER])
+
+
+def test_a_root_decided_while_its_rules_run_follows_that_decision() -> None:
+    """If the tick decides a request (slow) while the request's own end is checking its rules,
+    the span follows the tick's decision: exported, no internal error."""
+
+    def keep_if(span: ReadableSpan) -> bool:
+        if span.kind is trace.SpanKind.SERVER:
+            _sampler().sweep(now=time.time_ns() + 5_000_000_000)  # the tick, mid-end
+        return False
+
+    async def handler(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/r", handler)]))
+    with (
+        obskit.testing.isolated(baseline_ratio=0.0, keep_if=keep_if),
+        obskit.testing.capture_spans() as spans,
+    ):
+        _get(app, ["/r"])
+        obskit.testing.flush()
+        assert 0 == _sampler().stats()["traces"]
+    (server,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    assert "slow" == (server.attributes or {})[RULE]
+
+
+def test_threads_and_the_tick_race_without_errors() -> None:
+    """Four threads starting and ending request spans while another thread sweeps continually:
+    every span is accounted for as kept or dropped, nothing stays open, no internal error."""
+    import threading
+
+    from obskit.tracing.api import get_tracer
+    from obskit.tracing.server_span import start_server_span
+
+    errors: list[BaseException] = []
+    per_thread = 500
+
+    with obskit.testing.isolated(baseline_ratio=0.5, slow_threshold_ms=10_000):
+        tracer = get_tracer()
+        sampler = _sampler()
+        stop = threading.Event()
+
+        def requests() -> None:
+            try:
+                for _ in range(per_thread):
+                    start_server_span(tracer, "GET", None, {"url.path": "/x"}).end()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        def ticking() -> None:
+            try:
+                while not stop.is_set():
+                    sampler.sweep(now=time.time_ns() + 20_000_000_000)  # past slow and timeout
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        sweeper = threading.Thread(target=ticking)
+        sweeper.start()
+        workers = [threading.Thread(target=requests) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        stop.set()
+        sweeper.join(timeout=10)
+        stats = sampler.stats()
+    assert [] == errors
+    assert 0 == stats["traces"]
+    decided = sum(stats["decisions"].values()) + sum(stats["late"].values())
+    assert 4 * per_thread <= decided
+
+
+def test_debug_lines_after_a_child_decided_the_trace_are_not_stranded() -> None:
+    """Once a child's error has kept the request's trace, the request's later debug lines are
+    written at once, not held for a decision that was already made."""
+
+    async def handler(request: Request) -> Response:
+        with obskit.get_tracer().start_as_current_span("step") as step:
+            step.set_status(trace.StatusCode.ERROR)
+        obskit.get_logger("handler").debug("after the failed step")
+        return PlainTextResponse("ok")
+
+    app = obskit.ASGIMiddleware(Starlette(routes=[Route("/d", handler)]))
+    with obskit.testing.isolated(baseline_ratio=0.0, log_level="info") as capture:
+        _get(app, ["/d"])
+        buffer = obskit._runtime.current().components["tracing"].log_buffer  # type: ignore[union-attr]
+        assert (0, 0) == buffer.held()
+    written = [json.loads(line) for line in capture.output_lines()]
+    assert ["after the failed step"] == [
+        line["event"] for line in written if line.get("logger") == "handler"
+    ]

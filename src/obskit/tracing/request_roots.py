@@ -104,23 +104,47 @@ class RequestRoots:
             else:
                 verdict = self._root_verdict(trace_id, context[4], span)
             with self._lock:
-                del self._open[trace_id]
-                offers, span._offers = span._offers, None
-                entry = self._pending.get(trace_id)
-                if entry is None:
-                    self._memory.remember(trace_id, verdict)
-                    self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
-                    self.spans_out["kept" if verdict.keep else "dropped"] += 1
-                    if offers:
-                        self.exemplars["applied" if verdict.keep else "discarded"] += len(offers)
-                elif offers:  # a child opened a buffer: the offers wait there now
-                    entry.exemplars = (entry.exemplars or []) + offers
+                still_open = self._open.get(trace_id) is span
+                if still_open:
+                    del self._open[trace_id]
+                    offers, span._offers = span._offers, None
+                    entry = self._pending.get(trace_id)
+                    if entry is not None:
+                        if offers:  # a child opened a buffer: the offers wait there now
+                            entry.exemplars = (entry.exemplars or []) + offers
+                            offers = None
+                    elif self._memory.knows(trace_id):
+                        # A child's end already decided the trace (an error keeps it at once).
+                        prior = self._memory.is_kept(trace_id)
+                        if offers:
+                            self.exemplars["applied" if prior else "discarded"] += len(offers)
+                            if not prior:
+                                offers = None
+                    else:
+                        prior = None
+                        self._memory.remember(trace_id, verdict)
+                        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
+                        self.spans_out["kept" if verdict.keep else "dropped"] += 1
+                        if offers:
+                            self.exemplars["applied" if verdict.keep else "discarded"] += len(
+                                offers
+                            )
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
+            return
+        if not still_open:
+            # Decided while the rules ran (the tick, a flush): the span follows that decision.
+            self._ended(span, attrs, events)
             return
         if entry is not None:
             # Children made a buffer while the root ran: decide with them, the general way.
             entry.started.append(1)
+            self._ended(span, attrs, events)
+            return
+        if prior is not None:
+            # The root follows its children's decision (the late path exports it if kept).
+            if offers:
+                self._apply_exemplars(offers)
             self._ended(span, attrs, events)
             return
         if verdict.keep:
@@ -158,7 +182,8 @@ class RequestRoots:
     def _sweep_open_locked(self, now: int, window: int) -> list[tuple[int, Verdict, Any]]:
         """The tick's part for running roots: keep the slow ones, decide the abandoned ones."""
         due: list[tuple[int, Verdict, Any]] = []
-        for trace_id, root in self._open.items():
+        # A copy: requests register without the lock, so the dict may grow meanwhile.
+        for trace_id, root in list(self._open.items()):
             start = root._start_time
             if start > now - window:
                 break  # in start order: nothing later can be due yet

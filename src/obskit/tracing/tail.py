@@ -424,14 +424,15 @@ class TailSampler(RequestRoots, SpanProcessor):
 
     def state(self, trace_id: int) -> int:
         """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first)."""
-        if trace_id in self._pending or trace_id in self._open:
+        if trace_id in self._pending:
             return PENDING
         memory = self._memory
         if memory.is_kept(trace_id):
             return KEPT
         if memory.dropped(trace_id):
             return DROPPED
-        return UNKNOWN
+        # A running request root is undecided unless a child decided its trace (above).
+        return PENDING if trace_id in self._open else UNKNOWN
 
     # --- the background tick ---------------------------------------------------------------
 
