@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,3 +120,44 @@ def test_nested_wsgi_middleware_counts_the_request_once() -> None:
         response = client.get("/items/1", buffered=True, headers={"X-Request-ID": "once"})
     assert ["once"] == response.headers.getlist("X-Request-ID")
     assert 1 == len(_access(capture))
+
+
+def test_body_iterated_in_another_thread_sees_the_request_context() -> None:
+    """A body iterated and closed by another thread carries the request's id; no thread keeps it."""
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(2):
+                seen.append(context.get_context())
+                yield b"%d" % i
+
+        return chunks()
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "t",
+        "SERVER_PORT": "80",
+        "HTTP_X_REQUEST_ID": "thr-1",
+        "wsgi.url_scheme": "http",
+    }
+    after: dict[str, dict[str, Any]] = {}
+    with obskit.testing.isolated() as capture:
+        body = obskit.WSGIMiddleware(app)(environ, lambda status, headers, exc_info=None: None)
+        after["caller"] = context.get_context()
+
+        def serve() -> None:
+            assert [b"0", b"1"] == list(body)
+            body.close()  # type: ignore[attr-defined]
+            after["server"] = context.get_context()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        thread.join()
+    assert ["thr-1", "thr-1"] == [fields["correlation_id"] for fields in seen]
+    assert {"caller": {}, "server": {}} == after
+    [access] = _access(capture)
+    assert ("thr-1", 200, 2) == (access["correlation_id"], access["status"], access["bytes"])

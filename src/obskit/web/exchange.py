@@ -274,13 +274,6 @@ class Exchange:
                 span.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
             self.leave()
 
-    def resume(self) -> None:
-        """Enter the request's context again (a WSGI body is iterated after the app returned)."""
-        if self.ctx_token is None:
-            self.ctx_token = _push(self.fields)
-            if self.otel_ctx is not None:
-                self.otel_token = _attach(self.otel_ctx)
-
     def leave(self) -> None:
         """Restore the context as it was before :meth:`begin` (idempotent)."""
         if self.otel_token is not None:

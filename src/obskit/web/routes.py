@@ -265,17 +265,21 @@ def attach_django(app: Any) -> bool:
 
 
 def attach_flask(app: Any) -> bool:
-    """If ``app`` is a Flask app (or its ``wsgi_app``), record each request's rule when it starts.
+    """If ``app`` is a Flask app (or its ``wsgi_app``), record the rule of a request that fails.
 
-    Flask forgets its request before an exception leaves ``wsgi_app``; the ``request_started``
-    signal runs after URL matching, so the rule is known even for requests that then fail.
+    A response's rule is read when it starts (:func:`flask_route`). An exception no error handler
+    answered is different: Flask may re-raise it and forgets its request before it leaves
+    ``wsgi_app``. The ``got_request_exception`` signal runs first, with the request (and its
+    matched rule) still current. Only failing requests pay for it: ``request_started`` cost
+    every request ≈ 4 µs.
     """
     flask = sys.modules.get("flask")
     flask_class = getattr(flask, "Flask", None)
     target = getattr(app, "__self__", app)
     if flask_class is None or not isinstance(target, flask_class):
         return False
-    flask.signals.request_started.connect(_record_flask, sender=target, weak=False)  # type: ignore[union-attr]
+    signals = flask.signals  # type: ignore[union-attr]
+    signals.got_request_exception.connect(_record_flask, sender=target, weak=False)
     return True
 
 

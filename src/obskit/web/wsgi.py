@@ -2,12 +2,13 @@
 
 The request ends when the server closes the body iterable (after writing its last chunk), so a
 streamed body is timed to the end of its transmission. The request's context is entered around
-the application call and each body chunk, and left in between, so nothing leaks into the next
-request a worker thread serves.
+the application call and left when it returns; each body chunk and the closing run in a copy of
+it, so nothing leaks into the next request a worker thread serves.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -109,8 +110,12 @@ class WSGIMiddleware:
         except BaseException as exc:
             _finish(exchange, environ, state, exc)
             raise
+        # The body runs later, in pieces, maybe after other requests on this thread: each piece
+        # runs in a copy of the request's context taken now. Entering a Context is one call;
+        # setting the fields again by token was three more set/reset pairs per request.
+        request_context = contextvars.copy_context()
         exchange.leave()
-        return _Body(body, exchange, environ, state)
+        return _Body(body, exchange, environ, state, request_context)
 
     def _begin(self, plan: RequestPlan, environ: Environ) -> Exchange:
         keys = self._keys
@@ -165,13 +170,19 @@ class _Body:
     """The application's body iterable, timed to its last chunk and finished on ``close()``."""
 
     def __init__(
-        self, body: Iterable[bytes], exchange: Exchange, environ: Environ, state: _State
+        self,
+        body: Iterable[bytes],
+        exchange: Exchange,
+        environ: Environ,
+        state: _State,
+        request_context: contextvars.Context,
     ) -> None:
         self._body = body
         self._iterator: Iterator[bytes] | None = None
         self._exchange = exchange
         self._environ = environ
         self._state = state
+        self._run = request_context.run
         self._error: BaseException | None = None
         self._closed = False
 
@@ -179,20 +190,16 @@ class _Body:
         return self
 
     def __next__(self) -> bytes:
-        exchange = self._exchange
-        exchange.resume()
         try:
             if self._iterator is None:
-                self._iterator = iter(self._body)
-            chunk = next(self._iterator)
+                self._iterator = self._run(iter, self._body)
+            chunk = self._run(next, self._iterator)
         except StopIteration:
             self._state.complete = True
             raise
         except BaseException as exc:
             self._error = exc
             raise
-        finally:
-            exchange.leave()
         self._state.body_bytes += len(chunk)
         return chunk
 
@@ -203,8 +210,9 @@ class _Body:
         self._closed = True
         # The server closes the iterable after writing the last chunk: the request ends here.
         self._state.ended = _perf()
-        exchange = self._exchange
-        exchange.resume()
+        self._run(self._close)
+
+    def _close(self) -> None:
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
@@ -214,7 +222,7 @@ class _Body:
                 self._error = exc
             raise
         finally:
-            _finish(exchange, self._environ, self._state, self._error)
+            _finish(self._exchange, self._environ, self._state, self._error)
 
 
 def _finish(
@@ -243,5 +251,4 @@ def _finish(
         _guard.report("web.wsgi", exc)
         exchange.leave()
         return
-    exchange.resume()
     exchange.finish(status, route, error, error_type, ended, state.first_byte, state.body_bytes)
