@@ -66,8 +66,8 @@ class _Prepared:
 class _AsgiExchange(Exchange):
     """One request or WebSocket session: the exchange, its two scopes, what the app sent so far.
 
-    The exchange itself carries the response state, as class defaults an instance overrides only
-    when something happens: one object per request, and few stores on the way.
+    The exchange itself carries the response state (class defaults, set on the instance when
+    something happens) and wraps the server's ``send`` and ``receive``: one object per request.
     """
 
     kind = "sse"  # the stream family an event-stream response is recorded in

@@ -110,9 +110,11 @@ class WSGIMiddleware:
         except BaseException as exc:
             _finish(exchange, environ, state, exc)
             raise
-        # The body runs later, in pieces, maybe after other requests on this thread: each piece
-        # runs in a copy of the request's context taken now. Entering a Context is one call;
-        # setting the fields again by token was three more set/reset pairs per request.
+        # The body runs later, in pieces, maybe after other requests on this thread: every piece
+        # runs in one copy of the request's context taken now. Entering a Context is one call
+        # (setting the fields again by token was three more set/reset pairs per request), and
+        # what a piece sets persists to the next (Flask's stream_with_context pushes its request
+        # context at the first chunk and pops it after the last).
         request_context = contextvars.copy_context()
         exchange.leave()
         return _Body(body, exchange, environ, state, request_context)
