@@ -56,7 +56,7 @@ class RequestRoots:
     if TYPE_CHECKING:  # provided by the sampler (declared here for the type checker only)
 
         def on_start(self, span: Any, parent_context: Any = None) -> None: ...
-        def _ended(self, span: Any, attrs: Any, events: Any) -> None: ...
+        def on_end(self, span: Any) -> None: ...
         def _root_verdict(self, trace_id: int, state: Any, root: Any) -> Verdict: ...
         def _finish(self, decided: Any) -> None: ...
         @staticmethod
@@ -91,7 +91,7 @@ class RequestRoots:
         context = span._context
         trace_id = context[0]
         if not self._is_open(trace_id, span):
-            self._ended(span, attrs, events)
+            self.on_end(span)
             return
         try:
             try:
@@ -134,18 +134,18 @@ class RequestRoots:
             return
         if not still_open:
             # Decided while the rules ran (the tick, a flush): the span follows that decision.
-            self._ended(span, attrs, events)
+            self.on_end(span)
             return
         if entry is not None:
             # Children made a buffer while the root ran: decide with them, the general way.
             entry.started.append(1)
-            self._ended(span, attrs, events)
+            self.on_end(span)
             return
         if prior is not None:
             # The root follows its children's decision (the late path exports it if kept).
             if offers:
                 self._apply_exemplars(offers)
-            self._ended(span, attrs, events)
+            self.on_end(span)
             return
         if verdict.keep:
             self._finish(((trace_id, None, verdict, [span]),))

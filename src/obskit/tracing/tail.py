@@ -213,30 +213,21 @@ class TailSampler(RequestRoots, SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Buffer the span; decide its trace if a rule matched or its local root ended."""
+        # (One method on purpose: every span passes here, and a call more costs ~10% of it.)
         # The SDK's bounded containers keep their items in ``_dict`` / ``_dq``: reading those
-        # spares a Python-level __len__ / __iter__ (one takes a lock) on every span.
-        attrs = span._attributes
+        # spares a Python-level __len__ / __iter__ (one takes a lock) on every span; a request's
+        # ServerSpan has a plain dict and sequence.
         try:
-            attrs = attrs._dict  # type: ignore[union-attr]
-        except AttributeError:
-            pass
-        events = span._events
-        try:
-            events = events._dq  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
-        self._ended(span, attrs, events)
-
-    def _root_verdict(self, trace_id: int, state: Any, root: ReadableSpan) -> Verdict:
-        if self._routes is None and not getattr(state, "_dict", state):
-            # The common root: no upstream sampling, no per-route latency.
-            if trace_id & MASK56 >= self._baseline_threshold:
-                return self._root_keep
-            return self._root_drop
-        return self._verdicts.root_end(trace_id, state, root)
-
-    def _ended(self, span: ReadableSpan, attrs: Any, events: Any) -> None:
-        try:
+            attrs = span._attributes
+            try:
+                attrs = attrs._dict  # type: ignore[union-attr]
+            except AttributeError:
+                pass
+            events = span._events
+            try:
+                events = events._dq  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
             try:
                 rule = self._match(span, attrs, events)
             except Exception as exc:  # the user's predicate failed: count it, treat as no match
@@ -249,7 +240,16 @@ class TailSampler(RequestRoots, SpanProcessor):
             parent = span._parent
             root_verdict = None
             if rule is None and (parent is None or parent[2]):  # [2]: is_remote
-                root_verdict = self._root_verdict(trace_id, context[4], span)
+                state = context[4]
+                if self._routes is None and not getattr(state, "_dict", state):
+                    # The common root: no upstream sampling, no per-route latency.
+                    root_verdict = (
+                        self._root_keep
+                        if trace_id & MASK56 >= self._baseline_threshold
+                        else self._root_drop
+                    )
+                else:
+                    root_verdict = self._verdicts.root_end(trace_id, state, span)
             size = SPAN_BASE_BYTES
             if attrs:
                 size += ATTRIBUTE_BYTES * len(attrs)
@@ -298,6 +298,14 @@ class TailSampler(RequestRoots, SpanProcessor):
                 self._relieve()
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
+
+    def _root_verdict(self, trace_id: int, state: Any, root: ReadableSpan) -> Verdict:
+        if self._routes is None and not getattr(state, "_dict", state):
+            # The common root: no upstream sampling, no per-route latency.
+            if trace_id & MASK56 >= self._baseline_threshold:
+                return self._root_keep
+            return self._root_drop
+        return self._verdicts.root_end(trace_id, state, root)
 
     # --- decisions (under the lock) ------------------------------------------------------
 
