@@ -490,3 +490,16 @@ def test_debug_lines_after_a_child_decided_the_trace_are_not_stranded() -> None:
     assert ["after the failed step"] == [
         line["event"] for line in written if line.get("logger") == "handler"
     ]
+
+
+def test_doctor_says_which_span_requests_get() -> None:
+    """obskit doctor reports the lightweight span by default, and SDK spans once the application
+    registers a span processor of its own."""
+    recorder = _Recorder()
+    with obskit.testing.isolated():
+        assert "lightweight until kept" == obskit.doctor()["wired"]["server_spans"]
+        trace.get_tracer_provider().add_span_processor(recorder)  # type: ignore[attr-defined]
+        try:
+            assert obskit.doctor()["wired"]["server_spans"].startswith("SDK spans")
+        finally:
+            provider._SWITCH._added.remove(recorder)

@@ -55,6 +55,14 @@ def _wired(runtime: Any) -> dict[str, Any]:
     if tracing is not None:
         wired["traces"] = getattr(tracing, "destination", "") or "unknown"
         wired["sampling"] = runtime.settings.sampling
+        from obskit.tracing import api, server_span
+
+        # Whether requests get the cheap span: an application's own span processor turns it off.
+        wired["server_spans"] = (
+            "lightweight until kept"
+            if server_span.lightweight(api.get_tracer())
+            else "SDK spans (a span processor besides the tail sampler is registered)"
+        )
     metrics = runtime.components.get("metrics")
     if metrics is not None:
         shared = getattr(metrics, "multiprocess", None)

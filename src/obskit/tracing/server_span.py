@@ -32,7 +32,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
-__all__ = ["ServerSpan", "start_server_span"]
+__all__ = ["ServerSpan", "lightweight", "start_server_span"]
 
 _SAMPLED: Final = int(TraceFlags.SAMPLED)
 # W3C Trace Context level 2: the trace id's right part is random (older APIs lack the flag).
@@ -258,6 +258,11 @@ def _origin(tracer: Any) -> _Origin | None:
             origin = _Origin(tracer, processor)
     _last = (tracer, processors, config, origin)
     return origin
+
+
+def lightweight(tracer: trace_api.Tracer) -> bool:
+    """Whether :func:`start_server_span` gives ``tracer``'s requests a :class:`ServerSpan`."""
+    return _origin(tracer) is not None
 
 
 def start_server_span(
