@@ -1,6 +1,6 @@
 """obskit's ASGI middleware against a bare FastAPI app and two peer stacks; then real uvicorn.
 
-Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 80 s). The peers are in the ``dev``
+Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 90 s). The peers are in the ``dev``
 extra: opentelemetry-instrumentation-fastapi, prometheus-fastapi-instrumentator,
 asgi-correlation-id, logfire.
 
@@ -16,9 +16,10 @@ of each is kept, so a busy machine slows all of them alike. "Added" is the varia
 - peer (b): Logfire ``instrument_fastapi`` with tail sampling (``level_or_duration`` with a 1%
   background rate), spans to an exporter that discards, nothing sent over the network.
 
-Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, obskit, and obskit with
-tracing or the access log off, alternated) under a bounded keep-alive load generator in this
-process, and compares requests per second and the server's CPU time per request.
+Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, obskit, obskit with
+tracing or the access log off, and the middleware alone, alternated) under a bounded keep-alive
+load generator in this process, and compares requests per second and the server's CPU time per
+request.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ SERVERS = {
     "obskit full stack": ("instrumented", ""),
     "obskit, tracing off": ("instrumented", "tracing=false"),
     "obskit, access log off": ("instrumented", "access_log=false"),
+    "obskit, middleware only": ("instrumented", "tracing=false,access_log=false,metrics=false"),
 }
 
 
