@@ -503,3 +503,50 @@ def test_doctor_says_which_span_requests_get() -> None:
             assert obskit.doctor()["wired"]["server_spans"].startswith("SDK spans")
         finally:
             provider._SWITCH._added.remove(recorder)
+
+
+def test_wsgi_requests_take_the_same_path() -> None:
+    """Under the WSGI middleware (Flask) a request's span is the lightweight one too: a failing
+    request is exported with its route and the exception Flask answered with a 500 page; a
+    streamed body ends the span
+    only when the body is closed; nothing stays open."""
+    from flask import Flask
+    from flask import Response as FlaskResponse
+    from werkzeug.test import Client
+
+    flask_app = Flask("wsgi-span")
+    seen: list[type[Any]] = []
+
+    @flask_app.get("/fail/<int:n>")
+    def fail(n: int) -> str:
+        seen.append(type(trace.get_current_span()))
+        raise RuntimeError("broken")
+
+    @flask_app.get("/stream")
+    def stream() -> FlaskResponse:
+        def chunks() -> Any:
+            yield "a"
+            yield "b"
+
+        return FlaskResponse(chunks())
+
+    with obskit.testing.isolated(baseline_ratio=1.0), obskit.testing.capture_spans() as spans:
+        client = Client(obskit.WSGIMiddleware(flask_app))
+        failed_response = client.get("/fail/3", buffered=True)  # buffered: read and closed
+        assert 500 == failed_response.status_code
+        assert 1 == _sampler().stats()["spans_out"]["kept"]
+        streamed = client.get("/stream")
+        assert 1 == len(_sampler()._open)  # the streamed request runs until its body is closed
+        assert b"ab" == b"".join(streamed.iter_encoded())
+        streamed.close()
+        assert 0 == len(_sampler()._open)
+        obskit.testing.flush()
+        assert 0 == _sampler().stats()["traces"]
+    assert [ServerSpan] == seen
+    servers = {s.name: s for s in spans if s.kind is trace.SpanKind.SERVER}
+    assert {"GET /fail/<int:n>", "GET /stream"} == set(servers)
+    failed = servers["GET /fail/<int:n>"]
+    assert "error" == (failed.attributes or {})[RULE]
+    assert 500 == (failed.attributes or {})["http.response.status_code"]
+    assert "RuntimeError" == (failed.attributes or {})["error.type"]
+    assert ["exception"] == [event.name for event in failed.events]

@@ -175,16 +175,22 @@ def test_gunicorn_flask_route_templates(tmp_path: Path, worker: str) -> None:
 
 @pytest.mark.parametrize("kind", ["asgi", "wsgi"])
 def test_django_route_templates(tmp_path: Path, kind: str) -> None:
-    """Django under uvicorn (ASGI) and gunicorn gthread (WSGI): resolver_match routes."""
+    """Django under uvicorn (ASGI) and gunicorn gthread (WSGI): resolver_match routes, and the
+    exception behind Django's own 500 page named in the access line."""
     if kind == "asgi":
         ctx = serve("uvicorn", "django_asgi:application", tmp_path)
     else:
         ctx = serve("gunicorn", "django_wsgi:application", tmp_path, "-k", "gthread")
     with ctx as service:
-        assert [200, 200, 404] == _get_all(service, ["/5/update", "/articles/2024/", "/nope"])
-        _settle(service, 3)
+        paths = ["/5/update", "/articles/2024/", "/nope", "/boom/"]
+        assert [200, 200, 404, 500] == _get_all(service, paths)
+        _settle(service, 4)
         routes = _routes(service.metrics())
-    assert {"/<int:id>/update", "/articles/<int:year>/", "__unmatched__"} == routes
+        access = service.access()
+    assert {"/<int:id>/update", "/articles/<int:year>/", "__unmatched__", "/boom/"} == routes
+    # Django answers the view's exception with its own 500 page; the line still names it.
+    [failed] = [line for line in access if line["path"] == "/boom/"]
+    assert ("LookupError", "error") == (failed["error_type"], failed["level"])
 
 
 def test_two_thousand_concurrent_requests_without_cross_talk(tmp_path: Path) -> None:

@@ -76,6 +76,23 @@ def test_streamed_body_is_timed_to_its_end_with_context() -> None:
     assert (6, "s-1") == (access["bytes"], access["correlation_id"])
 
 
+def test_exception_flask_answers_itself_is_named_too() -> None:
+    """An exception Flask turns into its own 500 page (the default) is still named in the access
+    line, at error level with the exception, and recorded on the span."""
+    with obskit.testing.isolated() as capture, capture_spans() as spans:
+        client = Client(obskit.WSGIMiddleware(_flask().wsgi_app))
+        assert 500 == client.get("/boom", buffered=True).status_code
+    [access] = _access(capture)
+    assert (500, "RuntimeError", "error") == (
+        access["status"],
+        access["error_type"],
+        access["level"],
+    )
+    assert "RuntimeError" == access["exception"][0]["exc_type"]
+    [span] = spans.servers()
+    assert ["exception"] == [event.name for event in span.events]
+
+
 def test_exception_is_500_with_error_type_and_reraised() -> None:
     """An exception escaping the WSGI app is a 500 named by its type, and is re-raised."""
     with obskit.testing.isolated() as capture, capture_spans() as spans:

@@ -26,7 +26,7 @@ from obskit.web.exchange import (
     current_plan,
     error_type_of,
 )
-from obskit.web.routes import RouteReader, attach_django
+from obskit.web.routes import ERROR_KEY, RouteReader, attach_django
 from obskit.web.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ASGIMiddleware"]
@@ -102,6 +102,10 @@ class _AsgiExchange(Exchange):
         try:
             status = self.status
             error_type = ""
+            if error is None and status >= 500:
+                handled = self.scope.get(ERROR_KEY)  # answered by the framework's own 500 page
+                if isinstance(handled, BaseException):
+                    error = handled
             if error is not None:
                 if not self.complete and (self.disconnected or _is_disconnect(error)):
                     status, error = CLIENT_CLOSED, None

@@ -24,6 +24,7 @@ from obskit import _guard
 from obskit.web.types import Scope
 
 __all__ = [
+    "ERROR_KEY",
     "ROUTE_KEY",
     "UNMATCHED",
     "RecordingScope",
@@ -37,6 +38,8 @@ __all__ = [
 
 UNMATCHED: Final = "__unmatched__"
 ROUTE_KEY: Final = "obskit.route"
+# An exception the framework answered with its own 500 page (it never reaches the middleware).
+ERROR_KEY: Final = "obskit.error"
 _MAX_ROUTE: Final = 512  # a template longer than this is not a template
 
 
@@ -261,11 +264,17 @@ def attach_django(app: Any) -> bool:
     # An attribute of this handler instance only: the class and other handlers are untouched.
     app.resolve_request = resolve_request
     app._obskit_routes = True
+    signals = sys.modules.get("django.core.signals")
+    if signals is not None:  # once per process (the uid), whatever the number of handlers
+        signals.got_request_exception.connect(
+            _record_django_error, weak=False, dispatch_uid="obskit.web.routes"
+        )
     return True
 
 
 def attach_flask(app: Any) -> bool:
-    """If ``app`` is a Flask app (or its ``wsgi_app``), record the rule of a request that fails.
+    """If ``app`` is a Flask app (or its ``wsgi_app``), record the rule and exception of a request
+    that fails.
 
     A response's rule is read when it starts (:func:`flask_route`). An exception no error handler
     answered is different: Flask may re-raise it and forgets its request before it leaves
@@ -283,12 +292,33 @@ def attach_flask(app: Any) -> bool:
     return True
 
 
-def _record_flask(sender: Any, **extra: Any) -> None:
+def _record_flask(sender: Any, exception: Any = None, **extra: Any) -> None:
     try:
         request = sys.modules["flask"].request
+        environ = request.environ
         rule = request.url_rule
         if rule is not None:
-            request.environ[ROUTE_KEY] = rule.rule[:_MAX_ROUTE]
+            environ[ROUTE_KEY] = rule.rule[:_MAX_ROUTE]
+        if isinstance(exception, BaseException):
+            # Flask answers it with a 500 page unless it propagates: keep it for the span, the
+            # access line and error_type, which would otherwise only say "500".
+            environ[ERROR_KEY] = exception
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+
+
+def _record_django_error(sender: Any, request: Any = None, **extra: Any) -> None:
+    """Django answers an unhandled exception with its own 500 page: keep the exception (Django
+    sends this signal while handling it, so it is the current one) for the span and the line."""
+    try:
+        error = sys.exc_info()[1]
+        if error is None or request is None:
+            return
+        carrier = getattr(request, "scope", None)
+        if not isinstance(carrier, dict):
+            carrier = getattr(request, "environ", None)
+        if isinstance(carrier, dict):
+            carrier[ERROR_KEY] = error
     except Exception as exc:
         _guard.report("web.routes", exc)
 

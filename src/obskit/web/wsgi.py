@@ -24,7 +24,7 @@ from obskit.web.exchange import (
     current_plan,
     error_type_of,
 )
-from obskit.web.routes import attach_django, attach_flask, flask_route, wsgi_route
+from obskit.web.routes import ERROR_KEY, attach_django, attach_flask, flask_route, wsgi_route
 from obskit.web.types import Environ, ExcInfo, StartResponse, WSGIApp
 
 __all__ = ["WSGIMiddleware"]
@@ -233,6 +233,10 @@ def _finish(
     try:
         status = state.status
         error_type = ""
+        if error is None and status >= 500:
+            handled = environ.get(ERROR_KEY)  # answered by the framework's own error page
+            if isinstance(handled, BaseException):
+                error = handled
         if error is not None:
             if not state.complete and isinstance(error, ConnectionError):
                 status, error = CLIENT_CLOSED, None
