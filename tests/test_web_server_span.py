@@ -550,3 +550,24 @@ def test_wsgi_requests_take_the_same_path() -> None:
     assert 500 == (failed.attributes or {})["http.response.status_code"]
     assert "RuntimeError" == (failed.attributes or {})["error.type"]
     assert ["exception"] == [event.name for event in failed.events]
+
+
+def test_requests_that_never_end_stay_bounded_and_are_decided() -> None:
+    """Spans that are started and never ended (a leak in a handler's own code, say) cannot grow
+    the sampler without bound: running roots are capped at max_traces, the overflow takes the
+    general path with its own caps (counted), and the tick decides them all at the timeout."""
+    from obskit.tracing.api import get_tracer
+    from obskit.tracing.server_span import start_server_span
+
+    with obskit.testing.isolated(max_traces=50, trace_timeout_s=5.0, slow_threshold_ms=60_000):
+        tracer = get_tracer()
+        sampler = _sampler()
+        leaked = [start_server_span(tracer, "GET", None, {}) for _ in range(200)]
+        assert 50 == len(sampler._open)
+        assert len(sampler._pending) <= 50
+        assert sum(sampler.stats()["evictions"].values()) >= 100
+        sampler.sweep(now=time.time_ns() + 10_000_000_000)  # past the timeout
+        assert 0 == sampler.stats()["traces"]
+        for span in leaked:  # ending them late is harmless: they follow their decisions
+            span.end()
+        assert (0, 0, 0) == sampler.buffered()
