@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from obskit import _guard
-from obskit.tracing.policies import RULE_SLOW, Verdict
+from obskit.tracing.policies import MASK56, RULE_SLOW, Verdict
 from obskit.tracing.verdicts import SLOW_TICK, SPAN_END, TIMEOUT
 
 if TYPE_CHECKING:
@@ -43,6 +43,10 @@ class RequestRoots:
     _verdicts: VerdictMaker
     _decisions: dict[Verdict, int]
     _max_traces: int
+    _routes: Any
+    _baseline_threshold: int
+    _root_keep: Verdict
+    _root_drop: Verdict
     _slow_ns: int
     _timeout_ns: int
     _background: bool
@@ -90,7 +94,8 @@ class RequestRoots:
         attrs, events = span._attributes, span._events
         context = span._context
         trace_id = context[0]
-        if not self._is_open(trace_id, span):
+        running: Any = self._open.get(trace_id)
+        if running is not span:  # registered the general way, or decided already
             self.on_end(span)
             return
         try:
@@ -99,10 +104,15 @@ class RequestRoots:
             except Exception as exc:  # the user's predicate failed: count it, treat as no match
                 _guard.report("tracing.keep_if", exc)
                 rule = None
+            state = context[4]
             if rule is not None:
-                verdict = self._verdicts.certain(rule, SPAN_END, context[4])
+                verdict = self._verdicts.certain(rule, SPAN_END, state)
+            elif self._routes is None and not getattr(state, "_dict", state):
+                # The common root (no upstream sampling, no per-route latency), inline.
+                keep = trace_id & MASK56 >= self._baseline_threshold
+                verdict = self._root_keep if keep else self._root_drop
             else:
-                verdict = self._root_verdict(trace_id, context[4], span)
+                verdict = self._root_verdict(trace_id, state, span)
             with self._lock:
                 still_open = self._open.get(trace_id) is span
                 if still_open:
@@ -149,12 +159,14 @@ class RequestRoots:
             return
         if verdict.keep:
             self._finish(((trace_id, None, verdict, [span]),))
-        if offers or self.listeners:
+        if offers:
             self._after_open(trace_id, verdict, offers)
-
-    def _is_open(self, trace_id: int, span: Any) -> bool:
-        """Whether ``span`` runs as an open root (not registered the general way, not decided)."""
-        return self._open.get(trace_id) is span
+            return
+        for listener in self.listeners:  # (inline: the common request has no offers left)
+            try:
+                listener(trace_id, verdict.keep)
+            except Exception as exc:
+                _guard.report("tracing.listener", exc)
 
     def _decide_open_locked(
         self, trace_id: int, root: Any, verdict: Verdict
