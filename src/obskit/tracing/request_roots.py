@@ -61,7 +61,6 @@ class RequestRoots:
 
         def on_start(self, span: Any, parent_context: Any = None) -> None: ...
         def on_end(self, span: Any) -> None: ...
-        def _root_verdict(self, trace_id: int, state: Any, root: Any) -> Verdict: ...
         def _finish(self, decided: Any) -> None: ...
         @staticmethod
         def _apply_exemplars(applies: list[Callable[[], None]]) -> None: ...
@@ -112,7 +111,7 @@ class RequestRoots:
                 keep = trace_id & MASK56 >= self._baseline_threshold
                 verdict = self._root_keep if keep else self._root_drop
             else:
-                verdict = self._root_verdict(trace_id, state, span)
+                verdict = self._verdicts.root_end(trace_id, state, span)
             with self._lock:
                 still_open = self._open.get(trace_id) is span
                 if still_open:
@@ -167,6 +166,16 @@ class RequestRoots:
                 listener(trace_id, verdict.keep)
             except Exception as exc:
                 _guard.report("tracing.listener", exc)
+
+    def _root_offers_locked(self, trace_id: int) -> list[Callable[[], None]] | None:
+        """Where exemplars offered for a running request with no trace buffer wait: its span."""
+        root = self._open.get(trace_id)
+        if root is None:
+            return None
+        if root._offers is None:
+            root._offers = []
+        offers: list[Callable[[], None]] = root._offers
+        return offers
 
     def _decide_open_locked(
         self, trace_id: int, root: Any, verdict: Verdict

@@ -7,7 +7,7 @@ under a lock, and ending it builds a second, read-only span for the processors. 
 span, a parent for child spans, ids for log lines and outbound headers, attributes and events
 set by the application), but it keeps what it is given as given and talks to the tail sampler
 directly. Its attributes are validated the way the SDK does only when its trace is kept
-(:meth:`ServerSpan.settled`).
+(:meth:`ServerSpan.settled_attributes`).
 
 It is used only where nothing else could tell the difference: obskit's own SDK tracer whose sole
 processor is the tail sampler. When the application added a processor of its own, or sampling
@@ -28,7 +28,6 @@ from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, Tracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 
@@ -48,7 +47,7 @@ class ServerSpan(trace_api.Span, ReadableSpan):
     """A SERVER span whose end goes straight to the tail sampler.
 
     It has the fields of the SDK's ``ReadableSpan`` (the sampler's rules and a user's ``keep_if``
-    read them as on any span), with attributes in a plain dict until :meth:`settled`.
+    read them as on any span), with attributes in a plain dict until :meth:`settled_attributes`.
     """
 
     # What no span changes until it does: class defaults spare each request the stores.
@@ -183,29 +182,17 @@ class ServerSpan(trace_api.Span, ReadableSpan):
 
     # --- for export ------------------------------------------------------------------------
 
-    def settled(self) -> ReadableSpan:
-        """The span as the SDK would have ended it: attributes validated and bounded."""
+    def settled_attributes(self) -> BoundedAttributes:
+        """The attributes as the SDK would have kept them: validated and bounded by the limits.
+
+        (Events and links were bounded as they were added.)
+        """
         limits = self._origin.limits
-        attributes = BoundedAttributes(
+        return BoundedAttributes(
             limits.max_span_attributes,
             self._attributes,
             immutable=True,
             max_value_len=limits.max_span_attribute_length,
-        )
-        return ReadableSpan(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=self._resource,
-            attributes=attributes,
-            events=BoundedList.from_seq(limits.max_events, self._events),
-            links=self._links,
-            kind=self._kind,
-            instrumentation_info=self._instrumentation_info,
-            status=self._status,
-            start_time=self._start_time,
-            end_time=self._end_time,
-            instrumentation_scope=self._instrumentation_scope,
         )
 
 

@@ -299,14 +299,6 @@ class TailSampler(RequestRoots, SpanProcessor):
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
 
-    def _root_verdict(self, trace_id: int, state: Any, root: ReadableSpan) -> Verdict:
-        if self._routes is None and not getattr(state, "_dict", state):
-            # The common root: no upstream sampling, no per-route latency.
-            if trace_id & MASK56 >= self._baseline_threshold:
-                return self._root_keep
-            return self._root_drop
-        return self._verdicts.root_end(trace_id, state, root)
-
     # --- decisions (under the lock) ------------------------------------------------------
 
     def _forced(self, trace_id: int, entry: PendingTrace, trigger: str, now: int) -> Verdict:
@@ -406,19 +398,12 @@ class TailSampler(RequestRoots, SpanProcessor):
         """Exemplar gate: call ``apply`` when the trace is kept (now, or at its decision)."""
         with self._lock:
             entry = self._pending.get(trace_id)
-            if entry is None:
-                root = self._open.get(trace_id)
-                if root is not None:  # a running request with no buffer: wait on its span
-                    if root._offers is None:
-                        root._offers = []
-                    entry = root  # the same bounded list, under another name
-                    waiting = root._offers
-                else:
-                    waiting = None
-            else:
+            if entry is not None:
                 if entry.exemplars is None:
                     entry.exemplars = []
-                waiting = entry.exemplars
+                waiting: list[Callable[[], None]] | None = entry.exemplars
+            else:
+                waiting = self._root_offers_locked(trace_id)
             if waiting is not None:
                 if len(waiting) < MAX_EXEMPLARS_PER_TRACE:
                     waiting.append(apply)

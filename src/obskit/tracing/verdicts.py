@@ -120,12 +120,10 @@ def annotate(span: ReadableSpan, verdict: Verdict, late: bool = False) -> Readab
     """A copy of ``span`` carrying the decision: rule, trigger, adjusted count and ``ot=th``.
 
     ``ReadableSpan`` is frozen once ended, so the copy is a new one sharing the immutable parts.
-    A request's lightweight SERVER span is validated here, now that it is kept.
+    A request's lightweight SERVER span has its attributes validated here, now that it is kept.
     """
-    settle = getattr(span, "settled", None)
-    if settle is not None:
-        span = settle()
-    attributes: dict[str, Any] = dict(span._attributes or {})
+    settled = getattr(span, "settled_attributes", None)
+    attributes: dict[str, Any] = dict(settled() if settled is not None else span._attributes or {})
     attributes[RULE] = verdict.rule
     attributes[TRIGGER] = verdict.trigger
     attributes[ADJUSTED_COUNT] = verdict.adjusted
