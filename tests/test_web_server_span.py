@@ -589,5 +589,6 @@ def test_span_context_is_the_one_the_public_constructor_builds() -> None:
         )
         span.end()
     assert public == made
-    assert made.is_valid and not made.is_remote
+    assert made.is_valid
+    assert not made.is_remote
     assert public.trace_state == made.trace_state
