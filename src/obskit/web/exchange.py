@@ -240,6 +240,11 @@ class Exchange:
                     error,
                     self.fields,
                 )
+            if span is not None:
+                # Ended before RED: the trace is decided by then (unless other spans of it still
+                # run), so RED's exemplar is applied or discarded at once, not held on the span.
+                ending, span = span, None
+                ending.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
             metrics = plan.metrics
             if metrics is not None and stream != "websocket":
                 metrics.request_finished(
@@ -265,7 +270,7 @@ class Exchange:
         except Exception as exc:
             _guard.report("web.finish", exc)
         finally:
-            if span is not None:
+            if span is not None:  # (not ended above: something failed before)
                 # The span ends when the last byte left, not when background work finished.
                 span.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
             self.leave()
