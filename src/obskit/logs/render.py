@@ -8,6 +8,7 @@ one ``write`` call, so lines from different threads never interleave.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -99,6 +100,9 @@ class LineSink:
             buffer = getattr(stream, "buffer", None)
         except ValueError:  # a detached text stream: written (and failing) the slow way
             buffer = None
+        binary: Any = stream  # (typed IO[...], which a BufferedIOBase is not to mypy)
+        if buffer is None and isinstance(binary, io.BufferedIOBase):
+            buffer = binary  # a binary stream (a file, BytesIO) takes bytes as a buffer does
         self._buffer: IO[bytes] | None = buffer
 
     def write(self, line: bytes | str) -> None:
