@@ -47,7 +47,7 @@ _LEVEL_NAMES: Final = {
 
 _Span = otel_trace.Span
 _time_ns = time.time_ns
-_context_fields = context.fields
+_context_fields = context.current_fields
 _CONTAINERS: Final = (dict, list, tuple)
 _EMPTY: Final[Mapping[str, Any]] = {}
 # Types already found to be OpenTelemetry spans (bounded: a process has a handful).

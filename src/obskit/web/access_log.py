@@ -35,7 +35,7 @@ _MAX_QUERY: Final = 2048
 _MAX_LABELS: Final = 1024
 # The keys of the context the middleware binds; their values are checked ids (see write()).
 _ID_KEYS: Final = frozenset({context.CORRELATION_ID, context.TENANT_ID})
-_context_fields = context.fields
+_context_fields = context.current_fields
 _now = format_timestamp.now
 _INFO: Final = 20
 _EVENT: Final = "http.request"
