@@ -25,6 +25,7 @@ from obskit import context
 from obskit.logs.redaction import Redactor
 
 __all__ = [
+    "STRUCTLOG_VARS",
     "Enricher",
     "current_trace_id",
     "exception_fields",
@@ -46,12 +47,30 @@ _LEVEL_NAMES: Final = {
 
 _Span = otel_trace.Span
 _time_ns = time.time_ns
-_context_fields = context.fields
+_context_fields = context.current_fields
 _CONTAINERS: Final = (dict, list, tuple)
 _EMPTY: Final[Mapping[str, Any]] = {}
 # Types already found to be OpenTelemetry spans (bounded: a process has a handful).
 _span_types: set[type] = set()
 _MAX_SPAN_TYPES: Final = 64
+_NO_IDS: Final[tuple[object, str, str]] = (None, "", "")
+_SpanContext = otel_trace.SpanContext
+
+
+def _span_context_is_tuple() -> bool:
+    # OpenTelemetry's SpanContext is a tuple (trace_id, span_id, is_remote, flags, state,
+    # is_valid) read through properties; the layout is checked once, not assumed.
+    probe = _SpanContext(0xABC, 0xDEF, False)
+    invalid = _SpanContext(0, 0, False)
+    return isinstance(probe, tuple) and (probe[0], probe[1], probe[5], invalid[5]) == (
+        probe.trace_id,
+        probe.span_id,
+        True,
+        False,
+    )
+
+
+_SPAN_CONTEXT_IS_TUPLE: Final = _span_context_is_tuple()
 
 
 def _otel_context_getter() -> Callable[[], Mapping[str, object]]:
@@ -73,6 +92,9 @@ _current_otel_context = _otel_context_getter()
 _structlog_vars: dict[str, Any] | None = getattr(structlog_contextvars, "_CONTEXT_VARS", None)
 _get_structlog_vars = structlog_contextvars.get_contextvars
 _STRUCTLOG_PREFIX: Final[str | None] = getattr(structlog_contextvars, "STRUCTLOG_KEY_PREFIX", None)
+#: structlog's registry of its context variables (None if this structlog has none): while it is
+#: an empty dict no line has structlog fields to read.
+STRUCTLOG_VARS: Final = _structlog_vars
 
 
 # Three-digit groups, looked up rather than formatted: the microseconds are two of them.
@@ -82,10 +104,11 @@ _DIGITS: Final = tuple(f"{n:03d}" for n in range(1000))
 class _TimestampFormatter:
     """UTC ISO-8601 with microseconds; the date-time prefix is formatted once per second."""
 
-    __slots__ = ("_cached",)
+    __slots__ = ("_cached", "_now_cached")
 
     def __init__(self) -> None:
         self._cached = (-1, "")
+        self._now_cached = (-(10**18), "")  # (the second's first nanosecond, "date-time.")
 
     def __call__(self, now: float) -> str:
         second = int(now)
@@ -100,13 +123,17 @@ class _TimestampFormatter:
     def now(self) -> str:
         """The current time (from integer nanoseconds: no float to split)."""
         ns = _time_ns()
-        second = ns // 1_000_000_000
-        cached = self._cached
-        if cached[0] != second:
-            prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-            cached = self._cached = (second, prefix)
-        micros = ns % 1_000_000_000 // 1000
-        return f"{cached[1]}.{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}Z"
+        # Nanoseconds since the cached second: a small int, cheap to divide (one big-int
+        # subtraction instead of three big-int divisions). One tuple read, as above.
+        cached = self._now_cached
+        fraction = ns - cached[0]
+        if fraction >= 1_000_000_000 or fraction < 0:
+            second = ns // 1_000_000_000
+            prefix = datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+            cached = self._now_cached = (second * 1_000_000_000, prefix)
+            fraction = ns - cached[0]
+        micros = fraction // 1000
+        return f"{cached[1]}{_DIGITS[micros // 1000]}{_DIGITS[micros % 1000]}Z"
 
 
 format_timestamp = _TimestampFormatter()
@@ -172,13 +199,11 @@ class Enricher:
         redactor = self.redactor
         theirs: Mapping[str, Any] = _EMPTY
         if _structlog_vars is None or _structlog_vars:
-            theirs = _structlog_context()
-            if theirs and redactor is not None:
-                theirs = redactor.clean_mapping(theirs)
+            theirs = self.structlog_fields()
         bound = _context_fields()
         if bound and redactor is not None and not context_clean:
             cached = self._bound
-            bound = cached[1] if cached[0] is bound and cached[2] else self._clean_bound(bound)
+            bound = cached[1] if cached[0] is bound and cached[2] else self.clean_bound(bound)
         line: dict[str, Any] = {
             "timestamp": format_timestamp.now() if created is None else format_timestamp(created),
             "level": _LEVEL_NAMES.get(method_name, method_name),
@@ -189,27 +214,55 @@ class Enricher:
             **bound,
             **fields,
         }
-        span: Any = _current_otel_context().get(_SPAN_KEY)
-        if span is not None and (type(span) in _span_types or _is_span(span)):
-            span_context = span.get_span_context()
-            ids = self._ids
-            if ids[0] is not span_context:
-                if span_context.is_valid:
-                    # Valid ids fit 128 and 64 bits; to_bytes().hex() is twice as fast as format().
-                    ids = (
-                        span_context,
-                        span_context.trace_id.to_bytes(16, "big").hex(),
-                        span_context.span_id.to_bytes(8, "big").hex(),
-                    )
-                else:
-                    ids = (span_context, "", "")
-                self._ids = ids
-            if ids[1]:
-                line["trace_id"] = ids[1]
-                line["span_id"] = ids[2]
+        ids = self.span_ids()
+        if ids[1]:
+            line["trace_id"] = ids[1]
+            line["span_id"] = ids[2]
         return line
 
-    def _clean_bound(self, bound: Mapping[str, Any]) -> Mapping[str, Any]:
+    @property
+    def service(self) -> Mapping[str, str]:
+        """The service fields every line carries (after the timestamp, level, logger, event)."""
+        return self._service
+
+    def structlog_fields(self) -> Mapping[str, Any]:
+        """structlog's context variables as a line carries them (redacted); callers skip this
+        call while :data:`STRUCTLOG_VARS` is an empty registry (none was ever bound)."""
+        theirs = _structlog_context()
+        if theirs and self.redactor is not None:
+            return self.redactor.clean_mapping(theirs)
+        return theirs
+
+    def span_ids(self) -> tuple[object, str, str]:
+        """(span context, trace id hex, span id hex) of the active span; the ids are "" outside
+        a valid span."""
+        span: Any = _current_otel_context().get(_SPAN_KEY)
+        if span is None or not (type(span) in _span_types or _is_span(span)):
+            return _NO_IDS
+        span_context = span.get_span_context()
+        ids = self._ids
+        if ids[0] is not span_context:
+            if type(span_context) is _SpanContext and _SPAN_CONTEXT_IS_TUPLE:
+                # Its fields by index: each property is a Python call (and a fresh span's
+                # ids are read on every line of a request that logs once).
+                trace_id, span_id, valid = span_context[0], span_context[1], span_context[5]
+            else:
+                trace_id, span_id = span_context.trace_id, span_context.span_id
+                valid = span_context.is_valid
+            if valid:
+                # Valid ids fit 128 and 64 bits; to_bytes().hex() is twice as fast as format().
+                ids = (
+                    span_context,
+                    trace_id.to_bytes(16, "big").hex(),
+                    span_id.to_bytes(8, "big").hex(),
+                )
+            else:
+                ids = (span_context, "", "")
+            self._ids = ids
+        return ids
+
+    def clean_bound(self, bound: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The bound context ``bound`` redacted (its last clean form reused when it may be)."""
         redactor = self.redactor
         if redactor is None:
             return bound
@@ -218,6 +271,8 @@ class Enricher:
             clean = redactor.clean_mapping(bound)
             self._bound = (bound, clean, None)
             return clean
+        if cached[2]:
+            return cached[1]
         if cached[2] is None:
             # Seen twice: its clean form may be reused unless a value is a container (which
             # could change in place). Checked now, not on first sight, because most contexts

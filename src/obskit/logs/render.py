@@ -8,6 +8,7 @@ one ``write`` call, so lines from different threads never interleave.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -45,18 +46,20 @@ def _make_renderers() -> tuple[Renderer, Callable[[dict[str, Any]], bytes]]:
     newline = orjson.OPT_APPEND_NEWLINE
     encode_error = orjson.JSONEncodeError
 
+    # default and option are passed by position: orjson parses keywords slowly (keywords
+    # doubled the cost of rendering an access line).
     def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
         try:
-            return dumps(event_dict, default=repr)
+            return dumps(event_dict, repr)
         except encode_error:
             try:
-                return dumps(event_dict, default=repr, option=keys_option)
+                return dumps(event_dict, repr, keys_option)
             except encode_error:
                 return _stdlib_dumps(event_dict)
 
     def line(event_dict: dict[str, Any]) -> bytes:
         try:
-            return dumps(event_dict, default=repr, option=newline)
+            return dumps(event_dict, repr, newline)
         except encode_error:
             return render(None, "", event_dict) + b"\n"
 
@@ -99,6 +102,9 @@ class LineSink:
             buffer = getattr(stream, "buffer", None)
         except ValueError:  # a detached text stream: written (and failing) the slow way
             buffer = None
+        binary: Any = stream  # (typed IO[...], which a BufferedIOBase is not to mypy)
+        if buffer is None and isinstance(binary, io.BufferedIOBase):
+            buffer = binary  # a binary stream (a file, BytesIO) takes bytes as a buffer does
         self._buffer: IO[bytes] | None = buffer
 
     def write(self, line: bytes | str) -> None:

@@ -3,14 +3,13 @@
 When obskit owns structlog and renders JSON with no extra processor, its chain is fixed (gate,
 :class:`~obskit.logs.processors.Enricher`, render, hand to the holder or the sink). The
 :class:`LineWriter` does those steps without walking the processor list, and its
-:meth:`LineWriter.emit_trusted` lets a caller that builds its own flat, already clean fields (the
-access line) skip redacting them again. A line written here is byte for byte the line the chain
-writes; ``tests/test_logs_writer.py`` compares the two.
+:meth:`LineWriter.write_line` finishes a line that a caller built itself under the writer's
+enricher (the access line, whose flat fields need no second redaction). A line written here is
+byte for byte the line the chain writes; ``tests/test_logs_writer.py`` compares the two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from obskit.logs.processors import Enricher
@@ -54,12 +53,13 @@ class LineWriter:
     """Writes lines exactly as obskit's JSON chain does, in one call.
 
     ``enricher`` is None while the chain is not the fixed one (console output, an extra
-    processor, structlog left to the application): callers then use the chain.
+    processor, structlog left to the application): callers then use the chain. ``gate`` and
+    ``sink`` are the chain's own (shared, changed in place by ``configure()``).
     """
 
     def __init__(self, gate: Gate, sink: LineSink) -> None:
-        self._gate = gate
-        self._sink = sink
+        self.gate = gate
+        self.sink = sink
         self.enricher: Enricher | None = None
 
     def emit(self, method: str, event_dict: dict[str, Any]) -> None:
@@ -68,13 +68,13 @@ class LineWriter:
         if enricher is None:
             raise RuntimeError("LineWriter.emit without a configured chain")
         level = METHOD_LEVEL.get(method, 20)
-        gate = self._gate
+        gate = self.gate
         if level < gate.emit:
             holder = gate.holder
             if holder is None or not holder.active():
                 return
         line = enricher(None, method, event_dict)
-        sink = self._sink
+        sink = self.sink
         if sink.taps:
             sink.tap(line)
         if level < gate.emit:
@@ -82,36 +82,18 @@ class LineWriter:
         else:
             sink.write_terminated(json_line(line))
 
-    def emit_trusted(
-        self,
-        enricher: Enricher,
-        method: str,
-        logger_name: str,
-        event: str,
-        fields: Mapping[str, Any],
-        context_clean: bool = False,
-    ) -> None:
-        """Write a line whose ``fields`` (and, if ``context_clean``, the bound context) the
-        caller vouches for (see :meth:`Enricher.line`) under ``enricher``: the writer's
-        :attr:`enricher` the caller checked them against (a reconfiguration may replace it)."""
-        level = METHOD_LEVEL.get(method, 20)
-        gate = self._gate
-        if level < gate.emit:
-            if level < gate.lowest:
-                return
-            holder = gate.holder
-            if holder is None or not holder.active():
-                return
-        line = enricher.line(method, logger_name, event, fields, None, context_clean)
-        sink = self._sink
+    def write_line(self, level: int, line: dict[str, Any]) -> None:
+        """Hand a finished ``line`` (made under :attr:`enricher`, for a ``level`` the caller let
+        through the gate as :meth:`emit` does) to the taps, then write it or hold it."""
+        sink = self.sink
         if sink.taps:
             sink.tap(line)
-        if level < gate.emit:
+        if level < self.gate.emit:
             self._hold(line)
         else:
             sink.write_terminated(json_line(line))
 
     def _hold(self, line: dict[str, Any]) -> None:
-        holder = self._gate.holder
+        holder = self.gate.holder
         if holder is not None:
             holder.hold(json_renderer(None, "", line), line)

@@ -27,6 +27,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from threading import Lock
 from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
@@ -42,7 +43,9 @@ __all__ = [
     "Family",
     "GaugeChild",
     "HistogramChild",
+    "PairObserver",
     "Store",
+    "observe_pair",
 ]
 
 OVERFLOW = "__other__"
@@ -147,12 +150,14 @@ class _Gauge:
 class _Histogram:
     __slots__ = ("_bounds", "_lock", "bucket_labels", "counts", "exemplars", "labels", "sum")
 
-    def __init__(self, labels: dict[str, str], bounds: tuple[float, ...]) -> None:
+    def __init__(
+        self, labels: dict[str, str], bounds: tuple[float, ...], lock: Lock | None = None
+    ) -> None:
         self.labels = labels
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
-        self._lock = threading.Lock()
+        self._lock = lock if lock is not None else threading.Lock()
         self.exemplars: dict[int, Exemplar] = {}
         les = [_le(b) for b in bounds] + ["+Inf"]
         self.bucket_labels = [{**labels, "le": le} for le in les]
@@ -176,6 +181,59 @@ class _Histogram:
     def snapshot(self) -> tuple[list[int], float]:
         with self._lock:
             return self.counts[:], self.sum
+
+
+PairObserver = Callable[[float, float | None], None]
+
+
+def observe_pair(first: HistogramChild, second: HistogramChild) -> PairObserver:
+    """One call that observes a value in ``first`` and, unless it is None, one in ``second``.
+
+    Two single-process children that share their lock and bounds (families created with the same
+    ``lock``) are updated under one acquisition, each bucket found by one bisection; any other
+    pair is observed child by child.
+    """
+    if (
+        type(first) is _Histogram
+        and type(second) is _Histogram
+        and first._lock is second._lock
+        and first._bounds == second._bounds
+    ):
+        return _locked_pair(first, second)
+    first_observe, second_observe = first.observe, second.observe
+
+    def observe(value: float, other: float | None) -> None:
+        first_observe(value)
+        if other is not None:
+            second_observe(other)
+
+    return observe
+
+
+def _locked_pair(first: _Histogram, second: _Histogram) -> PairObserver:
+    lock, bounds, counts, other_counts = first._lock, first._bounds, first.counts, second.counts
+
+    def observe(value: float, other: float | None) -> None:
+        index = bisect_left(bounds, value)
+        if other is None:
+            lock.acquire()
+            try:
+                counts[index] += 1
+                first.sum += value
+            finally:
+                lock.release()
+            return
+        other_index = bisect_left(bounds, other)
+        lock.acquire()
+        try:
+            counts[index] += 1
+            first.sum += value
+            other_counts[other_index] += 1
+            second.sum += other
+        finally:
+            lock.release()
+
+    return observe
 
 
 # --- families ----------------------------------------------------------------------------------
@@ -355,8 +413,13 @@ class Store(Collector):
         *,
         count_name: str | None = None,
         count_documentation: str = "",
+        lock: Lock | None = None,
     ) -> Family[Any]:
-        """A histogram family; ``count_name`` also exposes the count as a counter family."""
+        """A histogram family; ``count_name`` also exposes the count as a counter family.
+
+        ``lock``: one lock for all its (single-process) children, which families observed
+        together share so that :func:`observe_pair` takes it once.
+        """
         names = tuple(labelnames)
         bounds = tuple(float(b) for b in buckets if b != float("inf"))
         if list(bounds) != sorted(set(bounds)):
@@ -365,7 +428,7 @@ class Store(Collector):
         def make(values: tuple[str, ...], extra: Extra) -> Any:
             keys, vals = _join(names, values, extra)
             if self._values is None:
-                return _Histogram(dict(zip(keys, vals, strict=True)), bounds)
+                return _Histogram(dict(zip(keys, vals, strict=True)), bounds, lock)
             les = [_le(b) for b in bounds] + ["+Inf"]
             new = self._values
             bucket_values = [

@@ -21,7 +21,7 @@ from typing import Any
 
 from obskit import _exemplars, _guard
 from obskit import _runtime as _rt
-from obskit.metrics._store import SEMCONV_DURATION_BUCKETS, Store
+from obskit.metrics._store import SEMCONV_DURATION_BUCKETS, Store, observe_pair
 from obskit.metrics.cardinality import CardinalityGuard
 
 __all__ = ["KNOWN_METHODS", "HttpServerMetrics", "server_metrics"]
@@ -52,11 +52,15 @@ class HttpServerMetrics:
     def __init__(
         self, store: Store, tenant_guard: CardinalityGuard | None, *, exemplars: bool = True
     ) -> None:
+        # A request's duration and time to first byte are recorded together: their children
+        # share one lock, taken once per request (observe_pair).
+        lock = threading.Lock()
         self._duration_family = store.histogram(
             DURATION,
             "Duration of HTTP server requests (OpenTelemetry http.server.request.duration).",
             DURATION_LABELS,
             SEMCONV_DURATION_BUCKETS,
+            lock=lock,
         )
         self._active_family = store.gauge(
             ACTIVE,
@@ -68,11 +72,12 @@ class HttpServerMetrics:
             "Time from the start of an HTTP server request to its first response byte.",
             ("http_request_method", "http_route"),
             SEMCONV_DURATION_BUCKETS,
+            lock=lock,
         )
         self._guard = tenant_guard
         self._exemplars = exemplars
-        # A finished request's label tuple -> (in-flight leave, duration child, ttfb child): one
-        # lookup finds all three.
+        # A finished request's label tuple -> (in-flight leave, record duration and time to first
+        # byte, the duration's exemplar): one lookup finds all three.
         self._series: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         self._active: dict[str, Any] = {}
         self._methods: dict[str, str] = {m: m for m in KNOWN_METHODS}
@@ -106,7 +111,6 @@ class HttpServerMetrics:
         status: int,
         error_type: str,
         duration_s: float,
-        *,
         tenant: str | None = None,
         trace_id: int | None = None,
         ttfb_s: float | None = None,
@@ -123,13 +127,11 @@ class HttpServerMetrics:
             series = self._series.get(key)
             if series is None:
                 series = self._new_series(key)
-            leave, child, ttfb = series
+            leave, record, exemplar = series
             leave()
-            child.observe(duration_s)
+            record(duration_s, ttfb_s)
             if trace_id is not None and self._exemplars:
-                _exemplars.gate.offer(trace_id, partial(child.exemplar, duration_s, trace_id))
-            if ttfb_s is not None:
-                ttfb.observe(ttfb_s)
+                _exemplars.gate.offer(trace_id, partial(exemplar, duration_s, trace_id))
         except Exception as exc:
             _guard.report("metrics.http", exc)
 
@@ -147,10 +149,11 @@ class HttpServerMetrics:
         active = self._active.get(method)
         if active is None:
             active = self._active_child(method)
+        duration = self._duration_family.labels(method, route, str(status), error_type, tenant)
         series = (
             active.leave,
-            self._duration_family.labels(method, route, str(status), error_type, tenant),
-            self._ttfb_family.labels(method, route),
+            observe_pair(duration, self._ttfb_family.labels(method, route)),
+            duration.exemplar,
         )
         with self._lock:
             if len(self._series) < _CACHE_CAP:

@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl, urlencode
 from obskit import _guard, context
 from obskit.logs import REDACTED, Redactor, get_logger
 from obskit.logs import setup as log_setup
-from obskit.logs.processors import Enricher
+from obskit.logs.processors import STRUCTLOG_VARS as _STRUCTLOG_VARS
+from obskit.logs.processors import Enricher, format_timestamp
+from obskit.logs.render import json_line
 
 __all__ = [
     "LOGGER_NAME",
@@ -33,7 +35,11 @@ _MAX_QUERY: Final = 2048
 _MAX_LABELS: Final = 1024
 # The keys of the context the middleware binds; their values are checked ids (see write()).
 _ID_KEYS: Final = frozenset({context.CORRELATION_ID, context.TENANT_ID})
-_context_fields = context.fields
+_context_fields = context.current_fields
+_now = format_timestamp.now
+_INFO: Final = 20
+_EVENT: Final = "http.request"
+_EMPTY: Final[Mapping[str, Any]] = {}
 
 
 class QueryRedactor:
@@ -77,10 +83,11 @@ _KEYS: Final = (
 class AccessLog:
     """Writes the access line of a finished request.
 
-    While obskit's fixed JSON chain is configured, the line goes straight to its
-    :class:`~obskit.logs.writer.LineWriter`: the fields are built here, flat, so only their text
-    values need redacting (keys were checked once per configuration); otherwise, and for a
-    request that raised, it goes through the logger like any other line. Both write the same line.
+    While obskit's fixed JSON chain is configured, the line is built here, whole, in the
+    order and with the values the chain's :class:`~obskit.logs.processors.Enricher` gives it:
+    its fields are flat, so only their text values need redacting (keys were checked once per
+    configuration). Otherwise, and for a request that raised, it goes through the logger like any
+    other line. Both write the same bytes (``tests/test_logs_writer.py``).
     """
 
     def __init__(self) -> None:
@@ -114,40 +121,89 @@ class AccessLog:
         not redacted again.
         """
         writer = self._writer
-        plan: _FastPlan | None = None
-        context_clean = False
         if writer is not None and error is None:
+            plan = self._plan
             enricher = writer.enricher
-            if enricher is not None:
-                plan = self._plan
-                if plan.enricher is not enricher:
-                    plan = self._plan = _FastPlan(enricher)
-                if not plan.fast:
-                    plan = None
-                else:
-                    context_clean = (
-                        request_fields is not None
-                        and plan.ids_plain
-                        and _context_fields() is request_fields
-                        and request_fields.keys() <= _ID_KEYS
-                    )
+            if plan.enricher is not enricher:
+                plan = self._plan = _FastPlan(enricher)
+            if enricher is not None and plan.fast:
+                try:
+                    # The gate, as LineWriter.emit applies it to an info line.
+                    gate = writer.gate
+                    if gate.emit > _INFO:
+                        if gate.lowest > _INFO:
+                            return
+                        holder = gate.holder
+                        if holder is None or not holder.active():
+                            return
                     redactor = plan.redactor
                     if redactor is not None:
-                        # All the chain would redact in these flat fields with non-secret keys.
+                        # All the chain would redact in these flat fields with non-secret keys
+                        # (clean_text returns at once for text without whitespace).
                         labels = plan.labels
                         method = labels.get(method) or plan.label(method)
                         route = labels.get(route) or plan.label(route)
-                        path = redactor.clean_text(path)
-                        if client:
+                        if " " in path or not path.isprintable():
+                            path = redactor.clean_text(path)
+                        if client and (" " in client or not client.isprintable()):
                             client = redactor.clean_text(client)
                         if error_type:
                             error_type = redactor.clean_text(error_type)
+                    theirs: Mapping[str, Any] = _EMPTY
+                    if _STRUCTLOG_VARS is None or _STRUCTLOG_VARS:
+                        theirs = enricher.structlog_fields()
+                    bound = _context_fields()
+                    if (
+                        bound
+                        and redactor is not None
+                        and not (
+                            bound is request_fields
+                            and plan.ids_plain
+                            and request_fields.keys() <= _ID_KEYS
+                        )
+                    ):
+                        bound = enricher.clean_bound(bound)
+                    # Enricher.line's dict, in its order: each later source wins a key, which
+                    # keeps its first position (as a store into the dict does).
+                    line: dict[str, Any] = {
+                        "timestamp": _now(),
+                        "level": "info",
+                        "logger": LOGGER_NAME,
+                        "event": _EVENT,
+                        **plan.service,
+                        **theirs,
+                        **bound,
+                    }
+                    line["method"] = method
+                    line["route"] = route
+                    line["path"] = path
+                    line["status"] = status
+                    line["duration_ms"] = int(duration_s * 1e6) / 1000.0  # microsecond precision
+                    line["bytes"] = body_bytes
+                    if ttfb_s is not None:
+                        line["ttfb_ms"] = int(ttfb_s * 1e6) / 1000.0
+                    if client:
+                        line["client"] = client
+                    if error_type:
+                        line["error_type"] = error_type
+                    ids = enricher.span_ids()
+                    if ids[1]:
+                        line["trace_id"] = ids[1]
+                        line["span_id"] = ids[2]
+                    sink = writer.sink
+                    if sink.taps or gate.emit > _INFO:
+                        writer.write_line(_INFO, line)
+                    else:
+                        sink.write_terminated(json_line(line))
+                except Exception as exc:
+                    _guard.report("logs.chain", exc)
+                return
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
             "path": path,
             "status": status,
-            "duration_ms": int(duration_s * 1e6) / 1000.0,  # microsecond precision
+            "duration_ms": int(duration_s * 1e6) / 1000.0,
             "bytes": body_bytes,
         }
         if ttfb_s is not None:
@@ -156,18 +212,10 @@ class AccessLog:
             fields["client"] = client
         if error_type:
             fields["error_type"] = error_type
-        if plan is not None:
-            try:
-                writer.emit_trusted(  # type: ignore[union-attr]
-                    plan.enricher, "info", LOGGER_NAME, "http.request", fields, context_clean
-                )
-            except Exception as exc:
-                _guard.report("logs.chain", exc)
-            return
         if error is not None:
-            self._error("http.request", exc_info=error, **fields)
+            self._error(_EVENT, exc_info=error, **fields)
             return
-        self._info("http.request", **fields)
+        self._info(_EVENT, **fields)
 
 
 class _FastPlan:
@@ -176,11 +224,12 @@ class _FastPlan:
     Swapped whole when the configuration changes, so a line never mixes two configurations.
     """
 
-    __slots__ = ("enricher", "fast", "ids_plain", "labels", "redactor")
+    __slots__ = ("enricher", "fast", "ids_plain", "labels", "redactor", "service")
 
     def __init__(self, enricher: Enricher | None) -> None:
-        self.enricher: Any = enricher
+        self.enricher = enricher
         redactor = self.redactor = enricher.redactor if enricher is not None else None
+        self.service: Mapping[str, str] = enricher.service if enricher is not None else _EMPTY
         # The fast path is the chain only if none of the line's keys is secret (such a value
         # would be replaced whole); the request's id context only if its keys are not.
         plain = redactor.is_secret_key if redactor is not None else None

@@ -247,15 +247,15 @@ class Exchange:
                 ending.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
             metrics = plan.metrics
             if metrics is not None and stream != "websocket":
-                metrics.request_finished(
+                metrics.request_finished(  # positional: cheaper than keywords, per request
                     self.method_label,
                     route,
                     status,
                     error_type,
                     ttfb if (stream is not None and ttfb is not None) else duration,
-                    tenant=self.tenant_id,
-                    trace_id=trace_id,
-                    ttfb_s=ttfb,
+                    self.tenant_id,
+                    trace_id,
+                    ttfb,
                 )
             streams = plan.streams
             if stream is not None and stream_route is not None and streams is not None:
