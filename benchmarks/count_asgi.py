@@ -1,8 +1,11 @@
-"""Server instructions per request under real uvicorn, counted by valgrind: bare against obskit.
+"""Instructions per request, counted by valgrind: obskit against the bare app and the peers.
 
-Usage: ``.venv/bin/python benchmarks/count_asgi.py [--parts]`` (about 1 minute; 3 with
-``--parts``). Needs ``valgrind`` (Debian package ``valgrind``); it is a measuring tool of this
-benchmark only, not a dependency of obskit or of its tests.
+Usage: ``.venv/bin/python benchmarks/count_asgi.py [--parts] [--in-process]`` (about 1 minute;
+3 with ``--parts``; ``--in-process`` adds 2). Needs ``valgrind`` (Debian package ``valgrind``); it
+is a measuring tool of this benchmark only, not a dependency of obskit or of its tests.
+
+``--in-process`` also counts ``bench_asgi.py`` part 1: the same FastAPI app called through ASGI
+in process, bare, with obskit, and with each peer stack, each variant in its own processes.
 
 ``bench_asgi.py`` part 2 measures requests per second and the server's CPU time, and on a
 shared machine both move by ±20% from run to run. The number of instructions the server executes
@@ -129,19 +132,75 @@ def per_request(factory: str, settings: str) -> float:
         return (many.result() - few.result()) / (MANY - FEW)
 
 
+# In-process variants (bench_asgi.py part 1): name -> the code that builds ``app``.
+IN_PROCESS = {
+    "bare FastAPI": "app = _asgi_apps.fastapi_app()",
+    "peer (b) Logfire instrument_fastapi + tail sampling": "app = bench_asgi._peer_logfire()",
+    "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
+        "app = bench_asgi._peer_otel_stack()"
+    ),
+    "obskit full stack": "app = bench_asgi._obskit_stack(os.devnull)",
+}
+_IN_PROCESS_RUN = """
+import asyncio, os, sys
+import _asgi_apps, bench_asgi
+{build}
+async def run(count):
+    for n in range(count):
+        await app(bench_asgi._scope(n), bench_asgi._receive, bench_asgi._send)
+loop = asyncio.new_event_loop()
+loop.run_until_complete(run({warm_up}))
+loop.run_until_complete(run(int(sys.argv[1])))
+"""
+
+
+def _in_process_instructions(build: str, requests: int) -> int:
+    code = _IN_PROCESS_RUN.format(build=build, warm_up=WARM_UP)
+    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    argv += [sys.executable, "-c", code, str(requests)]
+    env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(argv, cwd=HERE, env=env, capture_output=True, timeout=900, check=True)
+    found = re.search(rb"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind: {done.stderr[-500:]!r}")
+    return int(found.group(1).replace(b",", b""))
+
+
+def in_process_per_request(build: str) -> float:
+    """Steady instructions per in-process request of the app ``build`` makes."""
+    with ThreadPoolExecutor(2) as pool:
+        few = pool.submit(_in_process_instructions, build, FEW)
+        many = pool.submit(_in_process_instructions, build, MANY)
+        return (many.result() - few.result()) / (MANY - FEW)
+
+
+def _print_table(counts: dict[str, float], bare: float, obskit: float | None = None) -> None:
+    """One row per variant; with ``obskit``, also obskit's added count ÷ the variant's."""
+    head = "| variant | instructions/request | added | bare ÷ this |"
+    print(head if obskit is None else head + " obskit added ÷ added |")
+    print("|---|---:|---:|---:|" + ("" if obskit is None else "---:|"))
+    for name, count in counts.items():
+        added = count - bare
+        row = f"| {name} | {count:,.0f} | {added:+,.0f} | {bare / count:.3f}x |"
+        if obskit is not None:
+            row += f" {(obskit - bare) / added:.3f}x |" if added > 0 else " |"
+        print(row)
+
+
 def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("count_asgi: valgrind is not installed (Debian package valgrind)")
-    variants = {**VARIANTS, **(PARTS if "--parts" in sys.argv[1:] else {})}
-    counts = {
-        name: per_request(factory, settings) for name, (factory, settings) in variants.items()
-    }
-    bare = counts["bare"]
+    args = sys.argv[1:]
+    if "--in-process" in args:
+        # The obskit variant of part 1 keeps its 1% baseline: the peers sample as they would.
+        inner = {name: in_process_per_request(build) for name, build in IN_PROCESS.items()}
+        print("In process (bench_asgi.py part 1), instructions per request (valgrind)\n")
+        _print_table(inner, inner["bare FastAPI"], inner["obskit full stack"])
+        print()
+    variants = {**VARIANTS, **(PARTS if "--parts" in args else {})}
+    counts = {name: per_request(*variant) for name, variant in variants.items()}
     print("uvicorn on loopback, instructions per request (valgrind)\n")
-    print("| server | instructions/request | added | bare ÷ this |")
-    print("|---|---:|---:|---:|")
-    for name, count in counts.items():
-        print(f"| {name} | {count:,.0f} | {count - bare:+,.0f} | {bare / count:.3f}x |")
+    _print_table(counts, counts["bare"])
 
 
 if __name__ == "__main__":
