@@ -159,7 +159,7 @@ class AccessLog:
                         and not (
                             bound is request_fields
                             and plan.ids_plain
-                            and request_fields.keys() <= _ID_KEYS
+                            and _ID_KEYS.issuperset(bound)
                         )
                     ):
                         bound = enricher.clean_bound(bound)
