@@ -19,7 +19,9 @@ of each is kept, so a busy machine slows all of them alike. "Added" is the varia
 Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, obskit, obskit with
 tracing or the access log off, and the middleware alone, alternated) under a bounded keep-alive
 load generator in this process, and compares requests per second and the server's CPU time per
-request.
+request. uvicorn runs with ``--no-access-log --log-level warning`` (the bare server writes no line
+at all), and, in two more rows, with its defaults: the bare server then writes uvicorn's own
+access line, which obskit's replaces.
 """
 
 from __future__ import annotations
@@ -48,14 +50,22 @@ TIME_BUDGET_S = 35.0
 LOAD_SECONDS = 3.0
 LOAD_CONNECTIONS = 32
 LOAD_REPEATS = 3
-# uvicorn servers of part 2: name -> (factory, obskit settings switched off to see their share)
+# uvicorn servers of part 2: name -> (factory, obskit settings switched off to see their share,
+# uvicorn's own defaults: its access log on at log level info; else --no-access-log at warning).
 SERVERS = {
-    "bare": ("bare", ""),
-    "obskit full stack": ("instrumented", ""),
-    "obskit, tracing off": ("instrumented", "tracing=false"),
-    "obskit, access log off": ("instrumented", "access_log=false"),
-    "obskit, middleware only": ("instrumented", "tracing=false,access_log=false,metrics=false"),
+    "bare": ("bare", "", False),
+    "obskit full stack": ("instrumented", "", False),
+    "obskit, tracing off": ("instrumented", "tracing=false", False),
+    "obskit, access log off": ("instrumented", "access_log=false", False),
+    "obskit, middleware only": (
+        "instrumented",
+        "tracing=false,access_log=false,metrics=false",
+        False,
+    ),
+    "bare, uvicorn's defaults (its access log on)": ("bare", "", True),
+    "obskit full stack, uvicorn's defaults": ("instrumented", "", True),
 }
+_BARE_DEFAULTS = "bare, uvicorn's defaults (its access log on)"
 
 
 # --- part 1: in process ---------------------------------------------------------------------
@@ -264,7 +274,9 @@ async def _load(port: int, seconds: float, connections: int) -> tuple[float, int
     return done / (time.monotonic() - t0), done
 
 
-def _serve_and_load(factory: str, sink: str, settings: str = "") -> tuple[float, float]:
+def _serve_and_load(
+    factory: str, sink: str, settings: str = "", uvicorn_defaults: bool = False
+) -> tuple[float, float]:
     """Requests/s under load, and the server's CPU seconds per request."""
     port = _free_port()
     env = {
@@ -274,8 +286,11 @@ def _serve_and_load(factory: str, sink: str, settings: str = "") -> tuple[float,
         "BENCH_OBSKIT": settings,
     }
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"_asgi_apps:{factory}"]
-    argv += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL)
+    argv += ["--port", str(port)]
+    if not uvicorn_defaults:
+        argv += ["--no-access-log", "--log-level", "warning"]
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=quiet, stderr=quiet)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -296,8 +311,8 @@ def _serve_and_load(factory: str, sink: str, settings: str = "") -> tuple[float,
 def throughput(sink: str) -> dict[str, tuple[float, float]]:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
     for _ in range(LOAD_REPEATS):
-        for name, (factory, settings) in SERVERS.items():
-            results[name].append(_serve_and_load(factory, sink, settings))
+        for name, (factory, settings, defaults) in SERVERS.items():
+            results[name].append(_serve_and_load(factory, sink, settings, defaults))
     return {
         name: (statistics.median(r for r, _ in values), statistics.median(c for _, c in values))
         for name, values in results.items()
@@ -324,10 +339,11 @@ def main() -> None:
         )
         # On a shared machine requests/s also measures the neighbours; the server's own CPU time
         # per request does not, and 1 / (CPU per request) is what one worker can serve.
-        bare_rate, bare_cpu = rates["bare"]
+        # Each row is compared with the bare app under the same uvicorn settings.
         print("| server | requests/s | ÷ bare | server CPU µs/request | capacity ÷ bare |")
         print("|---|---:|---:|---:|---:|")
         for name, (rate, cpu) in rates.items():
+            bare_rate, bare_cpu = rates[_BARE_DEFAULTS if SERVERS[name][2] else "bare"]
             print(
                 f"| {name} | {rate:.0f} | {rate / bare_rate:.2f}x | {cpu * 1e6:.0f} "
                 f"| {bare_cpu / cpu:.2f}x |"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 from typing import Any
 
 import httpx
@@ -304,6 +306,28 @@ def test_lifespan_and_unknown_scopes_pass_through_untouched() -> None:
             asyncio.run(middleware(scope, receive, send))
             assert (scope, receive, send) == seen[-1]
             assert seen[-1][0] is scope
+
+
+@pytest.mark.parametrize("obskit_lines", [True, False])
+def test_server_access_logger_is_inert_only_while_obskit_replaces_it(obskit_lines: bool) -> None:
+    """uvicorn's access logger has no handler while obskit writes the access lines (uvicorn asks
+    hasHandlers() before building its line), is bridged otherwise, and is restored at shutdown."""
+    access = logging.getLogger("uvicorn.access")
+    own = logging.StreamHandler(io.StringIO())
+    access.addHandler(own)
+    access.propagate = False
+    try:
+        with obskit.testing.isolated(access_log=obskit_lines) as capture:
+            assert 200 == _get(obskit.ASGIMiddleware(_starlette()), "/items/1").status_code
+            assert (not obskit_lines) == access.hasHandlers()
+            access.info('127.0.0.1 - "GET /items/1 HTTP/1.1" 200')
+            bridged = [line for line in capture.logs if line.get("logger") == "uvicorn.access"]
+            assert (0 if obskit_lines else 1) == len(bridged)
+        assert [own] == access.handlers
+        assert access.propagate is False
+    finally:
+        access.removeHandler(own)
+        access.propagate = True
 
 
 def test_request_body_is_never_read() -> None:

@@ -571,3 +571,24 @@ def test_requests_that_never_end_stay_bounded_and_are_decided() -> None:
         for span in leaked:  # ending them late is harmless: they follow their decisions
             span.end()
         assert (0, 0, 0) == sampler.buffered()
+
+
+def test_span_context_is_the_one_the_public_constructor_builds() -> None:
+    """The request span's context, built without the constructor's checks, equals the
+    constructor's for the same fields (ids, flags, tracestate, validity)."""
+    from opentelemetry.trace import SpanContext
+
+    from obskit.tracing.api import get_tracer
+    from obskit.tracing.server_span import start_server_span
+
+    with obskit.testing.isolated():
+        span = start_server_span(get_tracer(), "GET", None, {})
+        made = span.get_span_context()
+        public = SpanContext(
+            made.trace_id, made.span_id, made.is_remote, made.trace_flags, made.trace_state
+        )
+        span.end()
+    assert public == made
+    assert made.is_valid
+    assert not made.is_remote
+    assert public.trace_state == made.trace_state

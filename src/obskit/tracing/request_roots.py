@@ -122,7 +122,7 @@ class RequestRoots:
                         if offers:  # a child opened a buffer: the offers wait there now
                             entry.exemplars = (entry.exemplars or []) + offers
                             offers = None
-                    elif self._memory.knows(trace_id):
+                    elif span._joined and self._memory.knows(trace_id):
                         # A child's end already decided the trace (an error keeps it at once).
                         prior = self._memory.is_kept(trace_id)
                         if offers:

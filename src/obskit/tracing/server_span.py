@@ -29,7 +29,10 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, Tracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
+
+from obskit import _otel_context
 
 __all__ = ["ServerSpan", "lightweight", "start_server_span"]
 
@@ -40,7 +43,29 @@ _ROOT_FLAGS: Final = TraceFlags(_SAMPLED | _RANDOM)
 _SAMPLED_ONLY: Final = TraceFlags(_SAMPLED)
 _UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
-_get_current_span = trace_api.get_current_span
+_current_span_or_none = _otel_context.current_span_or_none
+_new_tuple = tuple.__new__
+
+
+def _can_build_span_contexts() -> bool:
+    """Whether a SpanContext made as the tuple the API's constructor makes equals one made by
+    that constructor (it validates the ids, which :func:`start_server_span` knows are valid)."""
+    fields = (0x5CE9, 0x7A, False, _SAMPLED_ONLY, DEFAULT_TRACE_STATE, True)
+    try:
+        made: Any = _new_tuple(SpanContext, fields)
+        public = SpanContext(*fields[:5])
+        return bool(
+            tuple(made) == tuple(public)
+            and (made.trace_id, made.span_id, made.is_remote) == fields[:3]
+            and made.trace_flags == public.trace_flags
+            and made.trace_state is public.trace_state
+            and made.is_valid is True
+        )
+    except Exception:
+        return False
+
+
+_BUILD_CONTEXTS: Final = _can_build_span_contexts()
 
 
 class ServerSpan(trace_api.Span, ReadableSpan):
@@ -58,6 +83,8 @@ class ServerSpan(trace_api.Span, ReadableSpan):
     _events: Sequence[Event] = ()
     # Exemplars offered while the span runs with no trace buffer (the tail sampler's, bounded).
     _offers: list[Any] | None = None
+    # Set by the sampler once another span of its trace opened a buffer (see request_roots).
+    _joined = False
 
     def __init__(
         self,
@@ -265,7 +292,10 @@ def start_server_span(
     origin = _origin(tracer)
     if origin is None:
         return tracer.start_span(name, context=parent, kind=_SERVER, attributes=attributes)
-    parent_context: SpanContext | None = _get_current_span(parent).get_span_context()
+    parent_span = _current_span_or_none(parent)
+    parent_context: SpanContext | None = (
+        parent_span.get_span_context() if parent_span is not None else None
+    )
     random_bits = origin.random_bits
     if parent_context is not None and parent_context.is_valid:
         trace_id = parent_context.trace_id
@@ -276,8 +306,24 @@ def start_server_span(
         trace_id = (random_bits(128) or 1) if random_bits else origin.ids.generate_trace_id()
         flags = origin.root_flags
         state = None
-    span_id = (random_bits(64) or 1) if random_bits else origin.ids.generate_span_id()
-    context = SpanContext(trace_id, span_id, False, flags, state)
+    if random_bits and _BUILD_CONTEXTS:
+        # Both ids are valid (a parent's was checked, ours are non-zero and in range): skip the
+        # constructor's checks and build the tuple it builds.
+        span_id = random_bits(64) or 1
+        context: SpanContext = _new_tuple(
+            SpanContext,
+            (
+                trace_id,
+                span_id,
+                False,
+                flags,
+                DEFAULT_TRACE_STATE if state is None else state,
+                True,
+            ),
+        )
+    else:
+        span_id = (random_bits(64) or 1) if random_bits else origin.ids.generate_span_id()
+        context = SpanContext(trace_id, span_id, False, flags, state)
     span = ServerSpan(name, context, parent_context, attributes, origin, time_ns())
     origin.sampler.open_server_span(span)
     return span

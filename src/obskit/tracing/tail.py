@@ -193,12 +193,16 @@ class TailSampler(RequestRoots, SpanProcessor):
                     start = span._start_time or self._clock()
                     entry = PendingTrace(start, context[4])  # [4]: trace_state
                     self._pending[trace_id] = entry
+                    root = self._open.get(trace_id)
+                    if root is not None:
+                        # A request's root runs in this trace (this is its child, or another
+                        # request's root with the same remote parent): from now on its end
+                        # must look for a decision made without it.
+                        root._joined = True
                     if parent is None or parent[2]:  # [2]: is_remote, without the property call
                         entry.root_start = start
-                    else:
-                        root = self._open.get(trace_id)
-                        if root is not None:  # a request's first child: the root runs already
-                            entry.root_start = root._start_time
+                    elif root is not None:  # a request's first child: the root runs already
+                        entry.root_start = root._start_time
                     over = len(self._pending) > self._max_traces
                     starting = self._background and not self._ticker.started
                 else:

@@ -16,7 +16,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from obskit import _guard, _runtime, context
+from obskit import _guard, _otel_context, _runtime, context
 from obskit.logs import Redactor
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
@@ -42,9 +42,9 @@ CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before th
 _perf = time.perf_counter
 _time_ns = time.time_ns
 _ERROR = Status(StatusCode.ERROR)
-_set_span_in_context = trace.set_span_in_context
-_attach = otel_context.attach
-_detach = otel_context.detach
+_enter_span = _otel_context.enter_span
+_enter = _otel_context.enter
+_leave = _otel_context.leave
 _push = context.push
 _pop = context.pop
 
@@ -116,7 +116,6 @@ class Exchange:
         "fields",
         "method",
         "method_label",
-        "otel_ctx",
         "otel_token",
         "path",
         "plan",
@@ -137,7 +136,6 @@ class Exchange:
         self.otel_token: Token[Any] | None = None
         self.ctx_token: Token[dict[str, Any]] | None = None
         self.fields: dict[str, Any] = {}
-        self.otel_ctx: otel_context.Context | None = None
         self.correlation_id = ""
         self.tenant_id: str | None = None
         self.client: str | None = None
@@ -166,12 +164,10 @@ class Exchange:
             if tenant_id is not None:
                 attributes["tenant_id"] = tenant_id
             span = self.span = start_server_span(tracer, self.method_label, parent, attributes)
-            self.otel_ctx = _set_span_in_context(span, parent)
-        else:
+            self.otel_token = _enter_span(span, parent)
+        elif parent is not None:
             # No spans of our own, but the caller's trace and baggage still flow to outbound calls.
-            self.otel_ctx = parent
-        if self.otel_ctx is not None:
-            self.otel_token = _attach(self.otel_ctx)
+            self.otel_token = _enter(parent)
         metrics = plan.metrics
         if metrics is not None and counted:
             metrics.request_started(self.method_label)
@@ -244,6 +240,11 @@ class Exchange:
                     error,
                     self.fields,
                 )
+            if span is not None:
+                # Ended before RED: the trace is decided by then (unless other spans of it still
+                # run), so RED's exemplar is applied or discarded at once, not held on the span.
+                ending, span = span, None
+                ending.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
             metrics = plan.metrics
             if metrics is not None and stream != "websocket":
                 metrics.request_finished(  # positional: cheaper than keywords, per request
@@ -269,7 +270,7 @@ class Exchange:
         except Exception as exc:
             _guard.report("web.finish", exc)
         finally:
-            if span is not None:
+            if span is not None:  # (not ended above: something failed before)
                 # The span ends when the last byte left, not when background work finished.
                 span.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
             self.leave()
@@ -278,7 +279,7 @@ class Exchange:
         """Restore the context as it was before :meth:`begin` (idempotent)."""
         if self.otel_token is not None:
             token, self.otel_token = self.otel_token, None
-            _detach(token)
+            _leave(token)
         if self.ctx_token is not None:
             ctx_token, self.ctx_token = self.ctx_token, None
             _pop(ctx_token)

@@ -41,6 +41,7 @@ ROUTE_KEY: Final = "obskit.route"
 # An exception the framework answered with its own 500 page (it never reaches the middleware).
 ERROR_KEY: Final = "obskit.error"
 _MAX_ROUTE: Final = 512  # a template longer than this is not a template
+_MAX_TEMPLATES: Final = 1024  # route objects whose template is remembered (per middleware)
 
 
 class RecordingScope(dict[str, Any]):
@@ -135,6 +136,12 @@ def _starlette_route(scope: RecordingScope, status: int, app: Any) -> str | None
     return "".join(parts) or "/"
 
 
+def _plain_route(route: Any) -> bool:
+    """Whether ``route``'s template is its path whatever the status (not a mount)."""
+    mount = _mount_class()
+    return mount is None or not isinstance(route, mount)
+
+
 def _template(route: Any, status: int) -> str | None:
     """The template of one route object (the only routing level)."""
     path = getattr(route, "path", None) if route is not None else None
@@ -176,6 +183,9 @@ class RouteReader:
     def __init__(self, app: Any) -> None:
         self._app = app
         self._single_level: bool | None = None  # decided at the first request
+        # id(route object) -> (the object, its template): a route's path is read once. The object
+        # is held, so its id cannot be reused while it is here; bounded (routes are few).
+        self._templates: dict[int, tuple[Any, str]] = {}
 
     def scope(self, scope: Scope) -> dict[str, Any]:
         """The copy of ``scope`` the application receives."""
@@ -195,9 +205,16 @@ class RouteReader:
             if inner.get("root_path") != outer.get("root_path"):
                 self._single_level = False
                 return UNMATCHED
-            route = _template(inner.get("route"), status)
+            matched = inner.get("route")
+            known = self._templates.get(id(matched))
+            if known is not None and known[0] is matched:
+                return known[1]
+            route = _template(matched, status)
             if route is not None:
-                return route[:_MAX_ROUTE]
+                route = route[:_MAX_ROUTE]
+                if len(self._templates) < _MAX_TEMPLATES and _plain_route(matched):
+                    self._templates[id(matched)] = (matched, route)
+                return route
         except Exception as exc:
             _guard.report("web.routes", exc)
         return UNMATCHED

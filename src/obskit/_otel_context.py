@@ -1,0 +1,89 @@
+"""OpenTelemetry's current context, read and switched in one call each.
+
+Every request reads the current span (for its SERVER span's parent and for each log line),
+makes its span current, and restores the context at the end. Through OpenTelemetry's public
+API these are three to four Python calls each (``get_current_span`` → ``get_value`` →
+``get_current`` → the runtime context), about twelve per request. With the default runtime
+context, the current context is one ``ContextVar`` and each of these is one C call on it.
+
+The variable is private to OpenTelemetry, so it is used only when the runtime context is exactly
+``ContextVarsRuntimeContext`` holding a ``ContextVar`` (found once, at import); with any other
+runtime (``OTEL_PYTHON_CONTEXT``) the public API is used, with the same results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from obskit import _guard
+
+__all__ = ["SPAN_KEY", "current", "current_span_or_none", "enter", "enter_span", "leave"]
+
+SPAN_KEY = _SPAN_KEY  # the key the current span is stored under, as get_current_span reads it
+_Span = trace.Span
+
+
+def _variable() -> ContextVar[Context] | None:
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+        return variable
+    return None
+
+
+_var = _variable()
+
+# The current OpenTelemetry context (a mapping; never None).
+current: Callable[[], Context] = _var.get if _var is not None else otel_context.get_current
+
+
+def current_span_or_none(context: Context | None = None) -> Any:
+    """The span in ``context`` (default: the current context) as ``get_current_span`` finds it,
+    or None where that would return ``INVALID_SPAN``."""
+    span = (context if context is not None else current()).get(_SPAN_KEY)
+    return span if span is not None and isinstance(span, _Span) else None
+
+
+if _var is not None:
+    _get = _var.get
+    _set = _var.set
+    _reset = _var.reset
+
+    def enter_span(span: trace.Span, parent: Context | None) -> Token[Context]:
+        """Make ``span`` current over ``parent`` (default: the current context): what
+        ``attach(set_span_in_context(span, parent))`` does, in two C calls."""
+        return _set(Context({**(parent if parent is not None else _get()), _SPAN_KEY: span}))
+
+    def enter(context: Context) -> Token[Context]:
+        """``attach(context)``."""
+        return _set(context)
+
+    def leave(token: Token[Context]) -> None:
+        """``detach(token)``: a token from another context is reported (as OpenTelemetry logs
+        it), never raised."""
+        try:
+            _reset(token)
+        except Exception as exc:
+            _guard.report("tracing.context", exc)
+
+else:
+
+    def enter_span(span: trace.Span, parent: Context | None) -> Token[Context]:
+        """Make ``span`` current over ``parent`` (default: the current context)."""
+        return otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def enter(context: Context) -> Token[Context]:
+        """``attach(context)``."""
+        return otel_context.attach(context)
+
+    def leave(token: Token[Context]) -> None:
+        """``detach(token)``."""
+        otel_context.detach(token)
