@@ -25,7 +25,7 @@ from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
 from obskit.web.access_log import AccessLog, QueryRedactor
 
-TIMESTAMP = re.compile(rb'"timestamp":"[^"]*"')
+TIMESTAMP = re.compile(rb'"timestamp": ?"[^"]*"')  # (the stdlib fallback adds a space)
 CREATED = 1_764_000_000.123456
 
 
@@ -250,6 +250,62 @@ def test_access_fast_path_redacts_credentials_in_text_values() -> None:
     assert f"/x/Bearer {REDACTED}" == json.loads(fast_line)["path"]
 
 
+@pytest.mark.parametrize("in_span", [True, False])
+def test_access_fast_path_matches_any_context(in_span: bool) -> None:
+    """structlog context variables, a handler's own context with keys the line also has (a
+    secret among them), or no span: the fast path writes the chain's bytes in the chain's order."""
+    with (
+        obskit.testing.isolated() as capture,
+        obskit.bound(correlation_id="c0ffee", method="bound-method", trace_id="t", api_token="x"),
+        bound_contextvars(status="from-structlog", session_id="s3cret", route="/theirs"),
+        _in_span() if in_span else nullcontext(),
+    ):
+        fast, general = AccessLog(), AccessLog()
+        general._writer = None
+        spy = _Spy(fast)
+        try:
+            _write_access(fast)
+        finally:
+            spy.undo()
+        _write_access(general)
+    assert 1 == spy.calls
+    fast_line, general_line = _masked(capture.output.getvalue())
+    assert general_line == fast_line
+    fast_dict, general_dict = capture.logs
+    assert list(general_dict) == list(fast_dict)
+    line = json.loads(fast_line)
+    assert ("GET", 200, REDACTED, REDACTED) == (
+        line["method"],
+        line["status"],
+        line["api_token"],
+        line["session_id"],
+    )
+    assert in_span == (32 == len(line["trace_id"]))
+
+
+def test_access_fast_path_without_taps_writes_the_chains_bytes() -> None:
+    """With no capture tapping the sink, the fast path renders and writes the line itself (and
+    falls back as json_line does)."""
+    with obskit.testing.isolated(), obskit.bound(correlation_id="c0ffee"), _in_span():
+        sink = log_setup.sink()
+        taps, sink.taps = sink.taps, []
+        out = io.BytesIO()
+        previous, sink.stream = sink.stream, out
+        try:
+            fast, general = AccessLog(), AccessLog()
+            general._writer = None
+            for access in (fast, general):
+                _write_access(access, query="token=abc")
+                # Text orjson refuses (a lone surrogate): both fall back to the same bytes.
+                access.write("GET", "/x", "/x/\udcff", 200, 0.001, None, 0, None, "")
+        finally:
+            sink.taps, sink.stream = taps, previous
+    fast_line, fast_odd, general_line, general_odd = _masked(out.getvalue())
+    assert (general_line, general_odd) == (fast_line, fast_odd)
+    assert "c0ffee" == json.loads(fast_line)["correlation_id"]
+    assert "/x/\udcff" == json.loads(fast_odd)["path"]
+
+
 def test_access_exception_line_is_the_general_one() -> None:
     """A request that raised is logged at error level with structured exception fields."""
     (fast, general), _, calls = _access_lines({}, error=_failure())
@@ -436,6 +492,25 @@ def test_an_access_log_follows_a_reconfiguration() -> None:
         access.write("GET", "/", "/", 200, 0.001, None, 0, "10.0.0.1", "")
     before, after = [json.loads(line) for line in capture.output.getvalue().splitlines()[-2:]]
     assert ("10.0.0.1", REDACTED) == (before["client"], after["client"])
+
+
+def test_timestamps_across_seconds_and_a_clock_step_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One formatter, whose cached second goes forward and back, formats each time as datetime."""
+    from datetime import datetime, timezone
+
+    processors_module = sys.modules["obskit.logs.processors"]
+    formatter = processors_module._TimestampFormatter()
+    for ns in (
+        1_764_000_000_999_999_999,
+        1_764_000_001_000_000_000,
+        1_764_000_001_000_999_000,
+        1_763_999_999_500_000_000,  # the clock stepped back
+        1_764_000_001_000_000_001,
+    ):
+        monkeypatch.setattr(processors_module, "_time_ns", lambda ns=ns: ns)
+        seconds, nanos = divmod(ns, 1_000_000_000)
+        moment = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=nanos // 1000)
+        assert moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") == formatter.now()
 
 
 @pytest.mark.parametrize(

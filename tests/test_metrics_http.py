@@ -144,6 +144,44 @@ def test_time_to_first_byte_has_its_own_histogram() -> None:
         assert 1.0 == cap.sample("obskit_http_server_time_to_first_byte_seconds_count", labels)
 
 
+def test_duration_and_time_to_first_byte_recorded_together() -> None:
+    """One call records both histograms (ttfb only when given), under the lock they share."""
+    with obskit.testing.isolated() as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        metrics.request_finished("GET", "/a", 200, "", 0.5, ttfb_s=0.1)
+        metrics.request_finished("GET", "/a", 200, "", 0.02)
+        route = {"http_request_method": "GET", "http_route": "/a"}
+        labels = _labels(http_route="/a")
+        assert (2.0, 0.52) == (
+            cap.sample(DURATION + "_count", labels),
+            cap.sample(DURATION + "_sum", labels),
+        )
+        ttfb = "obskit_http_server_time_to_first_byte_seconds"
+        assert (1.0, 0.1) == (cap.sample(ttfb + "_count", route), cap.sample(ttfb + "_sum", route))
+        assert 1.0 == cap.sample(ttfb + "_bucket", {**route, "le": "0.1"})
+        duration = metrics._duration_family.labels("GET", "/a", "200", "", "")
+        assert duration._lock is metrics._ttfb_family.labels("GET", "/a")._lock
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_observe_pair_counts_as_two_observations(shared: bool) -> None:
+    """observe_pair, with a shared lock or child by child, counts what two observe() calls do."""
+    import threading
+
+    from obskit.metrics._store import Store, observe_pair
+
+    store = Store()
+    lock = threading.Lock() if shared else None
+    first = store.histogram("first_seconds", "First.", (), (0.1, 1.0), lock=lock).labels()
+    second = store.histogram("second_seconds", "Second.", (), (0.1, 1.0), lock=lock).labels()
+    record = observe_pair(first, second)
+    record(0.05, 2.0)
+    record(0.5, None)
+    assert ([1, 1, 0], 0.55) == first.snapshot()
+    assert ([0, 0, 1], 2.0) == second.snapshot()
+
+
 def _in_forked_child(work: Callable[[], float | None]) -> float | None:
     """Run ``work`` in a forked child and return what it returned (a sample value)."""
     read_end, write_end = os.pipe()

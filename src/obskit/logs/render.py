@@ -14,7 +14,14 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["LineSink", "json_line", "json_renderer"]
+__all__ = [
+    "LINE_OPTION",
+    "LineEncodeError",
+    "LineSink",
+    "json_line",
+    "json_renderer",
+    "line_dumps",
+]
 
 
 def _stdlib_dumps(event_dict: dict[str, Any]) -> bytes:
@@ -69,6 +76,24 @@ def _make_renderers() -> tuple[Renderer, Callable[[dict[str, Any]], bytes]]:
 json_renderer, json_line = _make_renderers()
 
 
+class _NeverRaised(Exception):
+    """Stands for orjson's encode error where orjson is not installed."""
+
+
+def _one_call_line() -> tuple[Callable[[dict[str, Any], Any, int], bytes], int, type[Exception]]:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - exercised in the no-extras test job
+        return (lambda event_dict, default, option: json_line(event_dict)), 0, _NeverRaised
+    return orjson.dumps, orjson.OPT_APPEND_NEWLINE, orjson.JSONEncodeError
+
+
+# For a hot path that renders its line without json_line's Python frame:
+# ``line_dumps(event_dict, repr, LINE_OPTION)`` is json_line(event_dict) unless it raises
+# LineEncodeError, in which case json_line(event_dict) gives the fallbacks' bytes.
+line_dumps, LINE_OPTION, LineEncodeError = _one_call_line()
+
+
 def _write_unbuffered(stream: Any, data: bytes) -> None:
     """A stream without ``.buffer``: a binary one (BytesIO, a file) or a text one."""
     try:
@@ -105,7 +130,9 @@ class LineSink:
         binary: Any = stream  # (typed IO[...], which a BufferedIOBase is not to mypy)
         if buffer is None and isinstance(binary, io.BufferedIOBase):
             buffer = binary  # a binary stream (a file, BytesIO) takes bytes as a buffer does
-        self._buffer: IO[bytes] | None = buffer
+        # The binary buffer a line is written to with write() and flush(), when there is one
+        # (else write_terminated() handles the stream); read by hot paths, set only here.
+        self.buffer: IO[bytes] | None = buffer
 
     def write(self, line: bytes | str) -> None:
         """Write one rendered line (a trailing newline is added)."""
@@ -116,7 +143,7 @@ class LineSink:
     def write_terminated(self, data: bytes) -> None:
         """Write one rendered line that already ends with its newline: one write, then a flush,
         so lines of different threads never interleave and none waits in a buffer at a crash."""
-        buffer = self._buffer
+        buffer = self.buffer
         if buffer is not None:
             buffer.write(data)
             buffer.flush()

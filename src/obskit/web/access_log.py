@@ -17,7 +17,10 @@ from obskit.logs import REDACTED, Redactor, get_logger
 from obskit.logs import setup as log_setup
 from obskit.logs.processors import STRUCTLOG_VARS as _STRUCTLOG_VARS
 from obskit.logs.processors import Enricher, format_timestamp
+from obskit.logs.render import LINE_OPTION as _LINE_OPTION
+from obskit.logs.render import LineEncodeError as _LineEncodeError
 from obskit.logs.render import json_line
+from obskit.logs.render import line_dumps as _line_dumps
 
 __all__ = [
     "LOGGER_NAME",
@@ -159,7 +162,7 @@ class AccessLog:
                         and not (
                             bound is request_fields
                             and plan.ids_plain
-                            and request_fields.keys() <= _ID_KEYS
+                            and _ID_KEYS.issuperset(bound)
                         )
                     ):
                         bound = enricher.clean_bound(bound)
@@ -194,7 +197,17 @@ class AccessLog:
                     if sink.taps or gate.emit > _INFO:
                         writer.write_line(_INFO, line)
                     else:
-                        sink.write_terminated(json_line(line))
+                        # json_line and write_terminated, inlined (two Python frames per line).
+                        try:
+                            data = _line_dumps(line, repr, _LINE_OPTION)
+                        except _LineEncodeError:
+                            data = json_line(line)
+                        buffer = sink.buffer
+                        if buffer is not None:
+                            buffer.write(data)
+                            buffer.flush()
+                        else:
+                            sink.write_terminated(data)
                 except Exception as exc:
                     _guard.report("logs.chain", exc)
                 return
