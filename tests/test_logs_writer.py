@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from opentelemetry import trace
 from structlog import DropEvent
 from structlog.contextvars import bound_contextvars
@@ -526,3 +529,50 @@ def test_timestamps_from_nanoseconds(monkeypatch: pytest.MonkeyPatch, ns: int) -
     expected = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=nanos // 1000)
     formatter = processors_module._TimestampFormatter()
     assert expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ") == formatter.now()
+
+
+# Any code point (lone surrogates too), or text the redactor acts on.
+_TEXT = st.text(st.characters(codec=None), max_size=40) | st.sampled_from(
+    ["Bearer abcdefghijkl", "/p?x=token  s3cr3t-value", "Basic dXNlcjpwYXNz", "password", "method"]
+)
+
+
+@examples(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=_TEXT,
+    client=st.none() | _TEXT,
+    error_type=_TEXT,
+    status=st.integers(0, 999),
+    duration=st.floats(0, 1e6),
+    ttfb=st.none() | st.floats(0, 1e6),
+    body_bytes=st.integers(0, 2**40),
+    extra=st.dictionaries(_TEXT, _TEXT | st.integers(), max_size=3),
+    trusted=st.booleans(),
+)
+def test_access_fast_path_writes_the_chains_bytes_for_any_values(
+    path: str,
+    client: str | None,
+    error_type: str,
+    status: int,
+    duration: float,
+    ttfb: float | None,
+    body_bytes: int,
+    extra: dict[str, Any],
+    trusted: bool,
+) -> None:
+    """Whatever the values and the bound context, the fast path and the chain write one line."""
+    fields = {"correlation_id": "c0ffee"} if trusted else {"correlation_id": "c0ffee", **extra}
+    with obskit.testing.isolated() as capture, _in_span():
+        token = obskit_context.push(fields)
+        try:
+            fast, general = AccessLog(), AccessLog()
+            general._writer = None
+            for access in (fast, general):
+                access.write(
+                    "GET", "/r/{x}", path, status, duration, ttfb, body_bytes, client,
+                    error_type, None, fields,
+                )  # fmt: skip
+        finally:
+            obskit_context.pop(token)
+    fast_line, general_line = _masked(capture.output.getvalue())
+    assert general_line == fast_line

@@ -167,19 +167,33 @@ def test_duration_and_time_to_first_byte_recorded_together() -> None:
 @pytest.mark.parametrize("shared", [True, False])
 def test_observe_pair_counts_as_two_observations(shared: bool) -> None:
     """observe_pair, with a shared lock or child by child, counts what two observe() calls do."""
-    import threading
-
     from obskit.metrics._store import Store, observe_pair
 
     store = Store()
-    lock = threading.Lock() if shared else None
-    first = store.histogram("first_seconds", "First.", (), (0.1, 1.0), lock=lock).labels()
-    second = store.histogram("second_seconds", "Second.", (), (0.1, 1.0), lock=lock).labels()
-    record = observe_pair(first, second)
+    first = store.histogram("first_seconds", "First.", (), (0.1, 1.0), shared_lock=shared)
+    second = store.histogram("second_seconds", "Second.", (), (0.1, 1.0), shared_lock=shared)
+    record = observe_pair(first.labels(), second.labels())
     record(0.05, 2.0)
     record(0.5, None)
-    assert ([1, 1, 0], 0.55) == first.snapshot()
-    assert ([0, 0, 1], 2.0) == second.snapshot()
+    assert ([1, 1, 0], 0.55) == first.labels().snapshot()
+    assert ([0, 0, 1], 2.0) == second.labels().snapshot()
+
+
+def test_a_cleared_store_shares_a_fresh_lock() -> None:
+    """After a fork (clear()), new children share a new lock: the parent's may have been held."""
+    from obskit.metrics._store import Store
+
+    store = Store()
+    family = store.histogram("first_seconds", "First.", (), (0.1, 1.0), shared_lock=True)
+    other = store.histogram("second_seconds", "Second.", (), (0.1, 1.0), shared_lock=True)
+    before = family.labels()._lock
+    assert before is other.labels()._lock
+    before.acquire()  # as if another thread of the parent held it at the fork
+    store.clear()
+    assert family.labels()._lock is other.labels()._lock
+    assert family.labels()._lock is not before
+    family.labels().observe(0.5)
+    assert ([0, 1, 0], 0.5) == family.labels().snapshot()
 
 
 def _in_forked_child(work: Callable[[], float | None]) -> float | None:

@@ -189,9 +189,9 @@ PairObserver = Callable[[float, float | None], None]
 def observe_pair(first: HistogramChild, second: HistogramChild) -> PairObserver:
     """One call that observes a value in ``first`` and, unless it is None, one in ``second``.
 
-    Two single-process children that share their lock and bounds (families created with the same
-    ``lock``) are updated under one acquisition, each bucket found by one bisection; any other
-    pair is observed child by child.
+    Two single-process children that share their lock and bounds (families created with
+    ``shared_lock``) are updated under one acquisition, each bucket found by one bisection; any
+    other pair is observed child by child.
     """
     if (
         type(first) is _Histogram
@@ -327,6 +327,8 @@ class Store(Collector):
         self._max_children = max_children
         self._families: dict[str, tuple[Family[Any], dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        # The lock of the children of families made with shared_lock (re-made by clear()).
+        self._shared_lock = threading.Lock()
         # A store on a user's registry next to the runtime's leaves the overflow family to the
         # runtime's store (one family name per registry) and only counts here.
         self.overflow: Family[CounterChild] | None = None
@@ -413,12 +415,12 @@ class Store(Collector):
         *,
         count_name: str | None = None,
         count_documentation: str = "",
-        lock: Lock | None = None,
+        shared_lock: bool = False,
     ) -> Family[Any]:
         """A histogram family; ``count_name`` also exposes the count as a counter family.
 
-        ``lock``: one lock for all its (single-process) children, which families observed
-        together share so that :func:`observe_pair` takes it once.
+        ``shared_lock``: its (single-process) children use the store's shared lock, so that
+        :func:`observe_pair` takes one lock for two families observed together.
         """
         names = tuple(labelnames)
         bounds = tuple(float(b) for b in buckets if b != float("inf"))
@@ -428,6 +430,7 @@ class Store(Collector):
         def make(values: tuple[str, ...], extra: Extra) -> Any:
             keys, vals = _join(names, values, extra)
             if self._values is None:
+                lock = self._shared_lock if shared_lock else None
                 return _Histogram(dict(zip(keys, vals, strict=True)), bounds, lock)
             les = [_le(b) for b in bounds] + ["+Inf"]
             new = self._values
@@ -457,6 +460,8 @@ class Store(Collector):
 
     def clear(self) -> None:
         """Forget every child of every family (after a fork, in the child)."""
+        # A fresh shared lock too: another thread of the parent may have held it at the fork.
+        self._shared_lock = threading.Lock()
         for family, _ in list(self._families.values()):
             family.clear()
 

@@ -53,14 +53,13 @@ class HttpServerMetrics:
         self, store: Store, tenant_guard: CardinalityGuard | None, *, exemplars: bool = True
     ) -> None:
         # A request's duration and time to first byte are recorded together: their children
-        # share one lock, taken once per request (observe_pair).
-        lock = threading.Lock()
+        # share the store's lock, taken once per request (observe_pair).
         self._duration_family = store.histogram(
             DURATION,
             "Duration of HTTP server requests (OpenTelemetry http.server.request.duration).",
             DURATION_LABELS,
             SEMCONV_DURATION_BUCKETS,
-            lock=lock,
+            shared_lock=True,
         )
         self._active_family = store.gauge(
             ACTIVE,
@@ -72,7 +71,7 @@ class HttpServerMetrics:
             "Time from the start of an HTTP server request to its first response byte.",
             ("http_request_method", "http_route"),
             SEMCONV_DURATION_BUCKETS,
-            lock=lock,
+            shared_lock=True,
         )
         self._guard = tenant_guard
         self._exemplars = exemplars
