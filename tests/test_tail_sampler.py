@@ -311,6 +311,21 @@ class TestExemplarGate:
         sampler.offer(12345, lambda: applied.append(2))
         assert [1] == applied
 
+    def test_wants_no_exemplar_only_for_a_trace_known_dropped(self) -> None:
+        """wants() is False (and counts the exemplar as discarded) only once the trace is
+        dropped; running, kept and unknown traces still get their offer."""
+        tracer, sampler, _ = tail_provider(baseline_ratio=0.0)
+        running = tracer.start_span("running")
+        kept = tracer.start_span("kept")
+        kept.set_status(Status(StatusCode.ERROR))
+        kept.end()
+        dropped = tracer.start_span("dropped")
+        dropped.end()
+        ids = [s.get_span_context().trace_id for s in (running, kept, dropped)]
+        assert [True, True, False, True] == [sampler.wants(t) for t in [*ids, 12345]]
+        assert 1 == sampler.stats()["exemplars"]["discarded"]
+        running.end()
+
 
 class TestFlush:
     def test_force_flush_decides_everything_pending(self) -> None:

@@ -32,9 +32,15 @@ class _Immediate:
 
 _IMMEDIATE = _Immediate()
 gate: ExemplarGate = _IMMEDIATE
+# The gate's optional ``wants(trace_id) -> bool``: False once no exemplar of that trace can be
+# applied any more (its trace is known dropped; the gate counts the exemplar as discarded), so
+# the caller builds none. Answered without a lock; None when the gate has no such method.
+wants: Callable[[int], bool] | None = None
 
 
 def set_gate(new: ExemplarGate | None) -> None:
     """Install the tail sampler's gate (or restore immediate application with None)."""
     global gate
+    global wants
     gate = new if new is not None else _IMMEDIATE
+    wants = getattr(gate, "wants", None)

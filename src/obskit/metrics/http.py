@@ -130,7 +130,9 @@ class HttpServerMetrics:
             leave()
             record(duration_s, ttfb_s)
             if trace_id is not None and self._exemplars:
-                _exemplars.gate.offer(trace_id, partial(exemplar, duration_s, trace_id))
+                wants = _exemplars.wants
+                if wants is None or wants(trace_id):  # (most requests' traces are dropped)
+                    _exemplars.gate.offer(trace_id, partial(exemplar, duration_s, trace_id))
         except Exception as exc:
             _guard.report("metrics.http", exc)
 

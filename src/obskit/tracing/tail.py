@@ -419,6 +419,17 @@ class TailSampler(RequestRoots, SpanProcessor):
         if kept:
             self._apply_exemplars([apply])
 
+    def wants(self, trace_id: int) -> bool:
+        """Exemplar gate: False when ``trace_id`` is known dropped, so that no exemplar is built
+        for it (counted as discarded, as its offer would be). Lock-free, like :meth:`state`."""
+        if trace_id in self._pending or trace_id in self._open:
+            return True
+        if not self._memory.dropped(trace_id):
+            return True  # kept, or not known: the offer decides
+        with self._lock:
+            self.exemplars["discarded"] += 1
+        return False
+
     def state(self, trace_id: int) -> int:
         """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first)."""
         if trace_id in self._pending:
