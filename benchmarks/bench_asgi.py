@@ -7,6 +7,10 @@ asgi-correlation-id, logfire.
 Part 1, in process (no sockets): each variant is the same FastAPI app, called through ASGI with
 a fresh scope per request. Variants run in interleaved rounds and the median per-request time
 of each is kept, so a busy machine slows all of them alike. "Added" is the variant minus bare.
+Time is the CPU time of the whole process, and each round ends by flushing its variant's span
+pipeline: a stack's exporter threads are part of its cost, and their work must not fall into
+the next variant's round (it did while only the benchmark thread was timed, adding ≈ 15 µs per
+request to whichever variant followed the OpenTelemetry stack).
 
 - obskit: ``obskit.init()`` defaults (tail sampling with a 1% baseline, kept traces to the local
   sink file, RED, context, one JSON access line per request) + ``obskit.ASGIMiddleware``.
@@ -35,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,13 +100,23 @@ async def _send(message: Any) -> None:
     return None
 
 
-async def _run(app: Any, count: int) -> float:
-    # CPU time of this thread, not wall time: on a shared machine the wall clock also counts the
-    # time other processes held the CPU, which is noise here.
-    t0 = time.thread_time()
+Flush = Callable[[], Any]
+
+
+async def _run(app: Any, count: int, flush: Flush | None = None) -> float:
+    """CPU seconds per request of this whole process (every thread), ``flush`` included.
+
+    CPU time, not wall time: on a shared machine the wall clock also counts the time other
+    processes held the CPU. The whole process, not this thread: a stack's exporter threads are
+    part of its cost. ``flush`` drains the variant's export pipeline before the clock stops, so
+    its background work is counted in its own round and never in the next variant's.
+    """
+    t0 = time.process_time()
     for n in range(count):
         await app(_scope(n), _receive, _send)
-    return (time.thread_time() - t0) / count
+    if flush is not None:
+        flush()
+    return (time.process_time() - t0) / count
 
 
 class _Discard:
@@ -120,7 +134,7 @@ class _Discard:
         return True
 
 
-def _peer_otel_stack() -> Any:
+def _peer_otel_stack() -> tuple[Any, Flush]:
     import structlog
     from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -177,10 +191,10 @@ def _peer_otel_stack() -> Any:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(_Discard()))  # type: ignore[arg-type]
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
-    return app
+    return app, provider.force_flush
 
 
-def _peer_logfire() -> Any:
+def _peer_logfire() -> tuple[Any, Flush]:
     import logfire
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
@@ -194,23 +208,24 @@ def _peer_logfire() -> Any:
     )
     app = _asgi_apps.fastapi_app()
     logfire.instrument_fastapi(app)
-    return app
+    return app, logfire.force_flush
 
 
-def _obskit_stack(sink: str) -> Any:
+def _obskit_stack(sink: str) -> tuple[Any, Flush]:
     import obskit
+    import obskit.testing
     from obskit.logs import setup as log_setup
 
     obskit.init(service_name="bench", trace_sink=sink, collectors="none", log_format="json")
     log_setup.sink().stream = open(os.devnull, "wb")  # noqa: SIM115
-    return obskit.ASGIMiddleware(_asgi_apps.fastapi_app())
+    return obskit.ASGIMiddleware(_asgi_apps.fastapi_app()), obskit.testing.flush
 
 
 def in_process(sink: str) -> dict[str, float]:
     # Logfire first: it sets the global tracer provider, which obskit then leaves alone (obskit
     # uses its own tracer either way).
-    variants = {
-        "bare FastAPI": _asgi_apps.fastapi_app(),
+    variants: dict[str, tuple[Any, Flush | None]] = {
+        "bare FastAPI": (_asgi_apps.fastapi_app(), None),
         "peer (b) Logfire instrument_fastapi + tail sampling": _peer_logfire(),
         "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
             _peer_otel_stack()
@@ -218,14 +233,14 @@ def in_process(sink: str) -> dict[str, float]:
         "obskit full stack": _obskit_stack(sink),
     }
     loop = asyncio.new_event_loop()
-    for app in variants.values():  # warm up (first-use caches, imports)
-        loop.run_until_complete(_run(app, 200))
+    for app, flush in variants.values():  # warm up (first-use caches, imports)
+        loop.run_until_complete(_run(app, 200, flush))
     samples: dict[str, list[float]] = {name: [] for name in variants}
     deadline = time.monotonic() + TIME_BUDGET_S
     for _ in range(ROUNDS):
-        for name, app in variants.items():
+        for name, (app, flush) in variants.items():
             gc.collect()
-            samples[name].append(loop.run_until_complete(_run(app, REQUESTS_PER_ROUND)))
+            samples[name].append(loop.run_until_complete(_run(app, REQUESTS_PER_ROUND, flush)))
         if time.monotonic() > deadline:
             break
     loop.close()

@@ -135,11 +135,11 @@ def per_request(factory: str, settings: str) -> float:
 # In-process variants (bench_asgi.py part 1): name -> the code that builds ``app``.
 IN_PROCESS = {
     "bare FastAPI": "app = _asgi_apps.fastapi_app()",
-    "peer (b) Logfire instrument_fastapi + tail sampling": "app = bench_asgi._peer_logfire()",
+    "peer (b) Logfire instrument_fastapi + tail sampling": "app, _ = bench_asgi._peer_logfire()",
     "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
-        "app = bench_asgi._peer_otel_stack()"
+        "app, _ = bench_asgi._peer_otel_stack()"
     ),
-    "obskit full stack": "app = bench_asgi._obskit_stack(os.devnull)",
+    "obskit full stack": "app, _ = bench_asgi._obskit_stack(os.devnull)",
 }
 _IN_PROCESS_RUN = """
 import asyncio, os, sys
