@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -304,6 +305,8 @@ def _serve_and_load(
     argv += ["--port", str(port)]
     if not uvicorn_defaults:
         argv += ["--no-access-log", "--log-level", "warning"]
+    if _PINS is not None and shutil.which("taskset"):
+        argv = ["taskset", "-c", str(_PINS[0]), *argv]
     quiet = subprocess.DEVNULL
     proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=quiet, stderr=quiet)
     try:
@@ -323,15 +326,38 @@ def _serve_and_load(
         proc.wait(timeout=10)
 
 
-def throughput(sink: str) -> dict[str, tuple[float, float]]:
+# (server CPU, load generator CPU) when the machine has two CPUs or more: each keeps its own
+# CPU's caches, and neither is moved onto the other's (which made the server's CPU time per
+# request move by ±20% between runs of the same server).
+_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+_PINS: tuple[int, int] | None = (_cpus[0], _cpus[1]) if len(_cpus) >= 2 else None
+
+
+def throughput(sink: str) -> dict[str, tuple[float, float, float, float]]:
+    """Per server: medians of requests/s and CPU per request, and the lowest and highest ratio
+    of bare's CPU per request to its own over the rounds (each round's bare its neighbour)."""
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
-    for _ in range(LOAD_REPEATS):
-        for name, (factory, settings, defaults) in SERVERS.items():
-            results[name].append(_serve_and_load(factory, sink, settings, defaults))
-    return {
-        name: (statistics.median(r for r, _ in values), statistics.median(c for _, c in values))
-        for name, values in results.items()
-    }
+    previous = os.sched_getaffinity(0) if _PINS is not None else None
+    if _PINS is not None:
+        os.sched_setaffinity(0, {_PINS[1]})
+    try:
+        for _ in range(LOAD_REPEATS):
+            for name, (factory, settings, defaults) in SERVERS.items():
+                results[name].append(_serve_and_load(factory, sink, settings, defaults))
+    finally:
+        if previous is not None:
+            os.sched_setaffinity(0, previous)
+    summary = {}
+    for name, values in results.items():
+        bare = results[_BARE_DEFAULTS if SERVERS[name][2] else "bare"]
+        paired = [b_cpu / cpu for (_, b_cpu), (_, cpu) in zip(bare, values, strict=True)]
+        summary[name] = (
+            statistics.median(r for r, _ in values),
+            statistics.median(c for _, c in values),
+            min(paired),
+            max(paired),
+        )
+    return summary
 
 
 def main() -> None:
@@ -350,18 +376,23 @@ def main() -> None:
         rates = throughput(sink)
         print(
             f"\nPart 2 — uvicorn on loopback, {LOAD_CONNECTIONS} keep-alive connections, "
-            f"{LOAD_SECONDS:.0f} s x {LOAD_REPEATS} alternated runs, medians\n"
+            f"{LOAD_SECONDS:.0f} s x {LOAD_REPEATS} alternated runs, medians"
+            + (f"; server on CPU {_PINS[0]}, load on CPU {_PINS[1]}" if _PINS else "")
+            + "\n"
         )
         # On a shared machine requests/s also measures the neighbours; the server's own CPU time
         # per request does not, and 1 / (CPU per request) is what one worker can serve.
         # Each row is compared with the bare app under the same uvicorn settings.
-        print("| server | requests/s | ÷ bare | server CPU µs/request | capacity ÷ bare |")
-        print("|---|---:|---:|---:|---:|")
-        for name, (rate, cpu) in rates.items():
-            bare_rate, bare_cpu = rates[_BARE_DEFAULTS if SERVERS[name][2] else "bare"]
+        print(
+            "| server | requests/s | ÷ bare | server CPU µs/request | capacity ÷ bare "
+            "| capacity ÷ bare, per round |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, (rate, cpu, low, high) in rates.items():
+            bare_rate, bare_cpu, _, _ = rates[_BARE_DEFAULTS if SERVERS[name][2] else "bare"]
             print(
                 f"| {name} | {rate:.0f} | {rate / bare_rate:.2f}x | {cpu * 1e6:.0f} "
-                f"| {bare_cpu / cpu:.2f}x |"
+                f"| {bare_cpu / cpu:.2f}x | {low:.2f} to {high:.2f}x |"
             )
 
 
