@@ -8,20 +8,16 @@ can decide at configuration time (service fields, level names) is decided in ``_
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace.propagation import _SPAN_KEY
 from structlog import contextvars as structlog_contextvars
 from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
-from obskit import context
+from obskit import _otel_context, context
 from obskit.logs.redaction import Redactor
 
 __all__ = [
@@ -73,18 +69,10 @@ def _span_context_is_tuple() -> bool:
 _SPAN_CONTEXT_IS_TUPLE: Final = _span_context_is_tuple()
 
 
-def _otel_context_getter() -> Callable[[], Mapping[str, object]]:
-    # OpenTelemetry's get_current_span() is four Python calls deep; with the default runtime
-    # context (a ContextVar) the current context is one C call away. The span is found exactly as
-    # get_current_span() finds it: the context's value under _SPAN_KEY, if it is a Span.
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
-        return variable.get
-    return otel_context.get_current
-
-
-_current_otel_context = _otel_context_getter()
+# The current OpenTelemetry context, one C call away with the default runtime context; the span
+# is found exactly as get_current_span() finds it (see obskit._otel_context).
+_current_otel_context = _otel_context.current
+_SPAN_KEY: Final = _otel_context.SPAN_KEY
 # structlog's own context variables (``structlog.contextvars.bind_contextvars``): applications
 # and libraries written for structlog bind request fields there. They are read only once
 # structlog has created one (its registry is not empty), from that registry when possible.
