@@ -263,17 +263,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(port: int, seconds: float, connections: int) -> tuple[float, int]:
-    """Requests per second and requests done by ``connections`` keep-alive clients."""
+async def _load(
+    port: int, seconds: float, connections: int, count: int | None = None
+) -> tuple[float, int]:
+    """Requests per second and requests done by ``connections`` keep-alive clients, for
+    ``seconds`` or, with ``count``, until that many requests are done (whichever comes first)."""
     request = b"GET /items/7 HTTP/1.1\r\nHost: bench\r\n\r\n"
     done = 0
+    started = 0
     stop = time.monotonic() + seconds
 
     async def client() -> None:
-        nonlocal done
+        nonlocal done, started
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            while time.monotonic() < stop:
+            while time.monotonic() < stop and (count is None or started < count):
+                started += 1
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = 0

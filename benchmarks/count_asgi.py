@@ -37,10 +37,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_asgi  # noqa: E402
+
 FEW, MANY = 300, 1300
 WARM_UP = 200
 CONNECTIONS = 16
 START_TIMEOUT_S = 120.0
+LOAD_TIMEOUT_S = 600.0  # a bound only: under valgrind 1,300 requests take about 20 s
 # name -> (factory in _asgi_apps, obskit settings)
 VARIANTS = {
     "bare": ("bare", ""),
@@ -54,39 +59,9 @@ PARTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _load(port: int, count: int) -> None:
-    """``count`` GET requests over ``CONNECTIONS`` keep-alive connections."""
-    request = b"GET /items/7 HTTP/1.1\r\nHost: bench\r\n\r\n"
-    left = count
-
-    async def client() -> None:
-        nonlocal left
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while left > 0:
-                left -= 1
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                await reader.readexactly(length)
-        finally:
-            writer.close()
-
-    await asyncio.wait_for(asyncio.gather(*(client() for _ in range(CONNECTIONS))), 600)
-
-
 def _instructions(factory: str, settings: str, requests: int) -> int:
     """Total instructions of one server process that served ``WARM_UP + requests`` requests."""
-    port = _free_port()
+    port = bench_asgi._free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(HERE),
@@ -110,8 +85,8 @@ def _instructions(factory: str, settings: str, requests: int) -> int:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"uvicorn ({factory}) did not start") from None
                 time.sleep(0.3)
-        asyncio.run(_load(port, WARM_UP))
-        asyncio.run(_load(port, requests))
+        asyncio.run(bench_asgi._load(port, LOAD_TIMEOUT_S, CONNECTIONS, WARM_UP))
+        asyncio.run(bench_asgi._load(port, LOAD_TIMEOUT_S, CONNECTIONS, requests))
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=START_TIMEOUT_S)
     finally:
