@@ -40,7 +40,6 @@ from obskit.tracing.export import KeptSink
 from obskit.tracing.pending import (
     ATTRIBUTE_BYTES,
     EVENT_BYTES,
-    MAX_EXEMPLARS_PER_TRACE,
     SPAN_BASE_BYTES,
     PendingTrace,
 )
@@ -61,6 +60,7 @@ from obskit.tracing.verdicts import (
     VerdictMaker,
     annotate,
 )
+from obskit.tracing.views import DROPPED, KEPT, PENDING, UNKNOWN, TraceViews
 
 __all__ = [
     "ADJUSTED_COUNT",
@@ -75,9 +75,6 @@ __all__ = [
     "annotate",
 ]
 
-# What a trace id is to the sampler right now (``TailSampler.state``).
-UNKNOWN, PENDING, KEPT, DROPPED = 0, 1, 2, 3
-
 # When a cap is hit, decide the oldest traces down to this share of the byte cap, so that a
 # steady flood decides in batches rather than once per span.
 LOW_WATER = 0.9
@@ -86,7 +83,7 @@ LOW_WATER = 0.9
 Decided = tuple[int, PendingTrace | None, Verdict, "list[ReadableSpan]"]
 
 
-class TailSampler(RequestRoots, SpanProcessor):
+class TailSampler(RequestRoots, TraceViews, SpanProcessor):
     """Buffers spans per trace at the local root and exports the traces worth keeping."""
 
     def __init__(
@@ -387,60 +384,6 @@ class TailSampler(RequestRoots, SpanProcessor):
                     listener(trace_id, verdict.keep)
                 except Exception as exc:
                     _guard.report("tracing.listener", exc)
-
-    @staticmethod
-    def _apply_exemplars(applies: list[Callable[[], None]]) -> None:
-        for apply in applies:
-            try:
-                apply()
-            except Exception as exc:
-                _guard.report("tracing.exemplar", exc)
-
-    # --- the exemplar gate and the log buffer's view ---------------------------------------
-
-    def offer(self, trace_id: int, apply: Callable[[], None]) -> None:
-        """Exemplar gate: call ``apply`` when the trace is kept (now, or at its decision)."""
-        with self._lock:
-            entry = self._pending.get(trace_id)
-            if entry is not None:
-                if entry.exemplars is None:
-                    entry.exemplars = []
-                waiting: list[Callable[[], None]] | None = entry.exemplars
-            else:
-                waiting = self._root_offers_locked(trace_id)
-            if waiting is not None:
-                if len(waiting) < MAX_EXEMPLARS_PER_TRACE:
-                    waiting.append(apply)
-                else:
-                    self.exemplars["overflow"] += 1
-                return
-            kept = self._memory.is_kept(trace_id)
-            self.exemplars["applied" if kept else "discarded"] += 1
-        if kept:
-            self._apply_exemplars([apply])
-
-    def wants(self, trace_id: int) -> bool:
-        """Exemplar gate: False when ``trace_id`` is known dropped, so that no exemplar is built
-        for it (counted as discarded, as its offer would be). Lock-free, like :meth:`state`."""
-        if trace_id in self._pending or trace_id in self._open:
-            return True
-        if not self._memory.dropped(trace_id):
-            return True  # kept, or not known: the offer decides
-        with self._lock:
-            self.exemplars["discarded"] += 1
-        return False
-
-    def state(self, trace_id: int) -> int:
-        """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first)."""
-        if trace_id in self._pending:
-            return PENDING
-        memory = self._memory
-        if memory.is_kept(trace_id):
-            return KEPT
-        if memory.dropped(trace_id):
-            return DROPPED
-        # A running request root is undecided unless a child decided its trace (above).
-        return PENDING if trace_id in self._open else UNKNOWN
 
     # --- the background tick ---------------------------------------------------------------
 
