@@ -22,18 +22,22 @@ labels are all ``__other__``, counted in ``obskit_label_overflow_total{label="<f
 
 from __future__ import annotations
 
-import itertools
 import threading
-import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from threading import Lock
 from typing import Any, Generic, Protocol, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar, Sample
+from prometheus_client.samples import Sample
 
+from obskit.metrics._children import (
+    Counter,
+    Gauge,
+    Histogram,
+    PairObserver,
+    bucket_label,
+    observe_pair,
+)
 from obskit.metrics._mp_children import MpCounter, MpGauge, MpHistogram
 
 __all__ = [
@@ -98,142 +102,6 @@ class HistogramChild(Protocol):
 
     def exemplar(self, value: float, trace_id: int) -> None:
         """Attach ``trace_id`` as the exemplar of the bucket ``value`` falls in."""
-
-
-def _count_value(counter: itertools.count[int]) -> int:
-    # ``itertools.count`` has no public accessor; its repr is ``count(N)``.
-    return int(repr(counter)[6:-1])
-
-
-# --- single-process children -------------------------------------------------------------------
-
-
-class _Counter:
-    __slots__ = ("_lock", "labels", "value")
-
-    def __init__(self, labels: dict[str, str]) -> None:
-        self.labels = labels
-        self.value = 0.0
-        self._lock = threading.Lock()
-
-    def inc(self, amount: float = 1.0) -> None:
-        lock = self._lock  # acquire/release rather than ``with``: half the cost
-        lock.acquire()
-        try:
-            self.value += amount
-        finally:
-            lock.release()
-
-
-class _Gauge:
-    __slots__ = ("_base", "_down", "_lock", "_up", "enter", "labels", "leave")
-
-    def __init__(self, labels: dict[str, str]) -> None:
-        self.labels = labels
-        self._up = itertools.count()
-        self._down = itertools.count()
-        self._base = 0.0
-        self._lock = threading.Lock()
-        # Bound C methods: one call, no lock, no Python frame.
-        self.enter = self._up.__next__
-        self.leave = self._down.__next__
-
-    def set(self, value: float) -> None:
-        with self._lock:
-            self._base = value - (_count_value(self._up) - _count_value(self._down))
-
-    def value(self) -> float:
-        down = _count_value(self._down)  # read leaves first: the value can only be high, not < 0
-        return self._base + _count_value(self._up) - down
-
-
-class _Histogram:
-    __slots__ = ("_bounds", "_lock", "bucket_labels", "counts", "exemplars", "labels", "sum")
-
-    def __init__(
-        self, labels: dict[str, str], bounds: tuple[float, ...], lock: Lock | None = None
-    ) -> None:
-        self.labels = labels
-        self._bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-        self._lock = lock if lock is not None else threading.Lock()
-        self.exemplars: dict[int, Exemplar] = {}
-        les = [_le(b) for b in bounds] + ["+Inf"]
-        self.bucket_labels = [{**labels, "le": le} for le in les]
-
-    def observe(self, value: float) -> None:
-        index = bisect_left(self._bounds, value)
-        # acquire/release rather than ``with``: half the cost, on every observation.
-        lock = self._lock
-        lock.acquire()
-        try:
-            self.counts[index] += 1
-            self.sum += value
-        finally:
-            lock.release()
-
-    def exemplar(self, value: float, trace_id: int) -> None:
-        index = bisect_left(self._bounds, value)
-        # One dict store replaces the bucket's previous exemplar atomically; bounded by buckets.
-        self.exemplars[index] = Exemplar({"trace_id": f"{trace_id:032x}"}, value, time.time())
-
-    def snapshot(self) -> tuple[list[int], float]:
-        with self._lock:
-            return self.counts[:], self.sum
-
-
-PairObserver = Callable[[float, float | None], None]
-
-
-def observe_pair(first: HistogramChild, second: HistogramChild) -> PairObserver:
-    """One call that observes a value in ``first`` and, unless it is None, one in ``second``.
-
-    Two single-process children that share their lock and bounds (families created with
-    ``shared_lock``) are updated under one acquisition, each bucket found by one bisection; any
-    other pair is observed child by child.
-    """
-    if (
-        type(first) is _Histogram
-        and type(second) is _Histogram
-        and first._lock is second._lock
-        and first._bounds == second._bounds
-    ):
-        return _locked_pair(first, second)
-    first_observe, second_observe = first.observe, second.observe
-
-    def observe(value: float, other: float | None) -> None:
-        first_observe(value)
-        if other is not None:
-            second_observe(other)
-
-    return observe
-
-
-def _locked_pair(first: _Histogram, second: _Histogram) -> PairObserver:
-    lock, bounds, counts, other_counts = first._lock, first._bounds, first.counts, second.counts
-
-    def observe(value: float, other: float | None) -> None:
-        index = bisect_left(bounds, value)
-        if other is None:
-            lock.acquire()
-            try:
-                counts[index] += 1
-                first.sum += value
-            finally:
-                lock.release()
-            return
-        other_index = bisect_left(bounds, other)
-        lock.acquire()
-        try:
-            counts[index] += 1
-            first.sum += value
-            other_counts[other_index] += 1
-            second.sum += other
-        finally:
-            lock.release()
-
-    return observe
 
 
 # --- families ----------------------------------------------------------------------------------
@@ -377,7 +245,7 @@ class Store(Collector):
         def make(values: tuple[str, ...], extra: Extra) -> Any:
             keys, vals = _join(names, values, extra)
             if self._values is None:
-                return _Counter(dict(zip(keys, vals, strict=True)))
+                return Counter(dict(zip(keys, vals, strict=True)))
             return MpCounter(
                 self._values("counter", name, name + "_total", keys, vals, documentation)
             )
@@ -398,7 +266,7 @@ class Store(Collector):
         def make(values: tuple[str, ...], extra: Extra) -> Any:
             keys, vals = _join(names, values, extra)
             if self._values is None:
-                return _Gauge(dict(zip(keys, vals, strict=True)))
+                return Gauge(dict(zip(keys, vals, strict=True)))
             value = self._values(
                 "gauge", name, name, keys, vals, documentation, multiprocess_mode=multiprocess_mode
             )
@@ -431,8 +299,8 @@ class Store(Collector):
             keys, vals = _join(names, values, extra)
             if self._values is None:
                 lock = self._shared_lock if shared_lock else None
-                return _Histogram(dict(zip(keys, vals, strict=True)), bounds, lock)
-            les = [_le(b) for b in bounds] + ["+Inf"]
+                return Histogram(dict(zip(keys, vals, strict=True)), bounds, lock)
+            les = [bucket_label(b) for b in bounds] + ["+Inf"]
             new = self._values
             bucket_values = [
                 new("histogram", name, name + "_bucket", (*keys, "le"), (*vals, le), documentation)
@@ -518,8 +386,3 @@ def _join(
     if not extra:
         return names, values
     return (*names, *(k for k, _ in extra)), (*values, *(v for _, v in extra))
-
-
-def _le(bound: float) -> str:
-    # The spelling prometheus-client uses for bucket bounds ("0.005", "1.0", "10.0").
-    return "+Inf" if bound == float("inf") else repr(float(bound))
