@@ -20,7 +20,7 @@ import obskit
 import obskit.testing
 from obskit import context
 from obskit.web.routes import UNMATCHED
-from web_support import capture_spans
+from web_support import capture_spans, http_scope
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -352,20 +352,7 @@ def test_works_without_init() -> None:
 
 
 def _scope(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 80),
-    }
+    return http_scope(path, {"host": "test"})
 
 
 async def _call(app: Any, scope: dict[str, Any], receive: Any = None) -> list[dict[str, Any]]:

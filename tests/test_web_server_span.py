@@ -24,6 +24,7 @@ import obskit.testing
 from obskit.tracing import provider, tail
 from obskit.tracing.server_span import ServerSpan
 from obskit.tracing.verdicts import ADJUSTED_COUNT, RULE, TRIGGER
+from web_support import http_scope
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 SAMPLING_KEYS = {RULE, TRIGGER, ADJUSTED_COUNT}
@@ -75,20 +76,7 @@ async def _call(app: Any, path: str, headers: dict[str, str] | None) -> _Respons
     """One GET straight through ASGI: no HTTP client, so no client span in the trace (obskit
     instruments httpx), and the request is the root of its trace in this process."""
     response = _Response()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope(path, headers)
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
