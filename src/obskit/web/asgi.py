@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 from opentelemetry import context as otel_context
 
 from obskit import _guard, context
-from obskit.metrics.use import event_loop
+from obskit.metrics.use.event_loop import ensure_monitor as ensure_loop_monitor
 from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
 from obskit.web.exchange import (
@@ -244,8 +244,7 @@ class ASGIMiddleware:
             await self._not_http(scope, receive, send)
             return
         # The loop-lag monitor must run in the server's own loop: start it from inside.
-        if event_loop._active is not None:  # (the event_loop collector is on)
-            event_loop.ensure_monitor()
+        ensure_loop_monitor()
         plan = current_plan()
         if plan is None or _OBSERVED in scope:
             await self.app(scope, receive, send)
