@@ -1,7 +1,7 @@
 """obskit's ASGI middleware against a bare FastAPI app and two peer stacks; then real uvicorn.
 
-Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 90 s). The peers are in the ``dev``
-extra: opentelemetry-instrumentation-fastapi, prometheus-fastapi-instrumentator,
+Usage: ``.venv/bin/python benchmarks/bench_asgi.py`` (about 3 minutes). The peers are in the
+``dev`` extra: opentelemetry-instrumentation-fastapi, prometheus-fastapi-instrumentator,
 asgi-correlation-id, logfire.
 
 Part 1, in process (no sockets): each variant is the same FastAPI app, called through ASGI with
@@ -20,12 +20,15 @@ request to whichever variant followed the OpenTelemetry stack).
 - peer (b): Logfire ``instrument_fastapi`` with tail sampling (``level_or_duration`` with a 1%
   background rate), spans to an exporter that discards, nothing sent over the network.
 
-Every log line goes to /dev/null. Part 2 runs uvicorn on loopback (bare, obskit, obskit with
-tracing or the access log off, and the middleware alone, alternated) under a bounded keep-alive
-load generator in this process, and compares requests per second and the server's CPU time per
-request. uvicorn runs with ``--no-access-log --log-level warning`` (the bare server writes no line
-at all), and, in two more rows, with its defaults: the bare server then writes uvicorn's own
-access line, which obskit's replaces.
+Every log line goes to /dev/null. Part 2 runs uvicorn on loopback: bare, obskit, obskit with
+tracing or the access log off, and the middleware alone. All servers are started once; then in
+each round a bounded keep-alive load generator in this process loads each of them for a short
+burst, in a shuffled order, and the server's CPU time per request (all its threads, from
+``/proc/<pid>/task/*/schedstat``) is compared with the bare server's in the same round. A second,
+identical bare server shows how far two equal servers differ on the machine at that time. uvicorn
+runs with ``--no-access-log --log-level warning`` (the bare server writes no line at all), and, in
+two more rows, with its defaults: the bare server then writes uvicorn's own access line, which
+obskit's replaces.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -52,13 +56,17 @@ import _asgi_apps  # noqa: E402
 REQUESTS_PER_ROUND = 1000
 ROUNDS = 7
 TIME_BUDGET_S = 35.0
-LOAD_SECONDS = 3.0
 LOAD_CONNECTIONS = 32
-LOAD_REPEATS = 3
+LOAD_ROUNDS = 15
+BURST_S = 1.0
+WARM_UP_S = 1.0
+START_TIMEOUT_S = 30.0
 # uvicorn servers of part 2: name -> (factory, obskit settings switched off to see their share,
 # uvicorn's own defaults: its access log on at log level info; else --no-access-log at warning).
 SERVERS = {
     "bare": ("bare", "", False),
+    # The same bare server again: how far two identical servers differ is the run's noise.
+    "bare, a second server (noise)": ("bare", "", False),
     "obskit full stack": ("instrumented", "", False),
     "obskit, tracing off": ("instrumented", "tracing=false", False),
     "obskit, access log off": ("instrumented", "access_log=false", False),
@@ -257,10 +265,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used (Linux ``/proc``)."""
+def _cpu_ns(pid: int) -> int:
+    """CPU time all the process's threads have run, in nanoseconds (Linux ``/proc``).
+
+    ``schedstat`` counts nanoseconds; a kernel without it leaves ``stat``'s clock ticks (10 ms).
+    """
+    total = 0
+    found = False
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+            found = True
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    if found:
+        return total
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 async def _load(
@@ -295,40 +316,49 @@ async def _load(
     return done / (time.monotonic() - t0), done
 
 
-def _serve_and_load(
-    factory: str, sink: str, settings: str = "", uvicorn_defaults: bool = False
-) -> tuple[float, float]:
-    """Requests/s under load, and the server's CPU seconds per request."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "BENCH_TRACE_SINK": sink,
-        "PYTHONPATH": str(HERE),
-        "BENCH_OBSKIT": settings,
-    }
-    argv = [sys.executable, "-m", "uvicorn", "--factory", f"_asgi_apps:{factory}"]
-    argv += ["--port", str(port)]
-    if not uvicorn_defaults:
-        argv += ["--no-access-log", "--log-level", "warning"]
-    if _PINS is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(_PINS[0]), *argv]
-    quiet = subprocess.DEVNULL
-    proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=quiet, stderr=quiet)
-    try:
-        deadline = time.monotonic() + 20
+class _Server:
+    """One uvicorn server of part 2, started once and loaded in short bursts."""
+
+    def __init__(self, factory: str, sink: str, settings: str, uvicorn_defaults: bool) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            "BENCH_TRACE_SINK": sink,
+            "PYTHONPATH": str(HERE),
+            "BENCH_OBSKIT": settings,
+        }
+        argv = [sys.executable, "-m", "uvicorn", "--factory", f"_asgi_apps:{factory}"]
+        argv += ["--port", str(self.port)]
+        if not uvicorn_defaults:
+            argv += ["--no-access-log", "--log-level", "warning"]
+        if _PINS is not None and shutil.which("taskset"):
+            argv = ["taskset", "-c", str(_PINS[0]), *argv]
+        quiet = subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=quiet, stderr=quiet)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        asyncio.run(_load(port, 0.5, LOAD_CONNECTIONS))  # warm up
-        cpu0 = _cpu_seconds(proc.pid)
-        rate, done = asyncio.run(_load(port, LOAD_SECONDS, LOAD_CONNECTIONS))
-        return rate, (_cpu_seconds(proc.pid) - cpu0) / max(done, 1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        asyncio.run(_load(self.port, WARM_UP_S, LOAD_CONNECTIONS))
+
+    def burst(self) -> tuple[float, float]:
+        """Requests/s under load for BURST_S, and the server's CPU seconds per request."""
+        cpu0 = _cpu_ns(self.proc.pid)
+        rate, done = asyncio.run(_load(self.port, BURST_S, LOAD_CONNECTIONS))
+        return rate, (_cpu_ns(self.proc.pid) - cpu0) / 1e9 / max(done, 1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # (server CPU, load generator CPU) when the machine has two CPUs or more: each keeps its own
@@ -338,31 +368,56 @@ _cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
 _PINS: tuple[int, int] | None = (_cpus[0], _cpus[1]) if len(_cpus) >= 2 else None
 
 
-def throughput(sink: str) -> dict[str, tuple[float, float, float, float]]:
-    """Per server: medians of requests/s and CPU per request, and the lowest and highest ratio
-    of bare's CPU per request to its own over the rounds (each round's bare its neighbour)."""
+def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    low, mid, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, mid, high
+
+
+def throughput(sink: str) -> dict[str, tuple[float, float, tuple[float, float, float]]]:
+    """Per server: medians of requests/s and of CPU per request, and the quartiles of the
+    per-round capacity ratio (the bare server's CPU per request over this one's, same round).
+
+    Every server is started once and warmed up; then each round loads each of them for BURST_S,
+    in a shuffled order, so that a neighbour's load on the shared machine falls on all of them
+    alike and a round's ratio compares bursts seconds apart.
+    """
+    servers = {
+        name: _Server(factory, sink, settings, defaults)
+        for name, (factory, settings, defaults) in SERVERS.items()
+    }
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
     previous = os.sched_getaffinity(0) if _PINS is not None else None
-    if _PINS is not None:
-        os.sched_setaffinity(0, {_PINS[1]})
     try:
-        for _ in range(LOAD_REPEATS):
-            for name, (factory, settings, defaults) in SERVERS.items():
-                results[name].append(_serve_and_load(factory, sink, settings, defaults))
+        if _PINS is not None:
+            os.sched_setaffinity(0, {_PINS[1]})
+        for server in servers.values():
+            server.wait_ready()
+        order = list(servers)
+        shuffle = random.Random(5).shuffle  # the same orders in every run
+        for _ in range(LOAD_ROUNDS):
+            shuffle(order)
+            for name in order:
+                results[name].append(servers[name].burst())
     finally:
         if previous is not None:
             os.sched_setaffinity(0, previous)
+        for server in servers.values():
+            server.stop()
     summary = {}
     for name, values in results.items():
-        bare = results[_BARE_DEFAULTS if SERVERS[name][2] else "bare"]
+        bare = results[_bare_of(name)]
         paired = [b_cpu / cpu for (_, b_cpu), (_, cpu) in zip(bare, values, strict=True)]
         summary[name] = (
             statistics.median(r for r, _ in values),
             statistics.median(c for _, c in values),
-            min(paired),
-            max(paired),
+            _quartiles(paired),
         )
     return summary
+
+
+def _bare_of(name: str) -> str:
+    """The row ``name`` is compared with: the bare app under the same uvicorn settings."""
+    return _BARE_DEFAULTS if SERVERS[name][2] else "bare"
 
 
 def main() -> None:
@@ -381,23 +436,23 @@ def main() -> None:
         rates = throughput(sink)
         print(
             f"\nPart 2 — uvicorn on loopback, {LOAD_CONNECTIONS} keep-alive connections, "
-            f"{LOAD_SECONDS:.0f} s x {LOAD_REPEATS} alternated runs, medians"
-            + (f"; server on CPU {_PINS[0]}, load on CPU {_PINS[1]}" if _PINS else "")
+            f"{LOAD_ROUNDS} rounds of one {BURST_S:.0f} s burst per server, medians"
+            + (f"; servers on CPU {_PINS[0]}, load on CPU {_PINS[1]}" if _PINS else "")
             + "\n"
         )
         # On a shared machine requests/s also measures the neighbours; the server's own CPU time
         # per request does not, and 1 / (CPU per request) is what one worker can serve.
         # Each row is compared with the bare app under the same uvicorn settings.
         print(
-            "| server | requests/s | ÷ bare | server CPU µs/request | capacity ÷ bare "
-            "| capacity ÷ bare, per round |"
+            "| server | requests/s | ÷ bare | server CPU µs/request "
+            "| capacity ÷ bare, per round: median (quartiles) |"
         )
-        print("|---|---:|---:|---:|---:|---:|")
-        for name, (rate, cpu, low, high) in rates.items():
-            bare_rate, bare_cpu, _, _ = rates[_BARE_DEFAULTS if SERVERS[name][2] else "bare"]
+        print("|---|---:|---:|---:|---:|")
+        for name, (rate, cpu, (low, mid, high)) in rates.items():
+            bare_rate = rates[_bare_of(name)][0]
             print(
                 f"| {name} | {rate:.0f} | {rate / bare_rate:.2f}x | {cpu * 1e6:.0f} "
-                f"| {bare_cpu / cpu:.2f}x | {low:.2f} to {high:.2f}x |"
+                f"| {mid:.2f}x ({low:.2f} to {high:.2f}) |"
             )
 
 
