@@ -15,20 +15,56 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from obskit import _guard
 
-__all__ = ["SPAN_KEY", "current", "current_span_or_none", "enter", "enter_span", "leave"]
+__all__ = [
+    "SPAN_CONTEXT_IS_TUPLE",
+    "SPAN_KEY",
+    "current",
+    "current_span_or_none",
+    "enter",
+    "enter_span",
+    "leave",
+]
 
 SPAN_KEY = _SPAN_KEY  # the key the current span is stored under, as get_current_span reads it
 _Span = trace.Span
+
+
+def _span_context_is_tuple() -> bool:
+    """Whether ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid)`` its constructor builds, and one made directly as that tuple equals
+    one the constructor made. Checked once, not assumed."""
+    flags = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+    fields = (0x5CE9, 0x7A, False, flags, DEFAULT_TRACE_STATE, True)
+    try:
+        public = trace.SpanContext(*fields[:5])
+        made: Any = tuple.__new__(trace.SpanContext, fields)
+        invalid = trace.SpanContext(0, 0, False)
+        return bool(
+            tuple(made) == tuple(public) == fields
+            and (made.trace_id, made.span_id, made.is_remote) == fields[:3]
+            and made.trace_flags == public.trace_flags
+            and made.trace_state is public.trace_state
+            and made.is_valid is True
+            and invalid[5] is False
+        )
+    except Exception:
+        return False
+
+
+#: Hot paths may read a ``SpanContext``'s fields by index (each property is a Python call) and
+#: build one whose ids they know are valid as that tuple (the constructor checks them again).
+SPAN_CONTEXT_IS_TUPLE: Final = _span_context_is_tuple()
 
 
 def _variable() -> ContextVar[Context] | None:

@@ -51,23 +51,7 @@ _span_types: set[type] = set()
 _MAX_SPAN_TYPES: Final = 64
 _NO_IDS: Final[tuple[object, str, str]] = (None, "", "")
 _SpanContext = otel_trace.SpanContext
-
-
-def _span_context_is_tuple() -> bool:
-    # OpenTelemetry's SpanContext is a tuple (trace_id, span_id, is_remote, flags, state,
-    # is_valid) read through properties; the layout is checked once, not assumed.
-    probe = _SpanContext(0xABC, 0xDEF, False)
-    invalid = _SpanContext(0, 0, False)
-    return isinstance(probe, tuple) and (probe[0], probe[1], probe[5], invalid[5]) == (
-        probe.trace_id,
-        probe.span_id,
-        True,
-        False,
-    )
-
-
-_SPAN_CONTEXT_IS_TUPLE: Final = _span_context_is_tuple()
-
+_SPAN_CONTEXT_IS_TUPLE: Final = _otel_context.SPAN_CONTEXT_IS_TUPLE
 
 # The current OpenTelemetry context, one C call away with the default runtime context; the span
 # is found exactly as get_current_span() finds it (see obskit._otel_context).
@@ -174,11 +158,9 @@ class Enricher:
         event: Any,
         fields: Mapping[str, Any],
         created: float | None = None,
-        context_clean: bool = False,
     ) -> dict[str, Any]:
         """The line for ``fields`` its caller vouches for: already redacted (or needing none under
-        :attr:`redactor`), like ``event``. ``created`` is the line's time (default: now);
-        ``context_clean``: the caller also vouches for the current bound context.
+        :attr:`redactor`), like ``event``. ``created`` is the line's time (default: now).
 
         One dict display in the order of the contract (each later source wins a key, which keeps
         its first position): obskit's fields, the service, structlog's context variables, the
@@ -189,7 +171,7 @@ class Enricher:
         if _structlog_vars is None or _structlog_vars:
             theirs = self.structlog_fields()
         bound = _context_fields()
-        if bound and redactor is not None and not context_clean:
+        if bound and redactor is not None:
             cached = self._bound
             bound = cached[1] if cached[0] is bound and cached[2] else self.clean_bound(bound)
         line: dict[str, Any] = {

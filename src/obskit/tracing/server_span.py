@@ -45,27 +45,8 @@ _UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
 _current_span_or_none = _otel_context.current_span_or_none
 _new_tuple = tuple.__new__
-
-
-def _can_build_span_contexts() -> bool:
-    """Whether a SpanContext made as the tuple the API's constructor makes equals one made by
-    that constructor (it validates the ids, which :func:`start_server_span` knows are valid)."""
-    fields = (0x5CE9, 0x7A, False, _SAMPLED_ONLY, DEFAULT_TRACE_STATE, True)
-    try:
-        made: Any = _new_tuple(SpanContext, fields)
-        public = SpanContext(*fields[:5])
-        return bool(
-            tuple(made) == tuple(public)
-            and (made.trace_id, made.span_id, made.is_remote) == fields[:3]
-            and made.trace_flags == public.trace_flags
-            and made.trace_state is public.trace_state
-            and made.is_valid is True
-        )
-    except Exception:
-        return False
-
-
-_BUILD_CONTEXTS: Final = _can_build_span_contexts()
+# A SpanContext may be built as its tuple (see start_server_span).
+_BUILD_CONTEXTS: Final = _otel_context.SPAN_CONTEXT_IS_TUPLE
 
 
 class ServerSpan(trace_api.Span, ReadableSpan):
