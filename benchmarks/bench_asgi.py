@@ -265,6 +265,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
+    """Wait until the server ``proc`` accepts connections on ``port``; raise if it exits first
+    or does not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the server on port {port} did not start") from None
+            time.sleep(0.1)
+
+
 def _cpu_ns(pid: int) -> int:
     """CPU time all the process's threads have run, in nanoseconds (Linux ``/proc``).
 
@@ -337,13 +351,7 @@ class _Server:
         self.proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=quiet, stderr=quiet)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(self.proc, self.port, START_TIMEOUT_S)
         asyncio.run(_load(self.port, WARM_UP_S, LOAD_CONNECTIONS))
 
     def burst(self) -> tuple[float, float]:

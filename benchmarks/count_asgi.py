@@ -29,10 +29,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -76,15 +74,7 @@ def _instructions(factory: str, settings: str, requests: int) -> int:
         argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"uvicorn ({factory}) did not start") from None
-                time.sleep(0.3)
+        bench_asgi.wait_listening(proc, port, START_TIMEOUT_S)
         asyncio.run(bench_asgi._load(port, LOAD_TIMEOUT_S, CONNECTIONS, WARM_UP))
         asyncio.run(bench_asgi._load(port, LOAD_TIMEOUT_S, CONNECTIONS, requests))
         proc.send_signal(signal.SIGINT)
