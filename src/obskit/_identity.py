@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from obskit._config import Settings
 
-__all__ = ["OBSKIT_VERSION", "Identity", "identity"]
+__all__ = ["DISTRIBUTION", "OBSKIT_VERSION", "Identity", "identity"]
+
+# The name obskit is installed under (``pip install ...``); the import name is ``obskit``.
+DISTRIBUTION = "obskit"
 
 try:
-    OBSKIT_VERSION = version("obskit")
+    OBSKIT_VERSION = version(DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree without installation
     OBSKIT_VERSION = "0.0.0+unknown"
 

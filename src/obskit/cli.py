@@ -1,69 +1,100 @@
-"""The ``obskit`` command line: ``demo``, ``doctor`` and ``collector-config``."""
+"""The ``obskit`` command line.
+
+Each subcommand lives in its own module, which declares its arguments and runs them::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+A subcommand with subcommands of its own (``obskit slo rules``) adds them with
+``parser.add_subparsers`` in its ``add_arguments`` and sets ``run`` per leaf with
+``set_defaults(run=...)``. Only the module of the subcommand being run is imported, so
+``obskit --help`` stays fast and a command whose optional dependencies are missing says so
+instead of breaking the others.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "main"]
 
-# subcommand -> "module:function" taking the parsed arguments and returning an exit code;
-# imported only when that subcommand runs.
-_COMMANDS = {
-    "demo": ("obskit.demo.main:run", "run the sample service, drive traffic, print the report"),
-    "doctor": ("obskit.cli:doctor", "print the effective configuration and what is wired"),
-    "collector-config": (
-        "obskit.tracing.collector_config:run",
+
+class Command(NamedTuple):
+    """A subcommand: the module that declares and runs it, and its one-line help."""
+
+    module: str
+    help: str
+    # The extra to install when the module's dependencies are missing.
+    extra: str | None = None
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "obskit.demo.main",
+        "run the sample service, drive traffic, print the report",
+        extra="demo",
+    ),
+    "doctor": Command("obskit._doctor", "print the effective configuration and what is wired"),
+    "collector-config": Command(
+        "obskit.tracing.collector_config",
         "print an OpenTelemetry Collector config mirroring the sampling policy",
     ),
 }
 
-
-def doctor(args: argparse.Namespace) -> int:
-    """Initialise from the environment and print what obskit would do, as JSON."""
-    import obskit
-
-    try:
-        obskit.init(log_stream="stderr")
-    except obskit.ConfigError as exc:
-        print(f"obskit doctor: {exc}", file=sys.stderr)
-        return 2
-    try:
-        print(json.dumps(obskit.doctor(), indent=2, default=str, sort_keys=True))
-    finally:
-        obskit.shutdown(timeout=2.0)
-    return 0
+Runner = Callable[[argparse.Namespace], int]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="obskit", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_target, help_text) in _COMMANDS.items():
-        command = sub.add_parser(name, help=help_text)
-        if name == "demo":
-            command.add_argument("--serve", action="store_true", help="serve after the report")
-            command.add_argument("--requests", type=int, default=None, help="requests to send")
-            command.add_argument("--out", default=None, help="directory for the artifacts")
-        if name == "collector-config":
-            command.add_argument("--format", choices=["yaml", "json"], default="yaml")
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line: the first argument that is not an option."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="obskit", description="Logs, RED/USE metrics and tail-sampled traces, wired."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = _chosen(argv)
+    for name, command in COMMANDS.items():
+        child = sub.add_parser(name, help=command.help, description=command.help)
+        if name == chosen:
+            module = importlib.import_module(command.module)
+            module.add_arguments(child)
+            if child.get_default("run") is None:
+                child.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``obskit`` command."""
-    args = _parser().parse_args(argv)
-    module_name, _, function = _COMMANDS[args.command][0].partition(":")
+    """Entry point of the ``obskit`` command; returns its exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        module = importlib.import_module(module_name)
+        parser = _parser(arguments)
     except ModuleNotFoundError as exc:
-        if not exc.name or not module_name.startswith(exc.name):
+        command = COMMANDS[str(_chosen(arguments))]
+        if not exc.name or exc.name.split(".")[0] == "obskit":
             raise
-        print(f"obskit {args.command}: not available in this build", file=sys.stderr)
+        from obskit._identity import DISTRIBUTION
+
+        hint = f": pip install '{DISTRIBUTION}[{command.extra}]'" if command.extra else ""
+        print(
+            f"obskit {_chosen(arguments)}: needs the package {exc.name!r}, not installed{hint}",
+            file=sys.stderr,
+        )
         return 2
-    return int(getattr(module, function)(args))
+    args = parser.parse_args(arguments)
+    run: Runner | None = getattr(args, "run", None)
+    if run is None:  # a command group named without one of its subcommands
+        parser.parse_args([args.command, "--help"])
+    assert run is not None
+    return int(run(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

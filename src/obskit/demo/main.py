@@ -26,7 +26,7 @@ from pathlib import Path
 from obskit.demo import report, traffic
 from obskit.demo.render import Style
 
-__all__ = ["run"]
+__all__ = ["add_arguments", "run"]
 
 SERVICES = ("inventory", "shop")
 DEFAULT_REQUESTS = 2000
@@ -124,6 +124,13 @@ def _running(out: Path) -> Iterator[dict[str, Service]]:
     finally:
         for service in reversed(list(services.values())):
             _stop(service)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``obskit demo``'s options."""
+    parser.add_argument("--serve", action="store_true", help="keep serving after the report")
+    parser.add_argument("--requests", type=int, default=None, help="requests to send")
+    parser.add_argument("--out", default=None, help="directory for the artifacts")
 
 
 def run(args: argparse.Namespace) -> int:
