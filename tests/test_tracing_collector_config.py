@@ -10,7 +10,8 @@ import yaml
 
 from obskit import cli
 from obskit._config import load_settings
-from obskit.tracing.collector_config import collector_config, to_yaml
+from obskit._yaml import dump
+from obskit.tracing.collector_config import collector_config
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -58,7 +59,7 @@ def test_emitter_round_trips_awkward_strings() -> None:
     """Colons, quotes, hashes and non-ASCII in values survive the dependency-free YAML emitter."""
     settings = load_settings({"keep_rules": {"http.route": '/a: "b" # c', "tenant": "ünï"}})
     data = collector_config(settings)
-    assert data == yaml.safe_load(to_yaml(data))
+    assert data == yaml.safe_load(dump(data))
 
 
 def test_bad_setting_exits_2(
