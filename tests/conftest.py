@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +51,30 @@ def require_binary(name: str) -> str:
 
 
 PYTHON = sys.executable
+
+
+# --- a real Prometheus scraping a live obskit service (see prometheus_support.py) ---------
+
+
+@pytest.fixture(scope="module")
+def demo_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``obskit demo --serve`` after a short run, for the tests of one module."""
+    from prometheus_support import serve_demo
+
+    with serve_demo(tmp_path_factory.mktemp("demo-serve")) as services:
+        yield services
+
+
+@pytest.fixture(scope="module")
+def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start real Prometheus servers (``factory(targets, rule_files=...)``); all stopped after
+    the module's tests."""
+    from prometheus_support import start_prometheus
+
+    with contextlib.ExitStack() as stack:
+
+        def factory(targets: Any, **options: Any) -> Any:
+            workdir = tmp_path_factory.mktemp("prometheus")
+            return stack.enter_context(start_prometheus(workdir, targets, **options))
+
+        yield factory
