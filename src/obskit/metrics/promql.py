@@ -1,0 +1,166 @@
+"""Build the PromQL that reads obskit's metrics: one place for quoting, windows and shapes.
+
+The SLO rule writer, the canary judge, the incident timeline and the docs all ask Prometheus the
+same few questions (a rate, an error ratio, a quantile from buckets, broken down by route or
+tenant). They build them here rather than by string formatting of their own, so that label
+values are always escaped, durations always valid and histogram bucket edges always spelled as
+the exposition spells them. Expressions are plain strings; every function returns one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from prometheus_client.utils import floatToGoString
+
+__all__ = [
+    "Matcher",
+    "Selector",
+    "by_clause",
+    "duration",
+    "histogram_quantile",
+    "increase",
+    "le",
+    "quote",
+    "rate",
+    "ratio",
+    "selector",
+    "sum_by",
+]
+
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_OPS = ("=", "!=", "=~", "!~")
+# Largest unit first: Prometheus accepts combined units, but one unit reads best.
+_UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def quote(value: str) -> str:
+    """``value`` as a PromQL double-quoted string literal (backslash, quote, newline escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _label_name(name: str) -> str:
+    if not _LABEL.fullmatch(name) or (name.startswith("__") and name != "__name__"):
+        raise ValueError(f"not a Prometheus label name: {name!r}")
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class Matcher:
+    """One label matcher, ``label op "value"``."""
+
+    label: str
+    op: str
+    value: str
+
+    def __post_init__(self) -> None:
+        _label_name(self.label)
+        if self.op not in _OPS:
+            raise ValueError(f"not a PromQL matcher operator: {self.op!r}")
+        if self.op in ("=~", "!~"):
+            # Prometheus anchors the RE2 expression; Python's syntax check catches most typos.
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {self.value!r} ({exc})") from None
+
+    def __str__(self) -> str:
+        return f"{self.label}{self.op}{quote(self.value)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Selector:
+    """A series selector: a metric name and label matchers, immutable; ``str()`` renders it."""
+
+    metric: str
+    matchers: tuple[Matcher, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _METRIC.fullmatch(self.metric):
+            raise ValueError(f"not a Prometheus metric name: {self.metric!r}")
+
+    def where(self, **equal: str) -> Selector:
+        """This selector with ``label="value"`` matchers added."""
+        return self.matching(*(Matcher(k, "=", v) for k, v in equal.items()))
+
+    def matching(self, *matchers: Matcher) -> Selector:
+        """This selector with ``matchers`` added."""
+        return dataclasses.replace(self, matchers=(*self.matchers, *matchers))
+
+    def named(self, metric: str) -> Selector:
+        """The same matchers on another metric (``_bucket`` → ``_count`` of one histogram)."""
+        return dataclasses.replace(self, metric=metric)
+
+    def __str__(self) -> str:
+        if not self.matchers:
+            return self.metric
+        return f"{self.metric}{{{','.join(map(str, self.matchers))}}}"
+
+
+def selector(metric: str, matchers: Mapping[str, str] | Iterable[Matcher] = ()) -> Selector:
+    """A :class:`Selector` for ``metric`` with equality matchers from a mapping, or matchers."""
+    if isinstance(matchers, Mapping):
+        return Selector(metric).where(**matchers)
+    return Selector(metric, tuple(matchers))
+
+
+def duration(seconds: float) -> str:
+    """A PromQL duration for a whole number of seconds, in its largest exact unit (``5m``)."""
+    if seconds <= 0 or not math.isfinite(seconds) or seconds != int(seconds):
+        raise ValueError(f"a PromQL window is a positive whole number of seconds, not {seconds}")
+    whole = int(seconds)
+    for unit, size in _UNITS:
+        if whole % size == 0:
+            return f"{whole // size}{unit}"
+    raise AssertionError("unreachable: every whole number of seconds is a number of 's'")
+
+
+def _window(window: float | str) -> str:
+    return window if isinstance(window, str) else duration(window)
+
+
+def rate(series: Selector | str, window: float | str) -> str:
+    """``rate(series[window])``; ``window`` in seconds or already a PromQL duration."""
+    return f"rate({series}[{_window(window)}])"
+
+
+def increase(series: Selector | str, window: float | str) -> str:
+    """``increase(series[window])``."""
+    return f"increase({series}[{_window(window)}])"
+
+
+def by_clause(labels: Sequence[str]) -> str:
+    """`` by (a, b)`` for grouping labels, or nothing when there are none."""
+    return f" by ({', '.join(_label_name(n) for n in labels)})" if labels else ""
+
+
+def sum_by(expr: str, labels: Sequence[str] = ()) -> str:
+    """``sum by (labels) (expr)``; a plain ``sum`` without labels."""
+    return f"sum{by_clause(labels)} ({expr})"
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    """``(numerator) / (denominator)``: both sides parenthesised, whatever they hold."""
+    return f"({numerator}) / ({denominator})"
+
+
+def le(edge: float) -> str:
+    """A histogram bucket edge as the exposition writes its ``le`` label (``0.25``, ``1.0``)."""
+    return str(floatToGoString(edge))  # type: ignore[no-untyped-call]
+
+
+def histogram_quantile(
+    quantile: float, buckets: Selector, window: float | str, by: Sequence[str] = ()
+) -> str:
+    """The ``quantile`` of a histogram over ``window``, from its ``_bucket`` series, by ``by``."""
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"a quantile is between 0 and 1, not {quantile}")
+    if not buckets.metric.endswith("_bucket"):
+        raise ValueError(f"histogram_quantile reads _bucket series, not {buckets.metric}")
+    grouped = sum_by(rate(buckets, window), ["le", *by])
+    return f"histogram_quantile({quantile:g}, {grouped})"
