@@ -102,10 +102,10 @@ class InternalErrorCollector(Collector):
     """Exposes ``obskit_internal_errors_total{component}`` from the guard's counts."""
 
     def collect(self) -> Iterator[CounterMetricFamily]:
+        from obskit.metrics.catalogue import INTERNAL_ERRORS
+
         family = CounterMetricFamily(
-            "obskit_internal_errors",
-            "Failures inside obskit that were caught so the application could go on.",
-            labels=["component"],
+            INTERNAL_ERRORS.name, INTERNAL_ERRORS.help, labels=list(INTERNAL_ERRORS.labels)
         )
         for component, count in sorted(counts().items()):
             family.add_metric([component], count)

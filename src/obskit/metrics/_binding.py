@@ -19,24 +19,17 @@ from prometheus_client.registry import CollectorRegistry
 
 from obskit import _guard
 from obskit import _runtime as _rt
-from obskit.metrics._store import OVERFLOW, SEMCONV_DURATION_BUCKETS, Store
+from obskit.metrics import catalogue
+from obskit.metrics._store import OVERFLOW, Store
+from obskit.metrics.catalogue import FUNCTION_BUCKETS
 from obskit.tracing import api as tracing_api
 
 __all__ = ["BASE_LABELS", "FUNCTION_BUCKETS", "LABEL_NAME", "RESERVED", "Binding", "Site"]
 
-DURATION = "obskit_function_duration_seconds"
-CALLS = "obskit_function_calls"
-ACTIVE = "obskit_function_active_calls"
-BASE_LABELS = ("function", "module", "result", "error_type")
-# Functions run faster than requests: the semconv request buckets, extended down to 100 µs.
-FUNCTION_BUCKETS: tuple[float, ...] = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    *SEMCONV_DURATION_BUCKETS,
-)
+DURATION = catalogue.FUNCTION_DURATION.name
+CALLS = catalogue.FUNCTION_CALLS.name
+ACTIVE = catalogue.FUNCTION_ACTIVE.name
+BASE_LABELS = catalogue.FUNCTION_DURATION.labels
 MAX_ERROR_TYPES = 50
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED = frozenset((*BASE_LABELS, "le"))
@@ -113,19 +106,8 @@ class Binding:
 
 class _FunctionFamilies:
     def __init__(self, store: Store) -> None:
-        self.duration = store.histogram(
-            DURATION,
-            "Duration of calls to functions decorated with @obskit.red.",
-            BASE_LABELS,
-            FUNCTION_BUCKETS,
-            count_name=CALLS,
-            count_documentation="Calls to functions decorated with @obskit.red, by result.",
-        )
-        self.active = store.gauge(
-            ACTIVE,
-            "Calls to functions decorated with @obskit.red in flight.",
-            ("function", "module"),
-        )
+        self.duration = store.declare(catalogue.FUNCTION_DURATION, count=catalogue.FUNCTION_CALLS)
+        self.active = store.declare(catalogue.FUNCTION_ACTIVE)
 
 
 _families: weakref.WeakKeyDictionary[Store, _FunctionFamilies] = weakref.WeakKeyDictionary()

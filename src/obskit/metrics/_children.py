@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.samples import Exemplar
 
+from obskit.metrics.catalogue import le as bucket_label
+
 if TYPE_CHECKING:
     from obskit.metrics._store import HistogramChild
 
@@ -156,9 +158,3 @@ def _locked_pair(first: Histogram, second: Histogram) -> PairObserver:
             lock.release()
 
     return observe
-
-
-def bucket_label(bound: float) -> str:
-    """``le`` as prometheus-client spells a bucket bound ("0.005", "1.0", "10.0", "+Inf")."""
-    # The spelling prometheus-client uses for bucket bounds ("0.005", "1.0", "10.0").
-    return "+Inf" if bound == float("inf") else repr(float(bound))

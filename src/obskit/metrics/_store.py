@@ -30,6 +30,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from obskit.metrics import catalogue
 from obskit.metrics._children import (
     Counter,
     Gauge,
@@ -39,6 +40,8 @@ from obskit.metrics._children import (
     observe_pair,
 )
 from obskit.metrics._mp_children import MpCounter, MpGauge, MpHistogram
+from obskit.metrics.catalogue import OVERFLOW, SEMCONV_DURATION_BUCKETS
+from obskit.metrics.catalogue import Family as Declared
 
 __all__ = [
     "OVERFLOW",
@@ -51,26 +54,6 @@ __all__ = [
     "Store",
     "observe_pair",
 ]
-
-OVERFLOW = "__other__"
-
-# OpenTelemetry semantic conventions, explicit bucket boundaries for request durations (seconds).
-SEMCONV_DURATION_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-)
 
 DEFAULT_MAX_CHILDREN = 10_000
 
@@ -202,11 +185,7 @@ class Store(Collector):
         self.overflow: Family[CounterChild] | None = None
         self.overflow_count = 0
         if overflow_family:
-            self.overflow = self.counter(
-                "obskit_label_overflow",
-                "Label values folded into __other__ by a cardinality guard or a full family.",
-                ["label"],
-            )
+            self.overflow = self.declare(catalogue.LABEL_OVERFLOW)
 
     def overflowed(self, label: str) -> None:
         """Count one value of ``label`` (a label name or a family name) folded into __other__."""
@@ -237,6 +216,32 @@ class Store(Collector):
             )
             self._families[name] = (family, meta)
             return family
+
+    def declare(
+        self, entry: Declared, *, count: Declared | None = None, shared_lock: bool = False
+    ) -> Family[Any]:
+        """The family of catalogue ``entry``: its name, help, labels and buckets from there.
+
+        ``count`` (a counter entry) also exposes a histogram's count under that name;
+        ``shared_lock`` as for :meth:`histogram`. A gauge summed over workers (``workers="sum"``)
+        is aggregated ``livesum`` in multi-process mode, a per-worker one ``liveall``.
+        """
+        if entry.type == "counter":
+            return self.counter(entry.name, entry.help, entry.labels)
+        if entry.type == "gauge":
+            mode = "liveall" if entry.workers == "pid" else "livesum"
+            return self.gauge(entry.name, entry.help, entry.labels, multiprocess_mode=mode)
+        if entry.type == "histogram":
+            return self.histogram(
+                entry.name,
+                entry.help,
+                entry.labels,
+                entry.buckets,
+                count_name=count.name if count is not None else None,
+                count_documentation=count.help if count is not None else "",
+                shared_lock=shared_lock,
+            )
+        raise ValueError(f"{entry.name}: the store holds no {entry.type} families")
 
     def counter(self, name: str, documentation: str, labelnames: Sequence[str]) -> Family[Any]:
         """A counter family (``name`` without ``_total``)."""

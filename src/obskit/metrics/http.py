@@ -4,13 +4,9 @@ The middleware calls :meth:`HttpServerMetrics.request_started` and
 :meth:`HttpServerMetrics.request_finished` once per request. Children are cached per label tuple
 (a dict lookup on the hot path); the tenant goes through the runtime's cardinality guard.
 
-Families (see ``docs/metrics.md``):
-
-* ``http_server_request_duration_seconds`` histogram, semconv buckets, labels
-  ``http_request_method, http_route, http_response_status_code, error_type, tenant_id``;
-* ``http_server_active_requests`` gauge, label ``http_request_method``;
-* ``obskit_http_server_time_to_first_byte_seconds`` histogram, labels
-  ``http_request_method, http_route``.
+Families (declared in :mod:`obskit.metrics.catalogue`, group ``http``):
+``http_server_request_duration_seconds``, ``http_server_active_requests`` and
+``obskit_http_server_time_to_first_byte_seconds``.
 """
 
 from __future__ import annotations
@@ -21,7 +17,8 @@ from typing import Any
 
 from obskit import _exemplars, _guard
 from obskit import _runtime as _rt
-from obskit.metrics._store import SEMCONV_DURATION_BUCKETS, Store, observe_pair
+from obskit.metrics import catalogue
+from obskit.metrics._store import Store, observe_pair
 from obskit.metrics.cardinality import CardinalityGuard
 
 __all__ = ["KNOWN_METHODS", "HttpServerMetrics", "server_metrics"]
@@ -31,16 +28,10 @@ KNOWN_METHODS = frozenset(
     ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
 )
 
-DURATION = "http_server_request_duration_seconds"
-ACTIVE = "http_server_active_requests"
-TTFB = "obskit_http_server_time_to_first_byte_seconds"
-DURATION_LABELS = (
-    "http_request_method",
-    "http_route",
-    "http_response_status_code",
-    "error_type",
-    "tenant_id",
-)
+DURATION = catalogue.HTTP_SERVER_DURATION.name
+ACTIVE = catalogue.HTTP_SERVER_ACTIVE.name
+TTFB = catalogue.HTTP_SERVER_TTFB.name
+DURATION_LABELS = catalogue.HTTP_SERVER_DURATION.labels
 # Beyond this many distinct label tuples the local lookup caches stop growing (the families
 # themselves fold further label sets into __other__).
 _CACHE_CAP = 10_000
@@ -54,25 +45,9 @@ class HttpServerMetrics:
     ) -> None:
         # A request's duration and time to first byte are recorded together: their children
         # share the store's lock, taken once per request (observe_pair).
-        self._duration_family = store.histogram(
-            DURATION,
-            "Duration of HTTP server requests (OpenTelemetry http.server.request.duration).",
-            DURATION_LABELS,
-            SEMCONV_DURATION_BUCKETS,
-            shared_lock=True,
-        )
-        self._active_family = store.gauge(
-            ACTIVE,
-            "HTTP server requests in flight (OpenTelemetry http.server.active_requests).",
-            ("http_request_method",),
-        )
-        self._ttfb_family = store.histogram(
-            TTFB,
-            "Time from the start of an HTTP server request to its first response byte.",
-            ("http_request_method", "http_route"),
-            SEMCONV_DURATION_BUCKETS,
-            shared_lock=True,
-        )
+        self._duration_family = store.declare(catalogue.HTTP_SERVER_DURATION, shared_lock=True)
+        self._active_family = store.declare(catalogue.HTTP_SERVER_ACTIVE)
+        self._ttfb_family = store.declare(catalogue.HTTP_SERVER_TTFB, shared_lock=True)
         self._guard = tenant_guard
         self._exemplars = exemplars
         # A finished request's label tuple -> (in-flight leave, record duration and time to first

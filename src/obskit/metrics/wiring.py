@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from obskit import _runtime as _rt
 from obskit._identity import Identity, identity
-from obskit.metrics import multiprocess
+from obskit.metrics import catalogue, multiprocess
 from obskit.metrics._store import Store
 from obskit.metrics.cardinality import CardinalityGuard
 from obskit.metrics.exposition import Combined, MetricsServer
@@ -37,18 +37,17 @@ class BuildInfoCollector(Collector):
     """``obskit_build_info{service_name, service_version, deployment_environment, ...} 1``."""
 
     def __init__(self, ident: Identity) -> None:
-        self._labels = {
-            "service_name": ident.service_name,
-            "service_version": ident.service_version,
-            "deployment_environment": ident.environment,
-            "obskit_version": ident.obskit_version,
-            "python_version": ident.python_version,
-        }
+        values = (
+            ident.service_name,
+            ident.service_version,
+            ident.environment,
+            ident.obskit_version,
+            ident.python_version,
+        )
+        self._labels = dict(zip(catalogue.BUILD_INFO.labels, values, strict=True))
 
     def collect(self) -> Iterator[InfoMetricFamily]:
-        yield InfoMetricFamily(
-            "obskit_build", "Service and obskit identity; the value is always 1.", self._labels
-        )
+        yield InfoMetricFamily(catalogue.BUILD_INFO.name, catalogue.BUILD_INFO.help, self._labels)
 
 
 class MetricsComponent:

@@ -26,6 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _guard, context
+from obskit.metrics import catalogue
 from obskit.tracing.api import get_tracer
 from obskit.web.exchange import KNOWN_METHODS, error_type_of
 from obskit.web.propagation import format_baggage, format_traceparent
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientRecorder", "install", "outbound_headers"]
 
-# OpenTelemetry semantic conventions' explicit buckets for HTTP durations (seconds).
-BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 MAX_SERVERS: Final = 200  # distinct server addresses with their own label; the rest: __other__
 OTHER: Final = "__other__"
 _CLIENT = SpanKind.CLIENT
@@ -49,12 +48,7 @@ class ClientRecorder:
 
     def __init__(self, store: Any) -> None:
         self._store = store
-        self.histogram = store.histogram(
-            "http_client_request_duration_seconds",
-            "Duration of outbound HTTP requests by dependency (server address), method, status.",
-            ("server_address", "http_request_method", "http_response_status_code", "error_type"),
-            BUCKETS,
-        )
+        self.histogram = store.declare(catalogue.HTTP_CLIENT_DURATION)
         # Bounded: at most MAX_SERVERS addresses (plus __other__) times methods, statuses, errors.
         self._children: dict[tuple[str, str, int, str], Any] = {}
         self._servers: set[str] = {OTHER}

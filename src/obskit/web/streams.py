@@ -16,10 +16,11 @@ from typing import Any, Final
 
 from obskit import _guard
 from obskit import _runtime as _rt
+from obskit.metrics import catalogue
 
 __all__ = ["STREAM_BUCKETS", "StreamMetrics", "stream_metrics"]
 
-STREAM_BUCKETS: Final = (0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0)
+STREAM_BUCKETS: Final = catalogue.HTTP_SERVER_STREAM_DURATION.buckets
 _CACHE_CAP: Final = 1000
 
 
@@ -27,17 +28,8 @@ class StreamMetrics:
     """The stream families of one runtime's sample store, children cached per label tuple."""
 
     def __init__(self, store: Any) -> None:
-        self._duration_family = store.histogram(
-            "http_server_stream_duration_seconds",
-            "Lifetime of server streams (Server-Sent Events responses, WebSocket sessions).",
-            ("kind", "http_route", "outcome"),
-            STREAM_BUCKETS,
-        )
-        self._active_family = store.gauge(
-            "http_server_active_streams",
-            "Server streams (Server-Sent Events, WebSocket) open now.",
-            ("kind", "http_route"),
-        )
+        self._duration_family = store.declare(catalogue.HTTP_SERVER_STREAM_DURATION)
+        self._active_family = store.declare(catalogue.HTTP_SERVER_ACTIVE_STREAMS)
         self._duration: dict[tuple[str, str, str], Any] = {}
         self._active: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 
+from obskit.metrics import catalogue
 from obskit.metrics.use._files import FileAccess, join
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -369,66 +370,7 @@ class CgroupCollector:
         return reading.families()
 
 
-_FAMILIES: tuple[FamilySpec, ...] = (
-    ("obskit_cgroup_info", "gauge", "The cgroup version (1 or 2) read; always 1.", ("version",)),
-    (
-        "obskit_cgroup_cpu_limit_cores",
-        "gauge",
-        "Effective CPU quota of the cgroup in cores (quota / period); absent when unlimited.",
-        (),
-    ),
-    ("obskit_cgroup_cpu_usage_seconds", "counter", "CPU time used by the whole cgroup.", ()),
-    ("obskit_cgroup_cpu_periods", "counter", "CFS enforcement periods that elapsed.", ()),
-    (
-        "obskit_cgroup_cpu_throttled_periods",
-        "counter",
-        "CFS periods in which the cgroup was throttled for exhausting its quota.",
-        (),
-    ),
-    (
-        "obskit_cgroup_cpu_throttled_seconds",
-        "counter",
-        "Total time the cgroup's threads were throttled.",
-        (),
-    ),
-    (
-        "obskit_cgroup_memory_usage_bytes",
-        "gauge",
-        "Memory charged to the cgroup, page cache included.",
-        (),
-    ),
-    (
-        "obskit_cgroup_memory_working_set_bytes",
-        "gauge",
-        "Memory usage minus inactive file cache: what the limit is enforced against in practice.",
-        (),
-    ),
-    (
-        "obskit_cgroup_memory_limit_bytes",
-        "gauge",
-        "Effective memory limit of the cgroup; absent when unlimited.",
-        (),
-    ),
-    (
-        "obskit_cgroup_memory_utilization_ratio",
-        "gauge",
-        "Working set divided by the memory limit (only when limited).",
-        (),
-    ),
-    (
-        "obskit_cgroup_memory_limit_hits",
-        "counter",
-        "Times the cgroup's memory usage hit its limit (v2 memory.events max, v1 failcnt).",
-        (),
-    ),
-    ("obskit_cgroup_memory_oom_kills", "counter", "Processes of the cgroup killed by OOM.", ()),
-    (
-        "obskit_pressure_stalled_seconds",
-        "counter",
-        "PSI: time some (or all) runnable tasks stalled waiting for the resource.",
-        ("resource", "stall", "scope"),
-    ),
-)
+_FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.cgroup")
 
 
 def _exists_all(layout: CgroupLayout) -> bool:

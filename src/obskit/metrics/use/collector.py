@@ -24,11 +24,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
 
 from obskit import _guard
+from obskit.metrics import catalogue
 
 __all__ = [
     "FamilySpec",
@@ -38,8 +40,12 @@ __all__ = [
     "Unavailable",
     "UseCollector",
     "attach",
+    "counter_of",
     "cumulative_buckets",
     "empty_families",
+    "gauge_of",
+    "histogram_of",
+    "info_of",
     "standalone_collect",
 ]
 
@@ -56,15 +62,35 @@ class Unavailable(Exception):
 Notes = list[str]
 
 
-# (name, "counter" | "gauge", help text, label names): one row of a source's family table.
-FamilySpec = tuple[str, str, str, tuple[str, ...]]
+# One row of a source's family table: the catalogue's entry.
+FamilySpec = catalogue.Family
+
+
+def counter_of(spec: FamilySpec) -> CounterMetricFamily:
+    """An empty counter family for catalogue entry ``spec``."""
+    return CounterMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+
+
+def gauge_of(spec: FamilySpec) -> GaugeMetricFamily:
+    """An empty gauge family for catalogue entry ``spec``."""
+    return GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+
+
+def histogram_of(spec: FamilySpec) -> HistogramMetricFamily:
+    """An empty histogram family for catalogue entry ``spec`` (buckets come with each sample)."""
+    return HistogramMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+
+
+def info_of(spec: FamilySpec) -> InfoMetricFamily:
+    """An empty info family for catalogue entry ``spec``."""
+    return InfoMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+
+
+_BUILDERS = {"counter": counter_of, "gauge": gauge_of, "histogram": histogram_of, "info": info_of}
 
 
 def _build(spec: FamilySpec) -> Metric:
-    name, kind, doc, labels = spec
-    if kind == "counter":
-        return CounterMetricFamily(name, doc, labels=labels)
-    return GaugeMetricFamily(name, doc, labels=labels)
+    return _BUILDERS[spec.type](spec)
 
 
 def empty_families(specs: Sequence[FamilySpec]) -> list[Metric]:
@@ -74,7 +100,7 @@ def empty_families(specs: Sequence[FamilySpec]) -> list[Metric]:
 
 def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
     """Per-bucket counts (the last one for +Inf) as the cumulative ``(le, count)`` pairs."""
-    labels = [*(repr(float(bound)) for bound in bounds), "+Inf"]
+    labels = [*(catalogue.le(bound) for bound in bounds), "+Inf"]
     cumulative, buckets = 0, []
     for label, count in zip(labels, counts, strict=True):
         cumulative += count
@@ -86,7 +112,7 @@ class Reading:
     """The families of one scrape, built from a spec table; a value of None is left out."""
 
     def __init__(self, specs: Sequence[FamilySpec]) -> None:
-        self._specs = {spec[0]: spec for spec in specs}
+        self._specs = {spec.name: spec for spec in specs}
         self._families: dict[str, Metric] = {}
 
     def put(self, name: str, value: float | None, labels: Sequence[str] = ()) -> None:
@@ -133,8 +159,8 @@ class UseCollector:
 
     def describe(self) -> Iterator[Metric]:
         """Empty families with every name this collector may yield, so clashes fail at register."""
-        yield GaugeMetricFamily("obskit_collector_up", "")
-        yield InfoMetricFamily("obskit_collector_unavailable", "")
+        yield gauge_of(catalogue.COLLECTOR_UP)
+        yield info_of(catalogue.COLLECTOR_UNAVAILABLE)
         seen: set[str] = set()
         for source in self.sources:
             if source.name in self.published:
@@ -147,16 +173,8 @@ class UseCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Read each source; a failing source is reported and marked down, the others go on."""
-        up = GaugeMetricFamily(
-            "obskit_collector_up",
-            "Whether an obskit USE collector could read its source (1) or not (0).",
-            labels=["collector"],
-        )
-        why = InfoMetricFamily(
-            "obskit_collector_unavailable",
-            "Why a USE collector, or a part of it, has no data; one series per reason.",
-            labels=["collector", "reason"],
-        )
+        up = gauge_of(catalogue.COLLECTOR_UP)
+        why = info_of(catalogue.COLLECTOR_UNAVAILABLE)
         merged: dict[str, Metric] = {}
         for source in self.sources:
             notes: Notes = []

@@ -27,15 +27,17 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
 from obskit import _guard
+from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
     Notes,
     Reading,
     cumulative_buckets,
     empty_families,
+    histogram_of,
     standalone_collect,
 )
 
@@ -51,7 +53,7 @@ __all__ = [
 # Resolution of the lag timer: 20 wake-ups a second cost well under 0.1% of a core (see
 # docs/performance.md) and catch any stall longer than the interval.
 DEFAULT_INTERVAL = 0.05
-LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = catalogue.EVENT_LOOP_LAG.buckets
 
 
 _clock = time.perf_counter
@@ -274,10 +276,7 @@ class EventLoopCollector:
 
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""
-        return [
-            *empty_families(_FAMILIES),
-            HistogramMetricFamily("obskit_event_loop_lag_seconds", ""),
-        ]
+        return empty_families(_FAMILIES)
 
     def collect(self) -> Iterator[Metric]:
         """Families plus ``obskit_collector_up`` when registered on its own."""
@@ -299,11 +298,7 @@ class EventLoopCollector:
             busy += monitor.busy_seconds()
             timed = timed and monitor.timed
             tasks += _task_count(loop)
-        lag = HistogramMetricFamily(
-            "obskit_event_loop_lag_seconds",
-            "How late the event loop ran a timer that asked to run every interval.",
-            labels=[],
-        )
+        lag = histogram_of(catalogue.EVENT_LOOP_LAG)
         lag.add_metric([], cumulative_buckets(self.bounds, counts), lag_sum)
         reading = Reading(_FAMILIES)
         reading.put("obskit_event_loop_monitors", len(live))
@@ -352,19 +347,4 @@ def _task_count(loop: asyncio.AbstractEventLoop) -> int:
         return 0
 
 
-_FAMILIES: tuple[FamilySpec, ...] = (
-    ("obskit_event_loop_monitors", "gauge", "Event loops being monitored.", ()),
-    ("obskit_event_loop_tasks", "gauge", "Tasks not yet done on the monitored loops.", ()),
-    (
-        "obskit_event_loop_busy_seconds",
-        "counter",
-        "Time the monitored loops spent running callbacks (not waiting for I/O or timers).",
-        (),
-    ),
-    (
-        "obskit_event_loop_utilization_ratio",
-        "gauge",
-        "Share of wall time the loops were busy, since the previous scrape.",
-        (),
-    ),
-)
+_FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.event_loop")

@@ -28,21 +28,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
+from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
     Notes,
     Reading,
+    counter_of,
     cumulative_buckets,
     empty_families,
+    histogram_of,
     standalone_collect,
 )
 from obskit.metrics.use.tracking import Trackers, default_trackers, trackers_for
 
 __all__ = ["ExecutorCollector", "ExecutorStats", "track_executor"]
 
-WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+WAIT_BUCKETS = catalogue.EXECUTOR_QUEUE_WAIT.buckets
 DEFAULT_LOOP_EXECUTOR = "asyncio_default"
 
 
@@ -139,8 +142,7 @@ class ExecutorCollector:
         """Empty families with every name this source may yield."""
         return [
             *empty_families(_FAMILIES),
-            HistogramMetricFamily("obskit_executor_queue_wait_seconds", ""),
-            CounterMetricFamily("obskit_use_tracked_dropped", ""),
+            counter_of(catalogue.TRACKED_DROPPED),
         ]
 
     def collect(self) -> Iterator[Metric]:
@@ -152,11 +154,7 @@ class ExecutorCollector:
         if self.adopt_loop_executors:
             self._adopt_loop_executors()
         reading = Reading(_FAMILIES)
-        waits = HistogramMetricFamily(
-            "obskit_executor_queue_wait_seconds",
-            "Time tasks waited between submit and the start of their run.",
-            labels=["executor"],
-        )
+        waits = histogram_of(catalogue.EXECUTOR_QUEUE_WAIT)
         for name, executor, stats in self.trackers.executors.live():
             label = (name,)
             reading.put(
@@ -183,11 +181,7 @@ class ExecutorCollector:
         families = reading.families()
         if waits.samples:
             families.append(waits)
-        dropped = CounterMetricFamily(
-            "obskit_use_tracked_dropped",
-            "Tracked objects refused at the cap or replaced by another under the same name.",
-            labels=["kind", "reason"],
-        )
+        dropped = counter_of(catalogue.TRACKED_DROPPED)
         for tracker in self.trackers.all():
             for reason, count in sorted(tracker.dropped.items()):
                 dropped.add_metric([tracker.kind, reason], count)
@@ -205,20 +199,4 @@ class ExecutorCollector:
             _track(self.trackers, executor, name)
 
 
-_FAMILIES: tuple[FamilySpec, ...] = (
-    ("obskit_executor_workers", "gauge", "Worker threads started.", ("executor",)),
-    ("obskit_executor_max_workers", "gauge", "Most worker threads allowed.", ("executor",)),
-    (
-        "obskit_executor_busy_workers",
-        "gauge",
-        "Workers running a task now (utilization: divide by max workers).",
-        ("executor",),
-    ),
-    (
-        "obskit_executor_queue_depth",
-        "gauge",
-        "Tasks submitted and not yet picked up by a worker (saturation).",
-        ("executor",),
-    ),
-    ("obskit_executor_tasks", "counter", "Tasks submitted since tracking began.", ("executor",)),
-)
+_FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.executors")

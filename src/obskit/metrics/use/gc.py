@@ -21,35 +21,22 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
+from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
     Notes,
     Reading,
     cumulative_buckets,
     empty_families,
+    histogram_of,
     standalone_collect,
 )
 
 __all__ = ["DEFAULT_BUCKETS", "GcCollector"]
 
-# Young collections take microseconds, full ones of big heaps hundreds of milliseconds.
-DEFAULT_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-)
+DEFAULT_BUCKETS = catalogue.GC_PAUSE.buckets
 _GENERATIONS = 3
 
 GcCallback = Callable[[str, dict[str, Any]], None]
@@ -127,7 +114,7 @@ class GcCollector:
 
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""
-        return [*empty_families(_FAMILIES), HistogramMetricFamily("obskit_gc_pause_seconds", "")]
+        return empty_families(_FAMILIES)
 
     def collect(self) -> Iterator[Metric]:
         """Families plus ``obskit_collector_up`` when registered on its own."""
@@ -138,18 +125,14 @@ class GcCollector:
         reading = Reading(_FAMILIES)
         for generation, stats in enumerate(gc.get_stats()):
             label = (str(generation),)
-            reading.put("cpython_gc_collections", stats.get("collections"), label)
-            reading.put("cpython_gc_collected_objects", stats.get("collected"), label)
-            reading.put("cpython_gc_uncollectable_objects", stats.get("uncollectable"), label)
+            reading.put(catalogue.GC_COLLECTIONS.name, stats.get("collections"), label)
+            reading.put(catalogue.GC_COLLECTED.name, stats.get("collected"), label)
+            reading.put(catalogue.GC_UNCOLLECTABLE.name, stats.get("uncollectable"), label)
         families = reading.families()
         if self._callback is None:
             notes.append("gc_callback_not_installed")
             return families
-        pauses = HistogramMetricFamily(
-            "obskit_gc_pause_seconds",
-            "Time the garbage collector paused the process, per collected generation.",
-            labels=["cpython_gc_generation"],
-        )
+        pauses = histogram_of(catalogue.GC_PAUSE)
         for generation in range(_GENERATIONS):
             counts = list(self._counts[generation])  # a snapshot: the callback may run meanwhile
             buckets = cumulative_buckets(self._bounds, counts)
@@ -160,23 +143,4 @@ class GcCollector:
         return families
 
 
-_FAMILIES: tuple[FamilySpec, ...] = (
-    (
-        "cpython_gc_collections",
-        "counter",
-        "Collections of each generation since the interpreter started.",
-        ("cpython_gc_generation",),
-    ),
-    (
-        "cpython_gc_collected_objects",
-        "counter",
-        "Objects collected in each generation since the interpreter started.",
-        ("cpython_gc_generation",),
-    ),
-    (
-        "cpython_gc_uncollectable_objects",
-        "counter",
-        "Objects found uncollectable in each generation since the interpreter started.",
-        ("cpython_gc_generation",),
-    ),
-)
+_FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.gc")

@@ -28,22 +28,25 @@ from types import TracebackType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
 from obskit import _guard
+from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
     Notes,
     Reading,
+    counter_of,
     cumulative_buckets,
     empty_families,
+    histogram_of,
     standalone_collect,
 )
 from obskit.metrics.use.tracking import Trackers, default_trackers, trackers_for
 
 __all__ = ["PoolCollector", "PoolHandle", "attach_pool", "track_pool", "track_queue"]
 
-WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WAIT_BUCKETS = catalogue.POOL_WAIT.buckets
 # Reads one value of a tracked object at scrape time; None means "not known".
 Reader = Callable[[Any], float | None]
 
@@ -187,11 +190,7 @@ class PoolCollector:
 
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""
-        return [
-            *empty_families(_FAMILIES),
-            HistogramMetricFamily("db_client_connection_wait_time_seconds", ""),
-            CounterMetricFamily("obskit_use_tracked_dropped", ""),
-        ]
+        return empty_families(_FAMILIES)
 
     def collect(self) -> Iterator[Metric]:
         """Families plus ``obskit_collector_up`` when registered on its own."""
@@ -200,11 +199,7 @@ class PoolCollector:
     def read(self, notes: Notes) -> list[Metric]:
         """Read every live tracked pool and queue; a failing reader leaves its series out."""
         reading = Reading(_FAMILIES)
-        waits = HistogramMetricFamily(
-            "db_client_connection_wait_time_seconds",
-            "Time it took to obtain an open connection from the pool.",
-            labels=["db_client_connection_pool_name"],
-        )
+        waits = histogram_of(catalogue.POOL_WAIT)
         for name, pool, entry in self.trackers.pools.live():
             label = (name,)
             used = _call(entry.used, pool, notes)
@@ -232,11 +227,7 @@ class PoolCollector:
         families = reading.families()
         if waits.samples:
             families.append(waits)
-        dropped = CounterMetricFamily(
-            "obskit_use_tracked_dropped",
-            "Tracked objects refused at the cap or replaced by another under the same name.",
-            labels=["kind", "reason"],
-        )
+        dropped = counter_of(catalogue.TRACKED_DROPPED)
         for tracker in (self.trackers.pools, self.trackers.queues):
             for reason, count in sorted(tracker.dropped.items()):
                 dropped.add_metric([tracker.kind, reason], count)
@@ -255,27 +246,4 @@ def _call(reader: Reader | None, obj: Any, notes: Notes) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-_POOL = "db_client_connection_pool_name"
-_FAMILIES: tuple[FamilySpec, ...] = (
-    (
-        "db_client_connections",
-        "gauge",
-        "Connections in each state (db.client.connection.count).",
-        (_POOL, "db_client_connection_state"),
-    ),
-    ("db_client_connection_max", "gauge", "Most open connections allowed.", (_POOL,)),
-    (
-        "db_client_connection_pending_requests",
-        "gauge",
-        "Requests waiting for an open connection now (saturation).",
-        (_POOL,),
-    ),
-    (
-        "db_client_connection_timeouts",
-        "counter",
-        "Acquisitions that timed out waiting for a connection (errors).",
-        (_POOL,),
-    ),
-    ("obskit_queue_depth", "gauge", "Items in the queue.", ("queue",)),
-    ("obskit_queue_capacity", "gauge", "Most items the queue holds.", ("queue",)),
-)
+_FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.pools")

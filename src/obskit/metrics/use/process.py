@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import Metric
 
+from obskit.metrics import catalogue
 from obskit.metrics.use._files import FileAccess
 from obskit.metrics.use.cgroup import DEFAULT_PROC, DEFAULT_ROOT, CgroupReader
 from obskit.metrics.use.collector import (
@@ -203,46 +204,4 @@ def _kib(values: dict[str, int], key: str) -> int | None:
     return None if value is None else value * 1024
 
 
-_FAMILIES: tuple[FamilySpec, ...] = (
-    ("process_cpu_time_seconds", "counter", "CPU time used by this process.", ("cpu_mode",)),
-    (
-        "obskit_process_cpu_available_cores",
-        "gauge",
-        "CPUs this process may use: the cgroup quota in cores, else the cores it may run on.",
-        (),
-    ),
-    (
-        "process_cpu_utilization_ratio",
-        "gauge",
-        "CPU time since the previous scrape over elapsed time times the available cores.",
-        (),
-    ),
-    ("process_memory_usage_bytes", "gauge", "Resident set size of this process.", ()),
-    ("process_memory_virtual_bytes", "gauge", "Virtual memory size of this process.", ()),
-    (
-        "obskit_process_memory_limit_bytes",
-        "gauge",
-        "Memory this process may use: the cgroup memory limit, else the machine's memory.",
-        (),
-    ),
-    (
-        "process_memory_utilization_ratio",
-        "gauge",
-        "Resident set size over the memory limit (cgroup limit, else machine memory).",
-        (),
-    ),
-    ("process_threads", "gauge", "Threads of this process.", ()),
-    ("process_unix_file_descriptors", "gauge", "Open file descriptors.", ()),
-    (
-        "obskit_process_unix_file_descriptors_limit",
-        "gauge",
-        "Soft limit on open file descriptors (RLIMIT_NOFILE).",
-        (),
-    ),
-    (
-        "process_context_switches",
-        "counter",
-        "Context switches; involuntary ones mean the process was preempted (CPU contention).",
-        ("process_context_switch_type",),
-    ),
-)
+_FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.process")
