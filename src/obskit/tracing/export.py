@@ -8,6 +8,10 @@ lane can never take room from it, and every span that does not fit is counted pe
 
 :func:`build_exporters` picks OTLP over HTTP/protobuf (or gRPC, an optional extra) when an
 endpoint is configured, otherwise the embedded local sink (:mod:`obskit.tracing.sinks`).
+
+Exporting is obskit's own work: the worker runs under :func:`obskit._selfcalls.quiet`, so the
+exporter's HTTP calls produce no span (an export failing would otherwise be an error trace, kept,
+exported and failing again), no metric and no propagation header.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Protocol
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from obskit import _guard
+from obskit import _guard, _selfcalls
 from obskit._config import Settings
 
 __all__ = ["LANES", "TAPS", "ExportLanes", "KeptSink", "build_exporters", "otlp_traces_url"]
@@ -129,6 +133,10 @@ class ExportLanes:
         return batch
 
     def _run(self) -> None:
+        with _selfcalls.quiet():
+            self._drain()
+
+    def _drain(self) -> None:
         while True:
             with self._cond:
                 deadline = time.monotonic() + self._delay_s
@@ -201,11 +209,12 @@ class ExportLanes:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
-        for exporter in self._exporters:
-            try:
-                exporter.shutdown()
-            except Exception as exc:
-                _guard.report("tracing.exporter_shutdown", exc)
+        with _selfcalls.quiet():  # an exporter may send what it still holds
+            for exporter in self._exporters:
+                try:
+                    exporter.shutdown()
+                except Exception as exc:
+                    _guard.report("tracing.exporter_shutdown", exc)
 
     def after_fork_in_child(self) -> None:
         """Start empty in a forked child: the parent exports its own queue."""

@@ -8,6 +8,10 @@ The OpenTelemetry contrib instrumentations would add the span but neither obskit
 header, its W3C-strict formatting nor a Prometheus histogram, so this module patches the clients'
 public ``send`` methods itself. Patching is undone by :func:`install`'s returned callable, and
 only restores an attribute that still holds obskit's wrapper.
+
+A call made while OpenTelemetry's suppress-instrumentation key is set (an exporter's own POST,
+obskit's own calls under :func:`obskit._selfcalls.quiet`) is passed straight through: no span, no
+metric, no header. That is one context lookup per call.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _guard, context
+from obskit._selfcalls import suppressed
 from obskit.metrics import catalogue
 from obskit.tracing.api import get_tracer
 from obskit.web.exchange import KNOWN_METHODS, error_type_of
@@ -181,6 +186,8 @@ def _patch_httpx(calls: _Calls) -> Callable[[], None]:
 
     @functools.wraps(original_send)
     def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if suppressed():
+            return original_send(self, request, **kwargs)
         try:
             host, port, url = _url_parts(request.url)
             started = calls.start(request.method, host, port, url)
@@ -201,6 +208,8 @@ def _patch_httpx(calls: _Calls) -> Callable[[], None]:
     async def async_send(
         self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
     ) -> httpx.Response:
+        if suppressed():
+            return await original_async_send(self, request, **kwargs)
         try:
             host, port, url = _url_parts(request.url)
             started = calls.start(request.method, host, port, url)
@@ -237,6 +246,8 @@ def _patch_requests(calls: _Calls) -> Callable[[], None]:
 
     @functools.wraps(original_send)
     def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+        if suppressed():
+            return original_send(self, request, **kwargs)
         method = request.method or "GET"
         try:
             parsed = parse_url(request.url or "")
