@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from obskit._facade import __version__, doctor, init, shutdown
     from obskit.context import bind, bound, carry, get_context, unbind
     from obskit.logs import get_logger
+    from obskit.metrics.business import business_event
     from obskit.metrics.exposition import (
         metrics_asgi_app,
         metrics_wsgi_app,
@@ -35,6 +36,7 @@ _HOMES = {
     "__version__": "obskit._facade",
     "bind": "obskit.context",
     "bound": "obskit.context",
+    "business_event": "obskit.metrics.business",
     "carry": "obskit.context",
     "doctor": "obskit._facade",
     "get_context": "obskit.context",
@@ -61,6 +63,7 @@ __all__ = [
     "__version__",
     "bind",
     "bound",
+    "business_event",
     "carry",
     "doctor",
     "get_context",
