@@ -21,6 +21,7 @@ TITLES = {
     "streams": "HTTP server streams (SSE, WebSocket)",
     "client": "Outbound HTTP clients",
     "functions": "Functions (`@obskit.red`)",
+    "business": "Business events",
     "identity": "Identity",
     "guard": "Cardinality guard",
     "self": "obskit itself",

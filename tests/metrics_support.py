@@ -72,6 +72,7 @@ def every_family_driven() -> Iterator[list[object]]:
 
     asyncio.run(traffic())
     _work(False)
+    obskit.business_event("checkout", success=True, tenant_id="acme")
     try:
         _work(True)
     except Boom:

@@ -41,17 +41,17 @@ from obskit import _guard, context
 from obskit import _runtime as _rt
 from obskit.metrics._store import OVERFLOW, Store
 from obskit.metrics.cardinality import MAX_VALUE_LENGTH, CardinalityGuard
+from obskit.metrics.catalogue import BUSINESS_EVENTS
 
 __all__ = ["FAILURE", "FAMILY", "LABELS", "MAX_EVENTS", "SUCCESS", "business_event"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-FAMILY: Final = "obskit_business_events"
-LABELS: Final = ("event", "outcome", "tenant_id")
+FAMILY: Final = BUSINESS_EVENTS.name
+LABELS: Final = BUSINESS_EVENTS.labels
 SUCCESS: Final = "success"
 FAILURE: Final = "failure"
-DOCUMENTATION: Final = "Business events by name, outcome (success or failure) and tenant."
 MAX_EVENTS: Final = 200
 # Beyond this many (event, outcome, tenant) tuples the local lookup cache stops growing.
 _CACHE_CAP: Final = 10_000
@@ -62,7 +62,7 @@ class _Events:
 
     def __init__(self, store: Store, guard: CardinalityGuard) -> None:
         self.store = store
-        self.family = store.counter(FAMILY, DOCUMENTATION, LABELS)
+        self.family = store.counter(FAMILY, BUSINESS_EVENTS.help, LABELS)
         self.guard = guard
         self.children: dict[tuple[str, str, str], Any] = {}
         self.names: set[str] = set()

@@ -231,6 +231,14 @@ FUNCTION_ACTIVE = _f(
     "functions", "function", "module", static_labels=True,
 )  # fmt: skip
 
+# --- business events (read by SLO business-success objectives and the canary judge) -------------
+
+BUSINESS_EVENTS = _f(
+    "obskit_business_events", "counter",
+    "Business events by name, outcome (success or failure) and tenant.",
+    "business", "event", "outcome", "tenant_id",
+)  # fmt: skip
+
 # --- obskit itself: identity, guard, internal errors ----------------------------------------------
 
 BUILD_INFO = _f(
