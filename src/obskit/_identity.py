@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DISTRIBUTION", "OBSKIT_VERSION", "Identity", "identity"]
 
-# The name obskit is installed under (``pip install ...``); the import name is ``obskit``.
-DISTRIBUTION = "obskit"
+# The name obskit is installed under (``pip install obskit-signals``); the import name is
+# ``obskit``. The name ``obskit`` on the package index belongs to an unrelated project.
+DISTRIBUTION = "obskit-signals"
 
 try:
     OBSKIT_VERSION = version(DISTRIBUTION)

@@ -140,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        print(f"obskit demo needs the demo extra: pip install 'obskit[demo]' ({exc})")
+        from obskit._identity import DISTRIBUTION
+
+        print(f"obskit demo needs the demo extra: pip install '{DISTRIBUTION}[demo]' ({exc})")
         return 2
     count = args.requests or DEFAULT_REQUESTS
     if not 1 <= count <= 100_000:

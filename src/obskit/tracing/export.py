@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from obskit import _guard, _selfcalls
 from obskit._config import Settings
+from obskit._identity import DISTRIBUTION
 
 __all__ = ["LANES", "TAPS", "ExportLanes", "KeptSink", "build_exporters", "otlp_traces_url"]
 
@@ -256,8 +257,9 @@ def _otlp_exporter(settings: Settings) -> SpanExporter | None:
         extra = "grpc" if settings.otlp_protocol == "grpc" else "otlp"
         _log.warning(
             "obskit: otlp_endpoint is set but the OTLP %s exporter is not installed "
-            "(pip install 'obskit[%s]'); kept spans go to the local sink instead",
+            "(pip install '%s[%s]'); kept spans go to the local sink instead",
             settings.otlp_protocol,
+            DISTRIBUTION,
             extra,
         )
         return None
