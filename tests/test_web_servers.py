@@ -3,142 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from conftest import PYTHON, subprocess_env
+from server_support import get_all, routes_of, serve, settle
 
-APPS = Path(__file__).resolve().parent / "web_apps"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Service:
-    """A running test service: its URL, metrics URL, log file and span file."""
-
-    url: str
-    metrics_url: str
-    log: Path
-    spans: Path
-
-    def lines(self) -> list[dict[str, Any]]:
-        """The JSON lines the service wrote (non-JSON lines skipped)."""
-        out = []
-        for raw in self.log.read_text(errors="replace").splitlines():
-            if raw.startswith("{"):
-                try:
-                    out.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    continue
-        return out
-
-    def access(self) -> list[dict[str, Any]]:
-        """obskit's access lines."""
-        return [line for line in self.lines() if line.get("logger") == "obskit.access"]
-
-    def span_records(self) -> list[dict[str, Any]]:
-        """Spans the service exported."""
-        if not self.spans.exists():
-            return []
-        return [json.loads(raw) for raw in self.spans.read_text().splitlines() if raw]
-
-    def metrics(self) -> str:
-        """The service's Prometheus exposition."""
-        return httpx.get(self.metrics_url, timeout=10).text
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"port {port} not open")
-
-
-@contextmanager
-def serve(kind: str, target: str, tmp_path: Path, *extra: str, **env: str) -> Iterator[Service]:
-    """Run ``target`` under uvicorn or gunicorn on a free loopback port until the block ends."""
-    port, metrics_port = _free_port(), _free_port()
-    name = target.replace(":", "_")
-    log = tmp_path / f"{name}.{port}.log"
-    spans = tmp_path / f"{name}.{port}.spans.jsonl"
-    if kind == "uvicorn":
-        argv = [PYTHON, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
-    else:
-        argv = [PYTHON, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "--workers", "1"]
-        argv += ["--access-logfile", "-"]  # on, to prove obskit's line replaces gunicorn's
-    argv += list(extra)
-    child_env = subprocess_env(
-        OBSKIT_METRICS_PORT=str(metrics_port), OBSKIT_TEST_SPANS=str(spans), **env
-    )
-    child_env["PYTHONPATH"] = os.pathsep.join([str(APPS), child_env["PYTHONPATH"]])
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=APPS, env=child_env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        _wait_port(port, proc, deadline)
-        _wait_port(metrics_port, proc, deadline)
-        yield Service(
-            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", log, spans
-        )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _routes(exposition: str) -> set[str]:
-    routes = set()
-    for line in exposition.splitlines():
-        if line.startswith("http_server_request_duration_seconds_count{"):
-            routes.add(line.split('http_route="', 1)[1].split('"', 1)[0])
-    return routes
-
-
-def _get_all(service: Service, paths: list[str]) -> list[int]:
-    with httpx.Client(base_url=service.url, timeout=10) as client:
-        return [client.get(path).status_code for path in paths]
-
-
-def _settle(service: Service, count: int) -> None:
-    """Wait (bounded) until ``count`` access lines are written."""
-    deadline = time.monotonic() + 10
-    while len(service.access()) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def test_uvicorn_fastapi_route_templates(tmp_path: Path) -> None:
     """FastAPI under uvicorn: templates incl. router prefix and mount; one access line each."""
     paths = ["/items/1", "/items/2", "/orders/o1/lines", "/sub/users/u1", "/missing/1", "/x/y"]
     with serve("uvicorn", "fastapi_app:app", tmp_path) as service:
-        assert [200, 200, 200, 200, 404, 404] == _get_all(service, paths)
-        _settle(service, len(paths))
-        routes = _routes(service.metrics())
+        assert [200, 200, 200, 200, 404, 404] == get_all(service, paths)
+        settle(service, len(paths))
+        routes = routes_of(service.metrics())
         lines = service.lines()
     expected = {"/items/{item_id}", "/orders/{order_id}/lines", "/sub/users/{uid}", "__unmatched__"}
     assert expected == routes
@@ -149,9 +31,9 @@ def test_uvicorn_fastapi_route_templates(tmp_path: Path) -> None:
 def test_uvicorn_starlette_route_templates(tmp_path: Path) -> None:
     """Plain Starlette under uvicorn: a mounted app's route joins the mount's template."""
     with serve("uvicorn", "starlette_app:app", tmp_path) as service:
-        assert [200, 200, 404] == _get_all(service, ["/items/a", "/docs/v1/pages/3", "/nope"])
-        _settle(service, 3)
-        routes = _routes(service.metrics())
+        assert [200, 200, 404] == get_all(service, ["/items/a", "/docs/v1/pages/3", "/nope"])
+        settle(service, 3)
+        routes = routes_of(service.metrics())
     assert {"/items/{item_id}", "/docs/{version}/pages/{page:int}", "__unmatched__"} == routes
 
 
@@ -161,9 +43,9 @@ def test_gunicorn_flask_route_templates(tmp_path: Path, worker: str) -> None:
     threads = ["--threads", "4"] if worker == "gthread" else []
     paths = ["/items/1", "/items/2", "/7/update", "/nope", "/also/nope"]
     with serve("gunicorn", "flask_app:app", tmp_path, "-k", worker, *threads) as service:
-        assert [200, 200, 200, 404, 404] == _get_all(service, paths)
-        _settle(service, len(paths))
-        routes = _routes(service.metrics())
+        assert [200, 200, 200, 404, 404] == get_all(service, paths)
+        settle(service, len(paths))
+        routes = routes_of(service.metrics())
         access = service.access()
         lines = service.lines()
         raw = service.log.read_text()
@@ -183,9 +65,9 @@ def test_django_route_templates(tmp_path: Path, kind: str) -> None:
         ctx = serve("gunicorn", "django_wsgi:application", tmp_path, "-k", "gthread")
     with ctx as service:
         paths = ["/5/update", "/articles/2024/", "/nope", "/boom/"]
-        assert [200, 200, 404, 500] == _get_all(service, paths)
-        _settle(service, 4)
-        routes = _routes(service.metrics())
+        assert [200, 200, 404, 500] == get_all(service, paths)
+        settle(service, 4)
+        routes = routes_of(service.metrics())
         access = service.access()
     assert {"/<int:id>/update", "/articles/<int:year>/", "__unmatched__", "/boom/"} == routes
     # Django answers the view's exception with its own 500 page; the line still names it.
@@ -217,7 +99,7 @@ def test_two_thousand_concurrent_requests_without_cross_talk(tmp_path: Path) -> 
         "uvicorn", "fastapi_app:app", tmp_path, "--no-access-log", "--timeout-keep-alive", "120"
     ) as service:
         results = asyncio.run(drive(service.url))
-        _settle(service, total)
+        settle(service, total)
         lines = service.lines()
         spans = service.span_records()
     assert [(rid, rid, rid) for rid, _, _ in results] == results
@@ -247,8 +129,8 @@ def test_caller_and_callee_share_the_trace(tmp_path: Path) -> None:
     ):
         response = httpx.get(caller.url + "/call", headers={"x-request-id": "chain-1"}, timeout=10)
         assert 200 == response.status_code
-        _settle(callee, 1)
-        _settle(caller, 1)
+        settle(callee, 1)
+        settle(caller, 1)
         callee_access = callee.access()
         caller_spans = caller.span_records()
         callee_spans = callee.span_records()
@@ -264,7 +146,7 @@ def test_caller_and_callee_share_the_trace(tmp_path: Path) -> None:
 def test_uvicorn_access_log_bridged_when_obskit_writes_none(tmp_path: Path) -> None:
     """With access_log off, uvicorn's own access lines go through obskit's chain, once each."""
     with serve("uvicorn", "starlette_app:app", tmp_path, OBSKIT_ACCESS_LOG="false") as service:
-        assert [200, 200] == _get_all(service, ["/items/a", "/items/b"])
+        assert [200, 200] == get_all(service, ["/items/a", "/items/b"])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             uvicorn_lines = [x for x in service.lines() if x.get("logger") == "uvicorn.access"]
@@ -298,7 +180,7 @@ def test_gunicorn_gthread_concurrent_requests_without_cross_talk(tmp_path: Path)
     argv = ("-k", "gthread", "--threads", "8")
     with serve("gunicorn", "flask_app:app", tmp_path, *argv) as service:
         results = asyncio.run(drive(service.url))
-        _settle(service, total)
+        settle(service, total)
         lines = service.lines()
         spans = [s for s in service.span_records() if s["kind"] == "SERVER"]
     assert [(rid, rid, rid) for rid, _, _ in results] == results

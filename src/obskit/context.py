@@ -6,8 +6,10 @@ copy of its creator's context), ``asyncio.to_thread`` (which copies the context)
 :func:`carry`, plain threads and executors (which do not).
 
 ``bound()`` sets with a token and resets in ``finally``. ``bind()`` sets for the rest of the
-current context: inside a request that is the request, because the middleware resets its scope
-when the request ends.
+current *unit of work*: a request (the middlewares end it when the request ends) or a call of an
+``@obskit.red`` function made outside any request (see :func:`call_in_scope`). What a handler binds
+with ``structlog.contextvars.bind_contextvars`` ends with its unit of work as well, although
+structlog gives such a bind no token to reset: see :func:`structlog_snapshot`.
 """
 
 from __future__ import annotations
@@ -15,20 +17,28 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, ParamSpec, TypeVar
 
+from structlog import contextvars as _structlog_contextvars
+
 __all__ = [
     "CORRELATION_ID",
+    "NO_SNAPSHOT",
+    "STRUCTLOG_VARS",
     "TENANT_ID",
     "USER_ID",
     "bind",
     "bound",
+    "call_in_scope",
+    "call_in_scope_async",
     "carry",
     "clean_id",
     "get_context",
     "new_id",
+    "restore_structlog",
+    "structlog_snapshot",
     "unbind",
 ]
 
@@ -89,6 +99,107 @@ def push(kv: dict[str, Any]) -> contextvars.Token[dict[str, Any]]:
 def pop(token: contextvars.Token[dict[str, Any]]) -> None:
     """End a scope started by :func:`push`."""
     _fields.reset(token)
+
+
+# --- units of work: what is bound inside one ends with it ---
+
+# structlog's registry of its context variables, one per key ever bound (None if a structlog
+# release drops it: then its public, slower functions are used).
+_STRUCTLOG_VARS: Final[dict[str, contextvars.ContextVar[Any]] | None] = getattr(
+    _structlog_contextvars, "_CONTEXT_VARS", None
+)
+#: The registry itself, for hot paths that check it before calling the functions below.
+STRUCTLOG_VARS: Final = _STRUCTLOG_VARS
+#: A snapshot taken while structlog had no variable: restoring it unbinds everything.
+NO_SNAPSHOT: Final = contextvars.Context()
+
+
+def structlog_snapshot() -> Any:
+    """What structlog's context variables hold now, for :func:`restore_structlog`.
+
+    O(1): a copy of the current context (or nothing, while structlog has no variable at all).
+    """
+    if _STRUCTLOG_VARS is None:
+        return _structlog_contextvars.get_contextvars()
+    return contextvars.copy_context() if _STRUCTLOG_VARS else NO_SNAPSHOT
+
+
+def restore_structlog(snapshot: Any) -> None:
+    """Undo every ``bind_contextvars`` made since ``snapshot`` (in this context).
+
+    structlog's binds return tokens that handlers drop, so they are undone by value: each of
+    structlog's variables that changed gets its earlier value back, and one created since is set
+    to ``...`` (structlog's "not bound"). Costs one check while structlog has no variable.
+    """
+    registry = _STRUCTLOG_VARS
+    if registry is None:
+        if _structlog_contextvars.get_contextvars() != snapshot:
+            _structlog_contextvars.clear_contextvars()
+            _structlog_contextvars.bind_contextvars(**snapshot)
+        return
+    if not registry:
+        return
+    for variable in list(registry.values()):  # (a copy: another thread may add a key)
+        before = snapshot.get(variable, ...)
+        if variable.get(...) is not before:
+            variable.set(before)
+
+
+def call_in_scope(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call ``fn`` as one unit of work: with a fresh correlation id, and with whatever it binds
+    (``bind()``, structlog's ``bind_contextvars``) undone when it returns.
+
+    ``@obskit.red`` calls a function this way when no unit of work is open (no request, no
+    outer decorated call); other context variables the function sets are left alone.
+    """
+    current = _fields.get()
+    token = _fields.set({**current, CORRELATION_ID: new_id()})
+    # (Inline: while structlog has no variable, a unit of work costs it two checks.)
+    snapshot = (
+        contextvars.copy_context()
+        if _STRUCTLOG_VARS
+        else (NO_SNAPSHOT if _STRUCTLOG_VARS is not None else structlog_snapshot())
+    )
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if _STRUCTLOG_VARS or _STRUCTLOG_VARS is None:
+            _forget_structlog(snapshot)
+        _end_scope(token)
+
+
+async def call_in_scope_async(
+    fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """:func:`call_in_scope` for a coroutine function (the scope spans the awaited call)."""
+    current = _fields.get()
+    token = _fields.set({**current, CORRELATION_ID: new_id()})
+    snapshot = structlog_snapshot()
+    try:
+        return await fn(*args, **kwargs)
+    finally:
+        _forget_structlog(snapshot)
+        _end_scope(token)
+
+
+def _forget_structlog(snapshot: Any) -> None:
+    try:
+        restore_structlog(snapshot)
+    except Exception as exc:  # never raised into the caller: counted
+        from obskit import _guard
+
+        _guard.report("context.scope", exc)
+
+
+def _end_scope(token: contextvars.Token[dict[str, Any]]) -> None:
+    try:
+        _fields.reset(token)
+    except (ValueError, RuntimeError) as exc:
+        # The call ended in another context than it started in (only possible by entering a
+        # Context by hand): the scope ends with that context instead. Counted, never raised.
+        from obskit import _guard
+
+        _guard.report("context.scope", exc)
 
 
 def carry(fn: Callable[P, R]) -> Callable[P, R]:

@@ -7,6 +7,7 @@ import os
 
 import _common
 import httpx
+import structlog
 from fastapi import APIRouter, FastAPI
 
 import obskit
@@ -23,6 +24,15 @@ async def item(item_id: str) -> dict[str, object]:
     await asyncio.sleep(0.001)  # interleave concurrent requests
     log.info("handled", item_id=item_id)
     return {"item_id": item_id, "context": obskit.get_context()}
+
+
+@api.get("/bind")
+async def bind() -> str:
+    # Bound without a token, as handlers do: it must end with this request.
+    structlog.contextvars.bind_contextvars(user="alice")
+    obskit.bind(order="o-1")
+    log.info("bound")
+    return "bound"
 
 
 @router.get("/{order_id}/lines")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _common
+import structlog
 from flask import Flask
 
 import obskit
@@ -15,6 +16,15 @@ flask_app = Flask("flask_app")
 def item(item_id: int) -> dict[str, object]:
     obskit.get_logger("flask_app").info("handled", item_id=item_id)
     return {"item_id": item_id, "context": obskit.get_context()}
+
+
+@flask_app.get("/bind")
+def bind() -> str:
+    # Bound without a token, as handlers do: it must end with this request.
+    structlog.contextvars.bind_contextvars(user="alice")
+    obskit.bind(order="o-1")
+    obskit.get_logger("flask_app").info("bound")
+    return "bound"
 
 
 @flask_app.get("/<int:id>/update")

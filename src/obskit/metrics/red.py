@@ -32,12 +32,18 @@ from prometheus_client.registry import CollectorRegistry
 
 from obskit import _exemplars, _guard
 from obskit import _runtime as _rt
+from obskit import context as _context
 from obskit.metrics._binding import FUNCTION_BUCKETS, LABEL_NAME, RESERVED, Binding, Site
 
 __all__ = ["FUNCTION_BUCKETS", "red"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_CORRELATION_ID = _context.CORRELATION_ID
+_current_fields = _context.current_fields
+_call_in_scope = _context.call_in_scope
+_call_in_scope_async = _context.call_in_scope_async
 
 # --- the traced path (a real tracer is installed): cost is dominated by the span itself ---------
 
@@ -93,6 +99,9 @@ def _wrap_sync(fn: Callable[P, R], site: Site) -> Callable[P, R]:
             b = site.rebind()
         if b.off:
             return fn(*args, **kwargs)
+        if _CORRELATION_ID not in _current_fields():
+            # No unit of work is open (no request, no outer decorated call): this call is one.
+            return _call_in_scope(wrapper, *args, **kwargs)
         if b.tracer is not None:
             call = _begin(b)
             if call is None:
@@ -132,6 +141,8 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
             b = site.rebind()
         if b.off:
             return await fn(*args, **kwargs)
+        if _CORRELATION_ID not in _current_fields():
+            return await _call_in_scope_async(wrapper, *args, **kwargs)
         if b.tracer is not None:
             call = _begin(b)
             if call is None:
@@ -309,7 +320,10 @@ def red(
     exhausted or closed), methods, classmethods and staticmethods. The wrapper keeps the
     signature, docstring and kind of the function. The function's own exceptions are re-raised
     unchanged, counted with ``result="error"`` and ``error_type`` = the exception class name,
-    except those in ``ok_exceptions``. ``name`` replaces the ``function`` label (default: the
+    except those in ``ok_exceptions``. A call of a function or coroutine function made outside
+    any request or other decorated call is a unit of work of its own: it gets a fresh
+    correlation id, and what it binds (``obskit.bind``, structlog's ``bind_contextvars``) ends
+    when it returns. ``name`` replaces the ``function`` label (default: the
     qualified name); ``labels`` adds static labels; ``registry`` records into that registry
     (even before ``init()``) instead of the runtime's.
     """

@@ -8,6 +8,7 @@ request ends. The request body is never read: ``receive`` is only watched for a 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable
 from typing import Any, Final, TypeVar
@@ -41,6 +42,10 @@ _ID: Final = 6  # and up: request id headers, in configured order of preference
 _EVENT_STREAM: Final = b"text/event-stream"
 _CONTENT_TYPE: Final = b"content-type"
 _OBSERVED: Final = "obskit.observed"
+# structlog's variables (None: a structlog without the registry), checked before paying for a
+# snapshot: most applications never bind one.
+_structlog_vars = context.STRUCTLOG_VARS
+_copy_context = contextvars.copy_context
 
 
 class _Prepared:
@@ -79,6 +84,8 @@ class _AsgiExchange(Exchange):
     disconnected = False
     stream = False
     stream_route: str | None = None
+    # What structlog's variables held before the application ran (see context.restore_structlog)
+    structlog_before: Any = context.NO_SNAPSHOT
     # Set by the middleware on every instance.
     routes: RouteReader
     scope: Scope  # the application's copy of ``outer``, the server's scope
@@ -130,6 +137,7 @@ class _AsgiExchange(Exchange):
         except Exception as exc:
             _guard.report("web.asgi", exc)
             self.leave()
+            self.forget_binds()
             return
         self.finish(
             status,
@@ -142,6 +150,20 @@ class _AsgiExchange(Exchange):
             stream=self.kind if self.stream else None,
             stream_route=self.stream_route,
         )
+        if _structlog_vars or _structlog_vars is None:
+            self.forget_binds()
+
+    def forget_binds(self) -> None:
+        """Undo the application's structlog binds (they have no token: finish() cannot).
+
+        A server running each request in its own task needs none of this, but one that runs
+        requests one after another in a task (httpx's ASGITransport, some test clients) would
+        carry them into the next request.
+        """
+        try:
+            context.restore_structlog(self.structlog_before)
+        except Exception as exc:
+            _guard.report("web.asgi", exc)
 
 
 class _HttpExchange(_AsgiExchange):
@@ -385,6 +407,10 @@ class ASGIMiddleware:
             # the headers, not from obskit's span) once a global tracer provider exists. This is
             # FastAPI's own marker for "already observed": the request gets one SERVER span.
             dict.setdefault(inner, "fastapi.telemetry", None)
+        if _structlog_vars:
+            exchange.structlog_before = _copy_context()
+        elif _structlog_vars is None:
+            exchange.structlog_before = context.structlog_snapshot()
         # Last: from here on the context is entered, and done() must run to leave it.
         exchange.begin(best_id, tenant, parent, attributes, counted=counted)
         return exchange

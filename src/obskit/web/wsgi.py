@@ -1,9 +1,11 @@
 """``WSGIMiddleware``: the ASGI middleware's semantics for WSGI servers (gunicorn sync/gthread).
 
 The request ends when the server closes the body iterable (after writing its last chunk), so a
-streamed body is timed to the end of its transmission. The request's context is entered around
-the application call and left when it returns; each body chunk and the closing run in a copy of
-it, so nothing leaks into the next request a worker thread serves.
+streamed body is timed to the end of its transmission. The whole request (the application call,
+each body chunk, the closing) runs in one copy of the worker thread's context, taken when the
+request arrives: whatever the application sets there, by token or not (``obskit.bind``,
+structlog's ``bind_contextvars``, its own context variables), is never seen by the next request
+the thread serves.
 """
 
 from __future__ import annotations
@@ -76,12 +78,17 @@ class WSGIMiddleware:
         plan = current_plan()
         if plan is None or _OBSERVED in environ:
             return self.app(environ, start_response)
+        # The request's own context: a thread serves request after request in one context, and
+        # what a handler binds without a token (structlog's bind_contextvars) would outlive it.
+        # Entering a Context is one C call; the thread's own context is never changed.
+        request_context = contextvars.copy_context()
+        run = request_context.run
         try:
             environ[_OBSERVED] = True  # an inner WSGIMiddleware passes this request through
             if self._adopted != plan.generation:
                 self._adopted = plan.generation
                 take_over_server_logs(plan.access_log is not None)
-            exchange = self._begin(plan, environ)
+            exchange = run(self._begin, plan, environ)
         except Exception as exc:
             _guard.report("web.wsgi", exc)
             return self.app(environ, start_response)
@@ -106,17 +113,14 @@ class WSGIMiddleware:
             return start_response(status, headers)
 
         try:
-            body = self.app(environ, start_wrapper)
+            body = run(self.app, environ, start_wrapper)
         except BaseException as exc:
-            _finish(exchange, environ, state, exc)
+            run(_finish, exchange, environ, state, exc)
             raise
         # The body runs later, in pieces, maybe after other requests on this thread: every piece
-        # runs in one copy of the request's context taken now. Entering a Context is one call
-        # (setting the fields again by token was three more set/reset pairs per request), and
-        # what a piece sets persists to the next (Flask's stream_with_context pushes its request
-        # context at the first chunk and pops it after the last).
-        request_context = contextvars.copy_context()
-        exchange.leave()
+        # runs in the request's context too, and what a piece sets persists to the next (Flask's
+        # stream_with_context pushes its request context at the first chunk and pops it after
+        # the last).
         return _Body(body, exchange, environ, state, request_context)
 
     def _begin(self, plan: RequestPlan, environ: Environ) -> Exchange:
