@@ -20,7 +20,7 @@ from obskit.metrics import wiring as metrics_wiring
 
 
 def test_published_with_pid_and_status_once(tmp_path: Path) -> None:
-    """With shared files, gauges carry the pid, counters are summed, status is emitted once."""
+    """With shared files, gauges (status included) carry the pid, counters are summed, once each."""
     promtool = require_binary("promtool")
     with obskit.testing.isolated(multiprocess_dir=str(tmp_path)):
         component = metrics_wiring.current()
@@ -29,7 +29,8 @@ def test_published_with_pid_and_status_once(tmp_path: Path) -> None:
     pid = str(os.getpid())
     assert re.search(rf'^process_threads\{{pid="{pid}"\}} [1-9]', text, re.M)
     assert re.search(r'^process_cpu_time_seconds_total\{cpu_mode="user"\} ', text, re.M)
-    assert 1 == len(re.findall(r'^obskit_collector_up\{collector="process"\} 1', text, re.M))
+    up = rf'^obskit_collector_up\{{collector="process",pid="{pid}"\}} 1'
+    assert 1 == len(re.findall(up, text, re.M))
     assert 1 == text.count("# TYPE obskit_collector_up gauge")
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30

@@ -23,7 +23,8 @@ from obskit._identity import Identity, identity
 from obskit.metrics import catalogue, multiprocess
 from obskit.metrics._store import Store
 from obskit.metrics.cardinality import CardinalityGuard
-from obskit.metrics.exposition import Combined, MetricsServer
+from obskit.metrics.exposition import MetricsServer
+from obskit.metrics.workers import Publisher, WorkerScrape
 
 if TYPE_CHECKING:
     from obskit.metrics.http import HttpServerMetrics
@@ -62,11 +63,15 @@ class MetricsComponent:
         self.multiprocess = multiprocess.setup(settings.multiprocess_dir)
         mp = self.multiprocess
         self.store = Store(values=mp.value_class if mp is not None else None)
+        self.publisher: Publisher | None = None
         if mp is None:
             runtime.register(self.store)
             self._scrape: Collector = runtime.registry
         else:
-            self._scrape = Combined(runtime.registry, mp.collector())
+            # obskit's own collectors (USE, tail sampler, internal errors) are registered on
+            # the runtime: read at each publication, so those built after this one count too.
+            self.publisher = Publisher(lambda: list(runtime.collectors), mp.value_class)
+            self._scrape = WorkerScrape(runtime.registry, mp.collector(), self.publisher)
         self._guards: dict[str, CardinalityGuard] = {}
         self._lock = threading.Lock()
         self.tenant_guard = self.guard("tenant_id")
@@ -76,6 +81,8 @@ class MetricsComponent:
         self.server: MetricsServer | None = None
         if settings.metrics_port is not None:
             self.server = self._start_server(settings.metrics_port, settings.metrics_addr)
+        if self.publisher is not None:
+            self.publisher.start()
 
     def _start_server(self, port: int, addr: str) -> MetricsServer | None:
         shared = self.multiprocess is not None
@@ -125,6 +132,8 @@ class MetricsComponent:
 
     def after_fork_in_child(self) -> None:
         """Counts in memory belong to the parent; a forked child starts from zero."""
+        if self.publisher is not None:
+            self.publisher.after_fork_in_child()
         if self.multiprocess is None:
             self.store.clear()
             # Its cached children are the parent's (no longer in the families): build anew.
@@ -135,7 +144,9 @@ class MetricsComponent:
             self.server = None
 
     def shutdown(self, timeout: float) -> None:
-        """Stop the metrics server; leave multi-process mode."""
+        """Stop the metrics server and the publisher; leave multi-process mode."""
+        if self.publisher is not None:
+            self.publisher.stop(timeout)
         if self.server is not None:
             self.server.close(timeout)
             self.server = None

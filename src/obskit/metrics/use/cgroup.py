@@ -325,7 +325,6 @@ class CgroupCollector:
     """
 
     name = "cgroup"
-    per_process = False
 
     def __init__(
         self, root: str = DEFAULT_ROOT, proc: str = DEFAULT_PROC, reader: CgroupReader | None = None

@@ -134,8 +134,6 @@ class Source(Protocol):
 
     # Name in ``obskit_collector_up{collector=...}``; also the settings' collector name.
     name: str
-    # Whether the families describe this process only (they get the worker label when asked).
-    per_process: bool
 
     def read(self, notes: Notes) -> Iterable[Metric]:
         """Yield metric families; raise :class:`Unavailable`; append reasons for missing parts."""
@@ -147,15 +145,10 @@ class Source(Protocol):
 
 
 class UseCollector:
-    """A prometheus-client collector reading every source at scrape time, one failure at a time.
+    """A prometheus-client collector reading every source at scrape time, one failure at a time."""
 
-    Sources named in ``published`` are read for their status only: their families reach the
-    exposition another way (the multi-worker publisher writes them to shared files).
-    """
-
-    def __init__(self, sources: Sequence[Source], published: Iterable[str] = ()) -> None:
+    def __init__(self, sources: Sequence[Source]) -> None:
         self.sources = list(sources)
-        self.published = frozenset(published)
 
     def describe(self) -> Iterator[Metric]:
         """Empty families with every name this collector may yield, so clashes fail at register."""
@@ -163,8 +156,6 @@ class UseCollector:
         yield info_of(catalogue.COLLECTOR_UNAVAILABLE)
         seen: set[str] = set()
         for source in self.sources:
-            if source.name in self.published:
-                continue
             for family in source.describe():
                 # A family shared by two sources is described once (unregister needs that).
                 if family.name not in seen:
@@ -192,8 +183,6 @@ class UseCollector:
             up.add_metric([source.name], 1.0 if ok else 0.0)
             for reason in dict.fromkeys(notes):  # de-duplicated, order kept
                 why.add_metric([source.name, reason], {})
-            if source.name in self.published:
-                continue
             for family in families:
                 # Two sources may report into one family (the tracked-objects self-metric):
                 # the exposition needs each name once.

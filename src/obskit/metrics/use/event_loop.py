@@ -212,7 +212,6 @@ class EventLoopCollector:
     """USE source for event loops; ``start()`` makes :func:`ensure_monitor` start monitors."""
 
     name = "event_loop"
-    per_process = True
 
     def __init__(
         self, interval: float = DEFAULT_INTERVAL, buckets: Sequence[float] = LAG_BUCKETS

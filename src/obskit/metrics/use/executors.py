@@ -132,7 +132,6 @@ class ExecutorCollector:
     """USE source for tracked executors (and the monitored loops' default executors)."""
 
     name = "executors"
-    per_process = True
 
     def __init__(self, trackers: Trackers | None = None, adopt_loop_executors: bool = True):
         self.trackers = trackers if trackers is not None else default_trackers()

@@ -71,7 +71,6 @@ class GcCollector:
     """USE source for the garbage collector; :meth:`start` installs the callback."""
 
     name = "gc"
-    per_process = True
 
     def __init__(self, buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
         self._bounds = tuple(sorted(float(b) for b in buckets))

@@ -183,7 +183,6 @@ class PoolCollector:
     """USE source for tracked connection pools and queues."""
 
     name = "pools"
-    per_process = True
 
     def __init__(self, trackers: Trackers | None = None) -> None:
         self.trackers = trackers if trackers is not None else default_trackers()

@@ -56,7 +56,6 @@ class ProcessCollector:
     """
 
     name = "process"
-    per_process = True
 
     def __init__(
         self,

@@ -9,10 +9,9 @@ monitors) are started here and stopped on shutdown.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from obskit.metrics.use.collector import Source, UseCollector
-from obskit.metrics.use.publish import Publisher
 
 if TYPE_CHECKING:
     from obskit._runtime import Runtime
@@ -87,9 +86,8 @@ class UseComponent:
 
     name = "collectors"
 
-    def __init__(self, collector: UseCollector, publisher: Publisher | None = None) -> None:
+    def __init__(self, collector: UseCollector) -> None:
         self.collector = collector
-        self.publisher = publisher
 
     def start(self) -> None:
         """Start sources with background state (GC callback, loop monitor)."""
@@ -97,33 +95,20 @@ class UseComponent:
             hook = getattr(source, "start", None)
             if hook is not None:
                 hook()
-        if self.publisher is not None:
-            self.publisher.start()
 
     def after_fork_in_child(self) -> None:
-        """Forget the parent's per-process state; series now carry the child's pid."""
+        """Forget the parent's per-process state (the child's own figures start afresh)."""
         for source in self.collector.sources:
             hook = getattr(source, "after_fork_in_child", None)
             if hook is not None:
                 hook()
-        if self.publisher is not None:
-            self.publisher.after_fork_in_child()
 
     def shutdown(self, timeout: float) -> None:
         """Stop background state; the runtime unregisters the collector itself."""
-        if self.publisher is not None:
-            self.publisher.stop(timeout)
         for source in self.collector.sources:
             hook = getattr(source, "stop", None)
             if hook is not None:
                 hook()
-
-
-def _shared_values(runtime: Runtime) -> Any:
-    """The metrics part's multi-process value class when workers share files, else None."""
-    component: Any = runtime.components.get("metrics")
-    shared = getattr(component, "multiprocess", None)
-    return getattr(shared, "value_class", None)
 
 
 def build(runtime: Runtime) -> UseComponent | None:
@@ -135,16 +120,10 @@ def build(runtime: Runtime) -> UseComponent | None:
     sources = [FACTORIES[name](shared) for name in settings.collectors if name in FACTORIES]
     if not sources:
         return None
-    values = _shared_values(runtime)
-    if values is None:
-        collector, publisher = UseCollector(sources), None
-    else:
-        # Each worker publishes its per-process families to the shared files (with its pid on
-        # gauges); the registry keeps the container-wide ones and every source's status.
-        per_process = [source for source in sources if source.per_process]
-        collector = UseCollector(sources, published=[s.name for s in per_process])
-        publisher = Publisher(per_process, values)
-    component = UseComponent(collector, publisher)
+    # With several workers, the metrics part publishes the per-process families to the shared
+    # files (obskit.metrics.workers); this collector is read the same way in both modes.
+    collector = UseCollector(sources)
+    component = UseComponent(collector)
     component.start()
     runtime.register(collector)
     return component
