@@ -23,6 +23,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, TraceState
 
+from obskit._tracestate import MAX_VALUE_CHARS, put_first
+
 __all__ = [
     "MASK56",
     "MAX_THRESHOLD",
@@ -159,9 +161,15 @@ def with_threshold(trace_state: TraceState, threshold: int) -> TraceState:
     th = "th:" + encode_threshold(threshold)
     old = trace_state.get("ot")
     if old is None:
-        return trace_state.add("ot", th)
-    parts = [p for p in old.split(";") if p and not p.startswith("th:")]
-    return trace_state.update("ot", ";".join([th, *parts]))
+        return put_first(trace_state, "ot", th)
+    parts = [p for p in (p.strip(" ") for p in old.split(";")) if p and not p.startswith("th:")]
+    value = ";".join([th, *parts])
+    while len(value) > MAX_VALUE_CHARS and parts:  # our th may be longer than the one replaced
+        parts.pop()
+        value = ";".join([th, *parts])
+    # The changed entry moves to the front (W3C Trace Context 3.5), by obskit's rules rather than
+    # the SDK's: older SDKs update in place, and none adds to a full list.
+    return put_first(trace_state, "ot", value)
 
 
 SpanRule = Callable[[ReadableSpan, Any, Any], "str | None"]

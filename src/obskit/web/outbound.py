@@ -34,7 +34,7 @@ from obskit._selfcalls import suppressed
 from obskit.metrics import catalogue
 from obskit.tracing.api import get_tracer
 from obskit.web.exchange import KNOWN_METHODS, error_type_of
-from obskit.web.propagation import format_baggage, format_traceparent
+from obskit.web.propagation import format_baggage, format_traceparent, format_tracestate
 
 if TYPE_CHECKING:
     from obskit._runtime import Runtime
@@ -90,7 +90,7 @@ def outbound_headers(headers: MutableMapping[str, Any], echo_header: str | None)
         headers["traceparent"] = format_traceparent(span_context)
         state = span_context.trace_state
         if state:
-            headers["tracestate"] = state.to_header()
+            headers["tracestate"] = format_tracestate(state)
     entries = otel_baggage.get_all()
     if entries and "baggage" not in headers:
         value = format_baggage(entries)

@@ -6,9 +6,9 @@ the headers itself and hands the SDK only values the specification calls valid:
 
 - exactly one ``traceparent``: lower-case hex, version ``ff`` forbidden, version ``00`` exactly
   55 characters, a later version at least 55 with ``-`` after them; all-zero ids invalid;
-- ``tracestate`` only with a valid ``traceparent``; repeated headers joined in order; at most 32
-  members, keys and values by the specification's grammar, no duplicate key; anything invalid
-  discards the whole tracestate (the specification forbids propagating a broken one);
+- ``tracestate`` only with a valid ``traceparent``, by the rules of :mod:`obskit._tracestate`
+  (repeated headers joined in order, the key and value grammar, at most 32 members, one per key,
+  the size limits); an invalid one is discarded whole, the ``traceparent`` kept;
 - ``baggage`` (W3C Baggage): ``key=value`` members with optional properties; a member that does
   not parse is skipped; at most 64 members and 8192 bytes are read.
 """
@@ -25,36 +25,28 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
+from obskit import _tracestate
+
 __all__ = [
     "MAX_BAGGAGE_BYTES",
     "MAX_BAGGAGE_MEMBERS",
     "MAX_TRACESTATE_MEMBERS",
     "format_baggage",
     "format_traceparent",
+    "format_tracestate",
     "parse_baggage",
     "parse_traceparent",
     "parse_tracestate",
     "remote_context",
 ]
 
-MAX_TRACESTATE_MEMBERS: Final = 32
+MAX_TRACESTATE_MEMBERS: Final = _tracestate.MAX_MEMBERS
 MAX_BAGGAGE_MEMBERS: Final = 64
 MAX_BAGGAGE_BYTES: Final = 8192
-# A longer header is refused unread: no valid traceparent of a known version comes near it, and
-# a tracestate of 32 maximal members is about 16 KiB.
+# A longer header is refused unread: no valid traceparent of a known version comes near it.
 _MAX_TRACEPARENT: Final = 512
-_MAX_TRACESTATE: Final = 32 * 512
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-# Key: simple-key or tenant@system; value: up to 256 printable characters except "," and "=",
-# not ending in a space. Optional whitespace around each member is allowed.
-_KEY_CHARS = r"[a-z0-9_\-*/]"
-_SIMPLE_KEY = rf"[a-z]{_KEY_CHARS}{{0,255}}"
-_TENANT_KEY = rf"[a-z0-9]{_KEY_CHARS}{{0,240}}@[a-z]{_KEY_CHARS}{{0,13}}"
-_TRACESTATE_MEMBER = re.compile(
-    rf"[ \t]*((?:{_SIMPLE_KEY})|(?:{_TENANT_KEY}))"
-    r"=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])[ \t]*"
-)
 # RFC 9110 token characters for baggage keys; baggage-octet for (percent-encoded) values.
 _BAGGAGE_MEMBER = re.compile(
     r"[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*"
@@ -86,26 +78,8 @@ def parse_traceparent(value: str) -> SpanContext | None:
 
 
 def parse_tracestate(values: Sequence[str]) -> TraceState | None:
-    """The tracestate of (possibly repeated) header values; None when any part is invalid."""
-    joined = ",".join(values)
-    if len(joined) > _MAX_TRACESTATE:
-        return None
-    pairs: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for member in joined.split(","):
-        if not member.strip(" \t"):
-            continue  # empty members are allowed and ignored
-        match = _TRACESTATE_MEMBER.fullmatch(member)
-        if match is None:
-            return None
-        key, val = match.group(1), match.group(2)
-        if key in seen:
-            return None
-        seen.add(key)
-        pairs.append((key, val))
-        if len(pairs) > MAX_TRACESTATE_MEMBERS:
-            return None
-    return TraceState(pairs)
+    """The tracestate of (possibly repeated) header values; None when it must be discarded."""
+    return _tracestate.parse_tracestate(values)
 
 
 def parse_baggage(values: Sequence[str]) -> dict[str, str]:
@@ -150,6 +124,9 @@ def remote_context(
         for key, val in entries.items():
             ctx = otel_baggage.set_baggage(key, val, context=ctx)
     return ctx
+
+
+format_tracestate = _tracestate.format_tracestate
 
 
 def format_traceparent(span_context: SpanContext) -> str:
