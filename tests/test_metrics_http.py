@@ -19,6 +19,7 @@ DURATION = "http_server_request_duration_seconds"
 def _labels(**extra: str) -> dict[str, str]:
     labels = {
         "http_request_method": "GET",
+        "url_scheme": "http",
         "http_route": "/items/{id}",
         "http_response_status_code": "200",
         "error_type": "",
@@ -45,9 +46,10 @@ def test_request_recorded_with_semconv_labels() -> None:
         metrics = server_metrics()
         assert metrics is not None
         metrics.request_started("GET")
-        assert 1.0 == cap.sample("http_server_active_requests", {"http_request_method": "GET"})
+        active = {"http_request_method": "GET", "url_scheme": "http"}
+        assert 1.0 == cap.sample("http_server_active_requests", active)
         metrics.request_finished("GET", "/items/{id}", 200, "", 0.03)
-        assert 0.0 == cap.sample("http_server_active_requests", {"http_request_method": "GET"})
+        assert 0.0 == cap.sample("http_server_active_requests", active)
         assert 1.0 == cap.sample(DURATION + "_count", _labels())
         assert 0.0 == cap.sample(DURATION + "_bucket", {**_labels(), "le": "0.025"})
         assert 1.0 == cap.sample(DURATION + "_bucket", {**_labels(), "le": "0.05"})
@@ -77,9 +79,9 @@ def test_same_labels_reuse_one_child() -> None:
         metrics = server_metrics()
         assert metrics is not None
         metrics.request_finished("GET", "/a", 200, "", 0.01)
-        first = metrics._series[("GET", "/a", 200, "", "")]
+        first = metrics._series[("GET", "http", "/a", 200, "", "")]
         metrics.request_finished("GET", "/a", 200, "", 0.01)
-        assert first is metrics._series[("GET", "/a", 200, "", "")]
+        assert first is metrics._series[("GET", "http", "/a", 200, "", "")]
         assert 1 == len(metrics._series)
 
 
@@ -160,7 +162,7 @@ def test_duration_and_time_to_first_byte_recorded_together() -> None:
         ttfb = "obskit_http_server_time_to_first_byte_seconds"
         assert (1.0, 0.1) == (cap.sample(ttfb + "_count", route), cap.sample(ttfb + "_sum", route))
         assert 1.0 == cap.sample(ttfb + "_bucket", {**route, "le": "0.1"})
-        duration = metrics._duration_family.labels("GET", "/a", "200", "", "")
+        duration = metrics._duration_family.labels("GET", "http", "/a", "200", "", "")
         assert duration._lock is metrics._ttfb_family.labels("GET", "/a")._lock
 
 
@@ -250,3 +252,50 @@ def test_forked_child_records_streams_into_its_own_families() -> None:
             return cap.sample("http_server_stream_duration_seconds_count", labels)
 
         assert 1.0 == _in_forked_child(in_child)
+
+
+def test_url_scheme_label_from_the_request() -> None:
+    """The scheme the server reports becomes url_scheme; unknown schemes fold into _OTHER."""
+    with obskit.testing.isolated() as cap:
+        metrics = server_metrics()
+        assert metrics is not None
+        for scheme in ("https", "HTTPS", "gopher"):
+            metrics.request_started("GET", scheme)
+            metrics.request_finished("GET", "/a", 200, "", 0.01, None, None, None, scheme)
+        labels = _labels(http_route="/a")
+        assert 2.0 == cap.sample(DURATION + "_count", {**labels, "url_scheme": "https"})
+        assert 1.0 == cap.sample(DURATION + "_count", {**labels, "url_scheme": "_OTHER"})
+        active = {"http_request_method": "GET", "url_scheme": "https"}
+        assert 0.0 == cap.sample("http_server_active_requests", active)
+
+
+def test_middlewares_label_the_scheme_of_the_request() -> None:
+    """Through the ASGI and the WSGI middleware, an https request is labelled url_scheme=https."""
+    import asyncio
+
+    import httpx
+    from flask import Flask
+    from werkzeug.test import EnvironBuilder
+
+    async def hello(scope: dict[str, object], receive: object, send: Callable[..., object]) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[misc]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[misc]
+
+    async def over_https() -> None:
+        transport = httpx.ASGITransport(app=obskit.ASGIMiddleware(hello))
+        async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+            assert 200 == (await client.get("/a")).status_code
+
+    flask = Flask("scheme")
+    flask.add_url_rule("/w", "w", lambda: "ok")
+    flask.wsgi_app = obskit.WSGIMiddleware(flask.wsgi_app)  # type: ignore[method-assign]
+    with obskit.testing.isolated(tracing=False) as cap:
+        asyncio.run(over_https())
+        environ = EnvironBuilder(path="/w", base_url="https://localhost").get_environ()
+        body = flask.wsgi_app(environ, lambda status, headers, exc_info=None: None)
+        assert b"ok" == b"".join(body)
+        body.close()  # type: ignore[attr-defined]
+        exposition = generate_latest(cap.registry).decode()
+    requests = [line for line in exposition.splitlines() if line.startswith(DURATION + "_count{")]
+    assert 2 == len(requests), requests
+    assert all('url_scheme="https"' in line for line in requests), requests

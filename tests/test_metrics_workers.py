@@ -229,6 +229,7 @@ def _assert_never_flips(port: int, workers: int) -> None:
     for family in ("obskit_tail_decisions_total", "cpython_gc_collections_total"):
         assert family in last
     assert 'process_threads{pid="' in last
+    assert 'url_scheme="http"' in last
     flips = _flips(bodies)
     assert [] == flips, "\n".join(flips)
 

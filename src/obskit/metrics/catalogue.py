@@ -185,13 +185,13 @@ _GEN = "cpython_gc_generation"
 HTTP_SERVER_DURATION = _f(
     "http_server_request_duration_seconds", "histogram",
     "Duration of HTTP server requests (OpenTelemetry http.server.request.duration).",
-    "http", _METHOD, _ROUTE, _STATUS, _ERROR, "tenant_id",
+    "http", _METHOD, "url_scheme", _ROUTE, _STATUS, _ERROR, "tenant_id",
     unit="seconds", buckets=SEMCONV_DURATION_BUCKETS, semconv="http.server.request.duration",
 )  # fmt: skip
 HTTP_SERVER_ACTIVE = _f(
     "http_server_active_requests", "gauge",
     "HTTP server requests in flight (OpenTelemetry http.server.active_requests).",
-    "http", _METHOD, semconv="http.server.active_requests",
+    "http", _METHOD, "url_scheme", semconv="http.server.active_requests",
 )  # fmt: skip
 HTTP_SERVER_TTFB = _f(
     "obskit_http_server_time_to_first_byte_seconds", "histogram",
@@ -338,6 +338,10 @@ COLLECTOR_UNAVAILABLE = _f(
 
 # --- USE: this process ----------------------------------------------------------------------------
 
+PROCESS_START_TIME = _f(
+    "process_start_time_seconds", "gauge", "When this process started, in seconds since the epoch.",
+    "use.process", unit="seconds", workers="pid",
+)  # fmt: skip
 PROCESS_CPU_TIME = _f(
     "process_cpu_time_seconds", "counter", "CPU time used by this process.",
     "use.process", "cpu_mode", unit="seconds", semconv="process.cpu.time",

@@ -53,7 +53,7 @@ class HttpServerMetrics:
         # A finished request's label tuple -> (in-flight leave, record duration and time to first
         # byte, the duration's exemplar): one lookup finds all three.
         self._series: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
-        self._active: dict[str, Any] = {}
+        self._active: dict[tuple[str, str], Any] = {}
         self._methods: dict[str, str] = {m: m for m in KNOWN_METHODS}
         self._lock = threading.Lock()
 
@@ -68,12 +68,12 @@ class HttpServerMetrics:
             self._methods[raw] = method
         return method
 
-    def request_started(self, method: str) -> None:
-        """One more request in flight for ``method`` (already normalised)."""
+    def request_started(self, method: str, scheme: str = "http") -> None:
+        """One more request in flight for ``method`` (already normalised) over ``scheme``."""
         try:
-            child = self._active.get(method)
+            child = self._active.get((method, scheme))
             if child is None:
-                child = self._active_child(method)
+                child = self._active_child(method, scheme)
             child.enter()
         except Exception as exc:
             _guard.report("metrics.http", exc)
@@ -88,16 +88,18 @@ class HttpServerMetrics:
         tenant: str | None = None,
         trace_id: int | None = None,
         ttfb_s: float | None = None,
+        scheme: str = "http",
     ) -> None:
         """Record one finished request (and one fewer in flight).
 
         ``error_type`` is "" for a success, else the exception class name or the status code as
         text (semconv). ``tenant`` passes through the cardinality guard. ``trace_id`` is offered
-        to the exemplar gate, which attaches it only when the trace is kept.
+        to the exemplar gate, which attaches it only when the trace is kept. ``scheme`` is the
+        request's URL scheme as the server reported it (``url_scheme``).
         """
         try:
             tenant_value = self._guard(tenant) if (tenant and self._guard is not None) else ""
-            key = (method, route, status, error_type, tenant_value)
+            key = (method, scheme, route, status, error_type, tenant_value)
             series = self._series.get(key)
             if series is None:
                 series = self._new_series(key)
@@ -113,19 +115,21 @@ class HttpServerMetrics:
 
     # --- first use of a label tuple ------------------------------------------------------------
 
-    def _active_child(self, method: str) -> Any:
-        child = self._active_family.labels(method)
+    def _active_child(self, method: str, scheme: str) -> Any:
+        child = self._active_family.labels(method, _scheme_label(scheme))
         with self._lock:
             if len(self._active) < _CACHE_CAP:
-                self._active[method] = child
+                self._active[(method, scheme)] = child
         return child
 
     def _new_series(self, key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-        method, route, status, error_type, tenant = key
-        active = self._active.get(method)
+        method, scheme, route, status, error_type, tenant = key
+        active = self._active.get((method, scheme))
         if active is None:
-            active = self._active_child(method)
-        duration = self._duration_family.labels(method, route, str(status), error_type, tenant)
+            active = self._active_child(method, scheme)
+        duration = self._duration_family.labels(
+            method, _scheme_label(scheme), route, str(status), error_type, tenant
+        )
         series = (
             active.leave,
             observe_pair(duration, self._ttfb_family.labels(method, route)),
@@ -137,6 +141,13 @@ class HttpServerMetrics:
         return series
 
 
+def _scheme_label(raw: str) -> str:
+    """A URL scheme as a bounded label value: a known scheme lower-cased, else ``_OTHER``."""
+    scheme = raw.lower() if isinstance(raw, str) else ""
+    return scheme if scheme in _SCHEMES else "_OTHER"
+
+
+_SCHEMES = frozenset(("http", "https", "ws", "wss"))
 _cached: tuple[int, HttpServerMetrics | None] = (-1, None)
 
 

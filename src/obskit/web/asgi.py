@@ -343,7 +343,7 @@ class ASGIMiddleware:
         method: str = scope.get("method", "GET")  # a websocket scope has no method
         query_bytes: bytes = scope.get("query_string", b"")
         query = query_bytes.decode("latin-1") if query_bytes else ""
-        exchange = kind(plan, method, scope.get("path", ""), query)
+        exchange = kind(plan, method, scope.get("path", ""), query, scope.get("scheme", "http"))
         exchange.outer = scope
         exchange.server_receive = receive
         exchange.server_send = send
@@ -382,7 +382,7 @@ class ASGIMiddleware:
             attributes = {
                 "http.request.method": exchange.method_label,
                 "url.path": exchange.path,
-                "url.scheme": scope.get("scheme", "http"),
+                "url.scheme": exchange.scheme,
                 "network.protocol.version": scope.get("http_version", "1.1"),
             }
             if method not in KNOWN_METHODS:

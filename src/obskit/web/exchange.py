@@ -120,14 +120,18 @@ class Exchange:
         "path",
         "plan",
         "query",
+        "scheme",
         "span",
         "started",
         "tenant_id",
     )
 
-    def __init__(self, plan: RequestPlan, method: str, path: str, query: str) -> None:
+    def __init__(
+        self, plan: RequestPlan, method: str, path: str, query: str, scheme: str = "http"
+    ) -> None:
         self.plan = plan
         self.method = method
+        self.scheme = scheme  # as the server reported it; the metrics bound its label values
         self.method_label = method if method in KNOWN_METHODS else "_OTHER"
         self.path = path
         self.query = query
@@ -170,7 +174,7 @@ class Exchange:
             self.otel_token = _enter(parent)
         metrics = plan.metrics
         if metrics is not None and counted:
-            metrics.request_started(self.method_label)
+            metrics.request_started(self.method_label, self.scheme)
 
     def finish(
         self,
@@ -256,6 +260,7 @@ class Exchange:
                     self.tenant_id,
                     trace_id,
                     ttfb,
+                    self.scheme,
                 )
             streams = plan.streams
             if stream is not None and stream_route is not None and streams is not None:

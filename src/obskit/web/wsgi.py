@@ -130,7 +130,7 @@ class WSGIMiddleware:
         method: str = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         query: str = environ.get("QUERY_STRING", "")
-        exchange = Exchange(plan, method, path, query)
+        exchange = Exchange(plan, method, path, query, environ.get("wsgi.url_scheme", "http"))
         best_id = None
         for key in keys.ids:
             raw = environ.get(key)
@@ -155,7 +155,7 @@ class WSGIMiddleware:
             attributes = {
                 "http.request.method": exchange.method_label,
                 "url.path": path,
-                "url.scheme": environ.get("wsgi.url_scheme", "http"),
+                "url.scheme": exchange.scheme,
                 "network.protocol.version": environ.get("SERVER_PROTOCOL", "HTTP/1.1")[5:],
             }
             if method not in KNOWN_METHODS:

@@ -180,10 +180,11 @@ class ExecutorCollector:
         families = reading.families()
         if waits.samples:
             families.append(waits)
+        # Executors only: the pools source reports pools and queues, and both feed one family.
         dropped = counter_of(catalogue.TRACKED_DROPPED)
-        for tracker in self.trackers.all():
-            for reason, count in sorted(tracker.dropped.items()):
-                dropped.add_metric([tracker.kind, reason], count)
+        tracker = self.trackers.executors
+        for reason, count in sorted(tracker.dropped.items()):
+            dropped.add_metric([tracker.kind, reason], count)
         families.append(dropped)
         return families
 

@@ -3,8 +3,9 @@
 Utilization is relative to what the process may actually use: CPU against the cgroup quota when
 there is one (else against the cores it may run on), memory against the cgroup memory limit (else
 the machine's memory). Names follow OpenTelemetry's ``process.*`` semantic conventions, mapped to
-Prometheus with units; where no convention exists the family is ``obskit_*``. None of them clash
-with prometheus-client's own ``process_*`` collector, so both can be registered together.
+Prometheus with units; where no convention exists the family is ``obskit_*``, except
+``process_start_time_seconds``, Prometheus' own name for the one figure semconv has no
+counterpart for. They replace prometheus-client's ``process_*`` collector (see ``use/wiring.py``).
 
 Without procfs (not Linux) only CPU time is available (from ``os.times()``); the rest is noted as
 ``no_procfs`` in ``obskit_collector_unavailable_info``.
@@ -70,12 +71,14 @@ class ProcessCollector:
         self._lock = threading.Lock()  # guards the previous reading (concurrent scrapes)
         self._previous: tuple[float, float] | None = None  # (cpu seconds, monotonic time)
         self._mem_total: int | None = None
+        self._start_time: float | None = None  # seconds since the epoch, read once per process
 
     def after_fork_in_child(self) -> None:
         """Utilization restarts from the child's own first reading."""
         # A fresh lock: another thread may have held the parent's at the fork.
         self._lock = threading.Lock()
         self._previous = None
+        self._start_time = None
 
     def describe(self) -> list[Metric]:
         """Empty families with every name this source may yield."""
@@ -89,7 +92,7 @@ class ProcessCollector:
         """Read procfs now."""
         access = FileAccess()
         own = os.path.join(self.proc, "self")
-        user, system, vsize = self._cpu_and_vsize(access, own, notes)
+        user, system, vsize, started = self._cpu_and_vsize(access, own, notes)
         status = _status(access.text(os.path.join(own, "status")))
         cpu_limit, memory_limit = self.cgroup.limits()
         cores = cpu_limit if cpu_limit is not None else float(self._cores())
@@ -100,6 +103,7 @@ class ProcessCollector:
         reading = Reading(_FAMILIES)
         put = reading.put
 
+        put("process_start_time_seconds", self._started_at(access, started))
         put("process_cpu_time_seconds", user, ("user",))
         put("process_cpu_time_seconds", system, ("system",))
         put("obskit_process_cpu_available_cores", cores)
@@ -124,7 +128,8 @@ class ProcessCollector:
 
     def _cpu_and_vsize(
         self, access: FileAccess, own: str, notes: Notes
-    ) -> tuple[float, float, float | None]:
+    ) -> tuple[float, float, float | None, int | None]:
+        """User and system CPU seconds, virtual size, and the start in clock ticks after boot."""
         text = access.text(os.path.join(own, "stat"))
         # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
         fields = text[text.rfind(")") + 1 :].split() if text else []
@@ -132,13 +137,24 @@ class ProcessCollector:
             try:
                 user = int(fields[11]) / _CLOCK_TICKS
                 system = int(fields[12]) / _CLOCK_TICKS
-                return user, system, float(fields[20])
+                return user, system, float(fields[20]), int(fields[19])
             except ValueError:
                 pass
         # Without procfs the CPU time still comes from the OS; the rest is noted as missing.
         notes.append("no_procfs" if not sys.platform.startswith("linux") else "stat_unreadable")
         times = os.times()
-        return times.user, times.system, None
+        return times.user, times.system, None, None
+
+    def _started_at(self, access: FileAccess, ticks: int | None) -> float | None:
+        """When this process started (Unix time): boot time plus the start offset, read once."""
+        if self._start_time is None and ticks is not None:
+            for line in (access.text(os.path.join(self.proc, "stat")) or "").splitlines():
+                if line.startswith("btime "):
+                    boot = line[6:].strip()
+                    if boot.isdigit():
+                        self._start_time = int(boot) + ticks / _CLOCK_TICKS
+                    break
+        return self._start_time
 
     def _utilization(self, user: float, system: float, cores: float) -> float:
         """CPU used since the previous scrape (the first: since this collector was created)."""

@@ -90,10 +90,6 @@ class Trackers:
         self.pools: Tracker[Any] = Tracker("pool")
         self.queues: Tracker[Any] = Tracker("queue")
 
-    def all(self) -> tuple[Tracker[Any], ...]:
-        """Every tracker, for the dropped-entries self-metric."""
-        return (self.executors, self.pools, self.queues)
-
 
 _lock = threading.Lock()
 _default: Trackers | None = None
