@@ -43,6 +43,11 @@ COMMANDS: dict[str, Command] = {
         "obskit.tracing.collector_config",
         "print an OpenTelemetry Collector config mirroring the sampling policy",
     ),
+    "slo": Command(
+        "obskit.slo.cli",
+        "write SLO rules, promtool tests, Alertmanager routes, runbooks and a dashboard",
+        extra="slo",
+    ),
 }
 
 Runner = Callable[[argparse.Namespace], int]

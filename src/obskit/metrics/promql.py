@@ -24,10 +24,14 @@ __all__ = [
     "histogram_quantile",
     "increase",
     "le",
+    "one_of",
+    "over_time",
+    "parse_selector",
     "quote",
     "rate",
     "ratio",
     "selector",
+    "span",
     "sum_by",
 ]
 
@@ -102,6 +106,79 @@ class Selector:
         return f"{self.metric}{{{','.join(map(str, self.matchers))}}}"
 
 
+def one_of(label: str, values: Sequence[str]) -> Matcher:
+    """``label="v"`` for one value, ``label=~"v1|v2"`` (each escaped) for several."""
+    if not values:
+        raise ValueError(f"no value to match {label} against")
+    if len(values) == 1:
+        return Matcher(label, "=", values[0])
+    return Matcher(label, "=~", "|".join(re.escape(v) for v in values))
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)|(?P<op>=~|!~|!=|=)|(?P<punct>[{},])"""
+    r"""|(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`))"""
+)
+_ESCAPE = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",
+           "b": "\b", "f": "\f", "v": "\v"}  # fmt: skip
+
+
+def _unquote(token: str) -> str:
+    if token[0] == "`":
+        return token[1:-1]
+    body, out, k = token[1:-1], [], 0
+    while k < len(body):
+        char = body[k]
+        if char == "\\":
+            k += 1
+            if body[k] not in _ESCAPE:
+                raise ValueError(f"unsupported escape \\{body[k]} in {token}")
+            char = _ESCAPE[body[k]]
+        out.append(char)
+        k += 1
+    return "".join(out)
+
+
+def parse_selector(text: str) -> Selector:
+    """A :class:`Selector` from PromQL text: ``metric``, ``metric{a="x",b=~"y|z"}`` (no
+    functions, ranges or offsets). ValueError says what is wrong."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    stripped = text.strip()
+    while position < len(stripped):
+        match = _TOKEN.match(stripped, position)
+        if match is None or match.end() == position:
+            raise ValueError(
+                f'not a series selector: {text!r} (expected metric{{label="value", ...}})'
+            )
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+        while position < len(stripped) and stripped[position].isspace():
+            position += 1
+    expected = f'not a series selector: {text!r} (expected metric{{label="value", ...}})'
+    if not tokens or tokens[0][0] != "name":
+        raise ValueError(expected)
+    metric, rest = tokens[0][1], tokens[1:]
+    matchers: list[Matcher] = []
+    if rest:
+        if rest[0] != ("punct", "{") or rest[-1] != ("punct", "}"):
+            raise ValueError(expected)
+        body = rest[1:-1]
+        k = 0
+        while k < len(body):
+            part = body[k : k + 3]
+            if len(part) < 3 or [t[0] for t in part] != ["name", "op", "string"]:
+                raise ValueError(expected)
+            matchers.append(Matcher(part[0][1], part[1][1], _unquote(part[2][1])))
+            k += 3
+            if k < len(body):
+                if body[k] != ("punct", ","):
+                    raise ValueError(expected)
+                k += 1
+    return Selector(metric, tuple(matchers))
+
+
 def selector(metric: str, matchers: Mapping[str, str] | Iterable[Matcher] = ()) -> Selector:
     """A :class:`Selector` for ``metric`` with equality matchers from a mapping, or matchers."""
     if isinstance(matchers, Mapping):
@@ -120,6 +197,18 @@ def duration(seconds: float) -> str:
     raise AssertionError("unreachable: every whole number of seconds is a number of 's'")
 
 
+def span(seconds: int) -> str:
+    """A whole number of seconds as a compound PromQL duration (``27m30s``, ``1h``)."""
+    if seconds <= 0 or seconds != int(seconds):
+        raise ValueError(f"a PromQL window is a positive whole number of seconds, not {seconds}")
+    parts, rest = [], int(seconds)
+    for unit, size in _UNITS[2:]:  # d, h, m, s: years and weeks read worse in a sum
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
+
+
 def _window(window: float | str) -> str:
     return window if isinstance(window, str) else duration(window)
 
@@ -132,6 +221,13 @@ def rate(series: Selector | str, window: float | str) -> str:
 def increase(series: Selector | str, window: float | str) -> str:
     """``increase(series[window])``."""
     return f"increase({series}[{_window(window)}])"
+
+
+def over_time(function: str, series: Selector | str, window: float | str) -> str:
+    """``<function>_over_time(series[window])``: ``avg``, ``last``, ``sum``, ``count``, ..."""
+    if function not in ("avg", "last", "sum", "count", "min", "max", "absent", "present"):
+        raise ValueError(f"not a PromQL *_over_time function: {function!r}")
+    return f"{function}_over_time({series}[{_window(window)}])"
 
 
 def by_clause(labels: Sequence[str]) -> str:

@@ -1,0 +1,134 @@
+"""``obskit slo rules|test SPEC``: write what watches the SLOs.
+
+SPEC is a YAML file (OpenSLO v1 or ``apiVersion: obskit/v1``) or ``module:attribute`` naming
+Python objectives. Each subcommand writes files (``-o``) or standard output; a declaration
+obskit cannot accept fails with exit status 2 and a message naming where and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from obskit.slo.objectives import ObjectiveSet, SpecError
+
+__all__ = ["add_arguments", "run"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="a YAML file, or module:attribute")
+    parser.add_argument("--runbook-base", help="URL the runbooks are published under")
+    parser.add_argument("--dashboard-url", help="Grafana base URL for the alerts' dashboard link")
+
+
+def _rule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interval", help="evaluation interval of the rate and alert groups (default: global)"
+    )
+    parser.add_argument(
+        "--dense",
+        action="store_true",
+        help="evaluate the tile groups at --interval too (for test servers that live minutes)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``obskit slo`` and its subcommands."""
+    sub = parser.add_subparsers(dest="slo_command", metavar="SUBCOMMAND")
+    rules = sub.add_parser("rules", help="write the Prometheus rule file")
+    _common(rules)
+    _rule_options(rules)
+    rules.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    rules.set_defaults(run=_guarded(_rules))
+
+    test = sub.add_parser("test", help="write promtool tests of the rules (and the rules)")
+    _common(test)
+    _rule_options(test)
+    test.add_argument("-o", "--output", type=Path, required=True, help="directory to write to")
+    test.add_argument("--rules-name", default="slo-rules.yml", help="the rule file's name")
+    test.set_defaults(run=_guarded(_test))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``obskit slo`` without a subcommand: the usage."""
+    print("usage: obskit slo {rules,test} SPEC", file=sys.stderr)
+    return 2
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except SpecError as exc:
+            print(f"obskit slo {args.slo_command}: {exc}", file=sys.stderr)
+            return 2
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] == "obskit":
+                raise
+            from obskit._identity import DISTRIBUTION
+
+            print(
+                f"obskit slo {args.slo_command}: needs the package {exc.name!r}: "
+                f"pip install '{DISTRIBUTION}[slo]'",
+                file=sys.stderr,
+            )
+            return 2
+
+    return guarded
+
+
+def _load(args: argparse.Namespace) -> ObjectiveSet:
+    from obskit.slo.spec import load
+
+    sets = load(args.spec)
+    changes = {}
+    if args.runbook_base:
+        changes["runbook_base"] = args.runbook_base
+    if args.dashboard_url:
+        changes["dashboard_url"] = args.dashboard_url
+    return dataclasses.replace(sets, **changes) if changes else sets
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}", file=sys.stderr)
+
+
+def _options(args: argparse.Namespace) -> object:
+    from obskit.slo.rules import RuleOptions
+
+    if args.interval:
+        from obskit.slo.burn import parse_duration
+
+        try:
+            parse_duration(args.interval)
+        except ValueError as exc:
+            raise SpecError(f"--interval: {exc}") from None
+    return RuleOptions(interval=args.interval, dense=args.dense)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from obskit.slo import rules
+
+    _write(rules.render(_load(args), _options(args)), args.output)  # type: ignore[arg-type]
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from obskit.slo import rules, ruletests
+
+    sets = _load(args)
+    directory: Path = args.output
+    name: str = args.rules_name
+    _write(rules.render(sets, _options(args)), directory / name)  # type: ignore[arg-type]
+    test_name = name.rsplit(".", 1)[0] + ".test.yml"
+    _write(ruletests.render(sets, name), directory / test_name)
+    print(f"run: promtool test rules {directory / test_name}", file=sys.stderr)
+    return 0
