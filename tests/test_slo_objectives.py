@@ -90,17 +90,17 @@ def test_objectives_refuse_what_cannot_work() -> None:
             slo.Objective(**{**good, **change})
 
 
-def test_signal_names_match_the_families_obskit_creates() -> None:
-    """The SLO package's copy of metric names and buckets is the one the metrics code uses."""
-    from obskit.metrics import _binding, _store, http
+def test_latency_edges_come_from_the_catalogue() -> None:
+    """Bucket edges checked for a threshold are the catalogue's, for HTTP and @red histograms."""
+    from obskit.metrics import catalogue
 
-    assert http.DURATION == _signals.HTTP_DURATION.name
-    assert http.DURATION_LABELS == _signals.HTTP_DURATION.labels
-    assert _store.SEMCONV_DURATION_BUCKETS == _signals.HTTP_DURATION.buckets
-    assert _binding.DURATION == _signals.FUNCTION_DURATION.name
-    assert _binding.FUNCTION_BUCKETS == _signals.FUNCTION_DURATION.buckets
-    assert _binding.CALLS + "_total" == _signals.FUNCTION_CALLS.sample
-    assert _binding.BASE_LABELS == _signals.FUNCTION_CALLS.labels
+    http = catalogue.HTTP_SERVER_DURATION
+    assert http.buckets == _signals.histogram_edges(http.bucket)
+    assert catalogue.FUNCTION_DURATION.buckets == _signals.histogram_edges(
+        catalogue.FUNCTION_DURATION.name
+    )
+    assert _signals.histogram_edges("my_own_histogram_seconds") is None
+    assert 0.0001 == slo.function_latency(0.0001, ("f",)).threshold
 
 
 def test_short_form_reads_the_shop(tmp_path: Path) -> None:
