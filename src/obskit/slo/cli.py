@@ -1,4 +1,4 @@
-"""``obskit slo rules|test SPEC``: write what watches the SLOs.
+"""``obskit slo rules|test|alertmanager|runbooks SPEC``: write what watches the SLOs.
 
 SPEC is a YAML file (OpenSLO v1 or ``apiVersion: obskit/v1``) or ``module:attribute`` naming
 Python objectives. Each subcommand writes files (``-o``) or standard output; a declaration
@@ -51,10 +51,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     test.add_argument("--rules-name", default="slo-rules.yml", help="the rule file's name")
     test.set_defaults(run=_guarded(_test))
 
+    manager = sub.add_parser("alertmanager", help="write an Alertmanager config fragment")
+    _common(manager)
+    manager.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    manager.add_argument(
+        "--receiver",
+        action="append",
+        default=[],
+        metavar="OWNER[:SEVERITY]=NAME",
+        help="receiver of an owner's alerts (default: <owner>-<severity>); repeatable",
+    )
+    manager.add_argument("--default-receiver", default="default", help="the root route's receiver")
+    manager.set_defaults(run=_guarded(_alertmanager))
+
+    runbooks = sub.add_parser("runbooks", help="write one Markdown runbook per objective")
+    _common(runbooks)
+    runbooks.add_argument("-o", "--output", type=Path, required=True, help="directory")
+    runbooks.set_defaults(run=_guarded(_runbooks))
+
 
 def run(args: argparse.Namespace) -> int:
     """``obskit slo`` without a subcommand: the usage."""
-    print("usage: obskit slo {rules,test} SPEC", file=sys.stderr)
+    print("usage: obskit slo {rules,test,alertmanager,runbooks} SPEC", file=sys.stderr)
     return 2
 
 
@@ -131,4 +149,22 @@ def _test(args: argparse.Namespace) -> int:
     test_name = name.rsplit(".", 1)[0] + ".test.yml"
     _write(ruletests.render(sets, name), directory / test_name)
     print(f"run: promtool test rules {directory / test_name}", file=sys.stderr)
+    return 0
+
+
+def _alertmanager(args: argparse.Namespace) -> int:
+    from obskit.slo import alertmanager
+
+    receivers = alertmanager.parse_receivers(args.receiver)
+    text = alertmanager.render(_load(args), receivers, args.default_receiver)
+    _write(text, args.output)
+    return 0
+
+
+def _runbooks(args: argparse.Namespace) -> int:
+    from obskit.slo import runbooks
+
+    sets = _load(args)
+    for objective in sets.objectives:
+        _write(runbooks.render(sets, objective), args.output / f"{objective.name}.md")
     return 0
