@@ -1,4 +1,4 @@
-"""``obskit slo rules|test|alertmanager|runbooks SPEC``: write what watches the SLOs.
+"""``obskit slo rules|test|alertmanager|runbooks|dashboard SPEC``: write what watches the SLOs.
 
 SPEC is a YAML file (OpenSLO v1 or ``apiVersion: obskit/v1``) or ``module:attribute`` naming
 Python objectives. Each subcommand writes files (``-o``) or standard output; a declaration
@@ -69,10 +69,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runbooks.add_argument("-o", "--output", type=Path, required=True, help="directory")
     runbooks.set_defaults(run=_guarded(_runbooks))
 
+    dashboard = sub.add_parser("dashboard", help="write the Grafana dashboard JSON")
+    _common(dashboard)
+    dashboard.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    dashboard.add_argument("--datasource", default="prometheus", help="Prometheus datasource uid")
+    dashboard.set_defaults(run=_guarded(_dashboard))
+
 
 def run(args: argparse.Namespace) -> int:
     """``obskit slo`` without a subcommand: the usage."""
-    print("usage: obskit slo {rules,test,alertmanager,runbooks} SPEC", file=sys.stderr)
+    print("usage: obskit slo {rules,test,alertmanager,runbooks,dashboard} SPEC", file=sys.stderr)
     return 2
 
 
@@ -167,4 +173,11 @@ def _runbooks(args: argparse.Namespace) -> int:
     sets = _load(args)
     for objective in sets.objectives:
         _write(runbooks.render(sets, objective), args.output / f"{objective.name}.md")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from obskit.slo import dashboard
+
+    _write(dashboard.render(_load(args), datasource=args.datasource), args.output)
     return 0

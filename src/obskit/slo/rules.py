@@ -271,11 +271,13 @@ def dashboard_uid(sets: ObjectiveSet) -> str:
 
 
 def dashboard_link(sets: ObjectiveSet, objective: Objective, options: RuleOptions) -> str:
-    """The dashboard URL an alert links to, with the objective chosen (empty without a base)."""
+    """The dashboard URL an alert links to (empty without a base URL); a per-tenant alert's
+    link selects its tenant."""
     if not sets.dashboard_url:
         return ""
     uid = options.dashboard_uid or dashboard_uid(sets)
-    return f"{sets.dashboard_url.rstrip('/')}/d/{uid}?var-slo={objective.name}"
+    link = f"{sets.dashboard_url.rstrip('/')}/d/{uid}"
+    return link + "?var-tenant={{ $labels.tenant_id }}" if objective.by_tenant else link
 
 
 def _windows(objective: Objective) -> tuple[list[int], list[int]]:

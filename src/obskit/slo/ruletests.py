@@ -362,7 +362,7 @@ def _expected_at_five(sets: ObjectiveSet, world: World, minute: int) -> list[dic
                 }
                 link = rules.dashboard_link(sets, objective, rules.RuleOptions())
                 if link:
-                    annotations["dashboard"] = link
+                    annotations["dashboard"] = link.replace("{{ $labels.tenant_id }}", tenant)
                 expected.append({"exp_labels": labels, "exp_annotations": annotations})
     return expected
 

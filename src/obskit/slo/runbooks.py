@@ -146,7 +146,7 @@ def render(sets: ObjectiveSet, objective: Objective) -> str:
     levers = objective.mitigations or USUAL_LEVERS
     note = "" if objective.mitigations else " (none declared: the usual levers)"
     service = objective.service or sets.service or "the service"
-    dashboard = rules.dashboard_link(sets, objective, rules.RuleOptions())
+    dashboard = rules.dashboard_link(sets, objective, rules.RuleOptions()).split("?")[0]
     lines = [
         f"# {objective.name}",
         "",
