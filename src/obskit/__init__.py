@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
     from obskit.tracing.api import get_tracer
     from obskit.web.asgi import ASGIMiddleware
+    from obskit.web.django import DjangoMiddleware
     from obskit.web.wsgi import WSGIMiddleware
 
 # public name -> module that defines it
 _HOMES = {
     "ASGIMiddleware": "obskit.web.asgi",
     "ConfigError": "obskit._config",
+    "DjangoMiddleware": "obskit.web.django",
     "__version__": "obskit._facade",
     "bind": "obskit.context",
     "bound": "obskit.context",
@@ -59,6 +61,7 @@ _HOMES = {
 __all__ = [
     "ASGIMiddleware",
     "ConfigError",
+    "DjangoMiddleware",
     "WSGIMiddleware",
     "__version__",
     "bind",

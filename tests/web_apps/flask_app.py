@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 import _common
 import structlog
-from flask import Flask
+from flask import Flask, Response
 
 import obskit
 
@@ -25,6 +28,16 @@ def bind() -> str:
     obskit.bind(order="o-1")
     obskit.get_logger("flask_app").info("bound")
     return "bound"
+
+
+@flask_app.get("/slow-stream")
+def slow_stream() -> Response:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(250):  # at most 5 s: a client that stays gets it all
+            time.sleep(0.02)
+            yield b"x" * 4096
+
+    return Response(chunks())
 
 
 @flask_app.get("/<int:id>/update")

@@ -7,7 +7,6 @@ request ends. The request body is never read: ``receive`` is only watched for a 
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import time
 from collections.abc import Awaitable
@@ -19,15 +18,9 @@ from obskit import _guard, context
 from obskit.metrics.use.event_loop import ensure_monitor as ensure_loop_monitor
 from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
-from obskit.web.exchange import (
-    CLIENT_CLOSED,
-    KNOWN_METHODS,
-    Exchange,
-    RequestPlan,
-    current_plan,
-    error_type_of,
-)
-from obskit.web.routes import ERROR_KEY, RouteReader, attach_django
+from obskit.web.exchange import KNOWN_METHODS, Exchange, RequestPlan, current_plan
+from obskit.web.outcome import outcome
+from obskit.web.routes import RouteReader, attach_django
 from obskit.web.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ASGIMiddleware"]
@@ -108,30 +101,12 @@ class _AsgiExchange(Exchange):
         """Record the outcome once the application returned (or raised ``error``)."""
         try:
             status = self.status
-            error_type = ""
-            if error is None and status >= 500:
-                handled = self.scope.get(ERROR_KEY)  # answered by the framework's own 500 page
-                if isinstance(handled, BaseException):
-                    error = handled
-            if error is not None:
-                if not self.complete and (self.disconnected or _is_disconnect(error)):
-                    status, error = CLIENT_CLOSED, None
-                elif not self.complete or status >= 500:
-                    # (An error page already sent, as Starlette's ServerErrorMiddleware does,
-                    # still names the exception; work failing after a successful response does
-                    # not.)
-                    error_type = error_type_of(error)
-                    if not status:
-                        status = 500
-            elif not self.complete:
-                # The app returned without finishing its response: the client went away, or the
-                # server answers 500 for it.
-                if self.disconnected:
-                    status = CLIENT_CLOSED
-                elif not status:
-                    status = 500
-            if status >= 500 and not error_type:
-                error_type = str(status)
+            if error is None and self.complete and status < 500:
+                error_type = ""  # the common outcome: no rule to apply
+            else:
+                status, error, error_type = outcome(
+                    status, self.complete, self.disconnected, error, self.scope
+                )
             route = self.routes.route(self.scope, self.outer, status)
             ended = self.ended if self.ended is not None else _perf()
         except Exception as exc:
@@ -422,10 +397,3 @@ def _remote_parent(w3c: list[tuple[int, bytes]]) -> otel_context.Context | None:
     for slot, value in w3c:
         values[slot].append(value.decode("latin-1"))
     return propagation.remote_context(values[_TRACEPARENT], values[_TRACESTATE], values[_BAGGAGE])
-
-
-def _is_disconnect(error: BaseException) -> bool:
-    if isinstance(error, (asyncio.CancelledError, ConnectionError)):
-        return True
-    # Starlette raises its own ClientDisconnect (an OSError subclass in some versions).
-    return type(error).__name__ == "ClientDisconnect"

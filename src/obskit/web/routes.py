@@ -32,7 +32,9 @@ __all__ = [
     "asgi_route",
     "attach_django",
     "attach_flask",
+    "django_route",
     "flask_route",
+    "watch_django_errors",
     "wsgi_route",
 ]
 
@@ -281,12 +283,27 @@ def attach_django(app: Any) -> bool:
     # An attribute of this handler instance only: the class and other handlers are untouched.
     app.resolve_request = resolve_request
     app._obskit_routes = True
+    watch_django_errors()
+    return True
+
+
+def watch_django_errors() -> None:
+    """Have Django's ``got_request_exception`` signal leave the exception it answers with its
+    own 500 page on the request's scope or environ (:data:`ERROR_KEY`); idempotent."""
     signals = sys.modules.get("django.core.signals")
     if signals is not None:  # once per process (the uid), whatever the number of handlers
         signals.got_request_exception.connect(
             _record_django_error, weak=False, dispatch_uid="obskit.web.routes"
         )
-    return True
+
+
+def django_route(match: Any) -> str | None:
+    """The template of a Django ``ResolverMatch`` with a leading slash, or None."""
+    route = getattr(match, "route", None)
+    if not isinstance(route, str):
+        return None
+    # Django's patterns have no leading slash ("items/<int:pk>/"); paths do.
+    return ("/" + route.lstrip("/"))[:_MAX_ROUTE]
 
 
 def attach_flask(app: Any) -> bool:
@@ -342,14 +359,13 @@ def _record_django_error(sender: Any, request: Any = None, **extra: Any) -> None
 
 def _record_django(request: Any, match: Any) -> None:
     try:
-        route = getattr(match, "route", None)
-        if not isinstance(route, str):
+        route = django_route(match)
+        if route is None:
             return
         carrier = getattr(request, "scope", None)
         if not isinstance(carrier, dict):
             carrier = getattr(request, "environ", None)
         if isinstance(carrier, dict):
-            # Django's patterns have no leading slash ("items/<int:pk>/"); paths do.
-            carrier[ROUTE_KEY] = "/" + route.lstrip("/")
+            carrier[ROUTE_KEY] = route
     except Exception as exc:
         _guard.report("web.routes", exc)

@@ -1,16 +1,18 @@
 """``WSGIMiddleware``: the ASGI middleware's semantics for WSGI servers (gunicorn sync/gthread).
 
-The request ends when the server closes the body iterable (after writing its last chunk), so a
-streamed body is timed to the end of its transmission. The whole request (the application call,
-each body chunk, the closing) runs in one copy of the worker thread's context, taken when the
-request arrives: whatever the application sets there, by token or not (``obskit.bind``,
-structlog's ``bind_contextvars``, its own context variables), is never seen by the next request
-the thread serves.
+The request ends when its body ends: the iterable is exhausted, or the last byte of its
+``Content-Length`` is handed to the server, or the server closes the iterable, whichever comes
+first (see :class:`ResponseBody`); a streamed body is timed to the end of its transmission. The
+whole request (the application call, each body chunk, the closing) runs in one copy of the
+worker thread's context, taken when the request arrives: whatever the application sets there, by
+token or not (``obskit.bind``, structlog's ``bind_contextvars``, its own context variables), is
+never seen by the next request the thread serves.
 """
 
 from __future__ import annotations
 
 import contextvars
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -18,18 +20,19 @@ from typing import Any
 from obskit import _guard, context
 from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
-from obskit.web.exchange import (
-    CLIENT_CLOSED,
-    KNOWN_METHODS,
-    Exchange,
-    RequestPlan,
-    current_plan,
-    error_type_of,
-)
-from obskit.web.routes import ERROR_KEY, attach_django, attach_flask, flask_route, wsgi_route
+from obskit.web.exchange import KNOWN_METHODS, Exchange, RequestPlan, current_plan
+from obskit.web.outcome import outcome
+from obskit.web.routes import attach_django, attach_flask, flask_route, wsgi_route
 from obskit.web.types import Environ, ExcInfo, StartResponse, WSGIApp
 
-__all__ = ["WSGIMiddleware"]
+__all__ = [
+    "HeaderKeys",
+    "ResponseBody",
+    "ResponseState",
+    "WSGIMiddleware",
+    "begin_exchange",
+    "finish_response",
+]
 
 _perf = time.perf_counter
 _OBSERVED = "obskit.observed"
@@ -39,7 +42,7 @@ def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-class _Keys:
+class HeaderKeys:
     """The environ keys of one plan's headers, computed once per configuration."""
 
     def __init__(self, plan: RequestPlan) -> None:
@@ -49,15 +52,32 @@ class _Keys:
         self.echo = plan.echo_header
 
 
-class _State:
-    __slots__ = ("body_bytes", "complete", "ended", "first_byte", "route", "status")
+class ResponseState:
+    """What the server and the application did with one response so far."""
+
+    __slots__ = (
+        "body_bytes",
+        "client_gone",
+        "complete",
+        "content_length",
+        "ended",
+        "finished",
+        "first_byte",
+        "pulled",
+        "route",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.status = 0
         self.first_byte: float | None = None
         self.ended: float | None = None
         self.body_bytes = 0
-        self.complete = False
+        self.content_length = -1  # unknown
+        self.complete = False  # the last byte was handed to the server
+        self.pulled = False  # the server took a chunk
+        self.client_gone = False
+        self.finished = False  # recorded (exactly once)
         self.route: str | None = None
 
 
@@ -66,7 +86,7 @@ class WSGIMiddleware:
 
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
-        self._keys: _Keys | None = None
+        self._keys: HeaderKeys | None = None
         self._adopted = -1
         try:
             attach_django(app) or attach_flask(app)
@@ -88,11 +108,14 @@ class WSGIMiddleware:
             if self._adopted != plan.generation:
                 self._adopted = plan.generation
                 take_over_server_logs(plan.access_log is not None)
-            exchange = run(self._begin, plan, environ)
+            keys = self._keys
+            if keys is None or keys.generation != plan.generation:
+                keys = self._keys = HeaderKeys(plan)
+            exchange = run(begin_exchange, plan, keys, environ, environ)
         except Exception as exc:
             _guard.report("web.wsgi", exc)
             return self.app(environ, start_response)
-        state = _State()
+        state = ResponseState()
         keys = self._keys
         echo = keys.echo if keys is not None else None
 
@@ -104,7 +127,14 @@ class WSGIMiddleware:
                 state.first_byte = _perf()
                 # Flask forgets its request when the app returns; its rule is readable now.
                 state.route = flask_route(environ)
-                if echo and not any(name.lower() == echo for name, _ in headers):
+                has_echo = not echo
+                for name, value in headers:
+                    lower = name.lower()
+                    if lower == echo:
+                        has_echo = True
+                    elif lower == "content-length":
+                        state.content_length = int(value) if value.isdigit() else -1
+                if not has_echo and echo:
                     headers = [*headers, (echo, exchange.correlation_id)]
             except Exception as exc:
                 _guard.report("web.wsgi", exc)
@@ -115,72 +145,82 @@ class WSGIMiddleware:
         try:
             body = run(self.app, environ, start_wrapper)
         except BaseException as exc:
-            run(_finish, exchange, environ, state, exc)
+            run(finish_response, exchange, environ, state, exc)
             raise
         # The body runs later, in pieces, maybe after other requests on this thread: every piece
         # runs in the request's context too, and what a piece sets persists to the next (Flask's
         # stream_with_context pushes its request context at the first chunk and pops it after
         # the last).
-        return _Body(body, exchange, environ, state, request_context)
-
-    def _begin(self, plan: RequestPlan, environ: Environ) -> Exchange:
-        keys = self._keys
-        if keys is None or keys.generation != plan.generation:
-            keys = self._keys = _Keys(plan)
-        method: str = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        query: str = environ.get("QUERY_STRING", "")
-        exchange = Exchange(plan, method, path, query, environ.get("wsgi.url_scheme", "http"))
-        best_id = None
-        for key in keys.ids:
-            raw = environ.get(key)
-            if raw is not None:
-                # Values arrive as latin-1 decoded text; clean_id refuses anything not ASCII.
-                best_id = context.clean_id(raw)
-                if best_id is not None:
-                    break
-        exchange.client = environ.get("REMOTE_ADDR")
-        traceparent = environ.get("HTTP_TRACEPARENT")
-        baggage = environ.get("HTTP_BAGGAGE")
-        parent = None
-        if traceparent is not None or baggage is not None:
-            tracestate = environ.get("HTTP_TRACESTATE")
-            parent = propagation.remote_context(
-                [traceparent] if traceparent is not None else [],
-                [tracestate] if tracestate is not None else [],
-                [baggage] if baggage is not None else [],
-            )
-        attributes: dict[str, Any] = {}
-        if plan.tracer is not None:
-            attributes = {
-                "http.request.method": exchange.method_label,
-                "url.path": path,
-                "url.scheme": exchange.scheme,
-                "network.protocol.version": environ.get("SERVER_PROTOCOL", "HTTP/1.1")[5:],
-            }
-            if method not in KNOWN_METHODS:
-                attributes["http.request.method_original"] = method[:64]
-            if query:
-                attributes["url.query"] = plan.redact_query(query)
-            if exchange.client:
-                attributes["client.address"] = exchange.client
-            user_agent = environ.get("HTTP_USER_AGENT")
-            if user_agent:
-                attributes["user_agent.original"] = user_agent[:512]
-        tenant_raw = environ.get(keys.tenant) if keys.tenant else None
-        exchange.begin(best_id, plan.tenant_of(environ, tenant_raw), parent, attributes)
-        return exchange
+        return ResponseBody(body, exchange, environ, state, request_context)
 
 
-class _Body:
-    """The application's body iterable, timed to its last chunk and finished on ``close()``."""
+def begin_exchange(
+    plan: RequestPlan, keys: HeaderKeys, environ: Environ, carrier: Environ
+) -> Exchange:
+    """Start the exchange of the request described by ``environ`` (a WSGI environ, or Django's
+    ``request.META``); ``carrier`` is what ``tenant_from`` is given (the environ or scope)."""
+    method: str = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query: str = environ.get("QUERY_STRING", "")
+    exchange = Exchange(plan, method, path, query, environ.get("wsgi.url_scheme", "http"))
+    best_id = None
+    for key in keys.ids:
+        raw = environ.get(key)
+        if raw is not None:
+            # Values arrive as latin-1 decoded text; clean_id refuses anything not ASCII.
+            best_id = context.clean_id(raw)
+            if best_id is not None:
+                break
+    exchange.client = environ.get("REMOTE_ADDR")
+    traceparent = environ.get("HTTP_TRACEPARENT")
+    baggage = environ.get("HTTP_BAGGAGE")
+    parent = None
+    if traceparent is not None or baggage is not None:
+        tracestate = environ.get("HTTP_TRACESTATE")
+        parent = propagation.remote_context(
+            [traceparent] if traceparent is not None else [],
+            [tracestate] if tracestate is not None else [],
+            [baggage] if baggage is not None else [],
+        )
+    attributes: dict[str, Any] = {}
+    if plan.tracer is not None:
+        attributes = {
+            "http.request.method": exchange.method_label,
+            "url.path": path,
+            "url.scheme": exchange.scheme,
+            "network.protocol.version": environ.get("SERVER_PROTOCOL", "HTTP/1.1")[5:],
+        }
+        if method not in KNOWN_METHODS:
+            attributes["http.request.method_original"] = method[:64]
+        if query:
+            attributes["url.query"] = plan.redact_query(query)
+        if exchange.client:
+            attributes["client.address"] = exchange.client
+        user_agent = environ.get("HTTP_USER_AGENT")
+        if user_agent:
+            attributes["user_agent.original"] = user_agent[:512]
+    tenant_raw = environ.get(keys.tenant) if keys.tenant else None
+    exchange.begin(best_id, plan.tenant_of(carrier, tenant_raw), parent, attributes)
+    return exchange
+
+
+class ResponseBody:
+    """The application's body iterable, timed to its last byte, finished exactly once.
+
+    The request ends at the first of: the iterable is exhausted; the bytes handed to the server
+    reach the response's ``Content-Length`` (a test client that reads the body and never calls
+    ``close()``, or reads nothing, is finished there); the iterable raises; the server calls
+    ``close()``. A close before the end is the client going away (``499``) when the server
+    closes because a write failed (an ``OSError`` is propagating); otherwise (a test client
+    closing a response it did not read) the response keeps its status.
+    """
 
     def __init__(
         self,
         body: Iterable[bytes],
         exchange: Exchange,
         environ: Environ,
-        state: _State,
+        state: ResponseState,
         request_context: contextvars.Context,
     ) -> None:
         self._body = body
@@ -192,31 +232,50 @@ class _Body:
         self._error: BaseException | None = None
         self._closed = False
 
-    def __iter__(self) -> _Body:
+    def __iter__(self) -> ResponseBody:
         return self
 
     def __next__(self) -> bytes:
+        state = self._state
         try:
             if self._iterator is None:
                 self._iterator = self._run(iter, self._body)
             chunk = self._run(next, self._iterator)
         except StopIteration:
-            self._state.complete = True
+            if not state.finished:
+                state.complete = True
+                self._end()
             raise
         except BaseException as exc:
             self._error = exc
+            if not state.finished:
+                self._end()
             raise
-        self._state.body_bytes += len(chunk)
+        if not state.finished:
+            state.pulled = True
+            size = state.body_bytes = state.body_bytes + len(chunk)
+            if size >= state.content_length >= 0:
+                # The last byte is handed over: what the client does next is not the app's.
+                state.complete = True
+                self._end()
         return chunk
 
     def close(self) -> None:
-        """Close the application's iterable, then record the request."""
+        """Close the application's iterable; record the request if nothing did yet."""
         if self._closed:
             return
         self._closed = True
-        # The server closes the iterable after writing the last chunk: the request ends here.
-        self._state.ended = _perf()
+        state = self._state
+        if not state.finished and self._error is None:
+            # Closed before the end. gunicorn, waitress, werkzeug's and wsgiref's servers close
+            # while the failed write's error propagates; a test client closing a response it
+            # did not read (werkzeug's takes a first chunk itself) raises nothing.
+            state.client_gone = isinstance(sys.exc_info()[1], OSError)
         self._run(self._close)
+
+    def _end(self) -> None:
+        self._state.ended = _perf()
+        self._run(finish_response, self._exchange, self._environ, self._state, self._error)
 
     def _close(self) -> None:
         try:
@@ -228,33 +287,25 @@ class _Body:
                 self._error = exc
             raise
         finally:
-            _finish(self._exchange, self._environ, self._state, self._error)
+            state = self._state
+            if not state.finished:
+                state.ended = _perf()
+                finish_response(self._exchange, self._environ, state, self._error)
 
 
-def _finish(
-    exchange: Exchange, environ: Environ, state: _State, error: BaseException | None
+def finish_response(
+    exchange: Exchange, environ: Environ, state: ResponseState, error: BaseException | None
 ) -> None:
+    """Record the request (its route read from ``environ`` or ``state``); call exactly once."""
+    state.finished = True
     try:
         status = state.status
-        error_type = ""
-        if error is None and status >= 500:
-            handled = environ.get(ERROR_KEY)  # answered by the framework's own error page
-            if isinstance(handled, BaseException):
-                error = handled
-        if error is not None:
-            if not state.complete and isinstance(error, ConnectionError):
-                status, error = CLIENT_CLOSED, None
-            elif not state.complete or status >= 500:
-                error_type = error_type_of(error)
-                if not status or state.first_byte is None:
-                    status = 500
-        elif not state.complete and status:
-            # Closed before the last chunk: the server stopped writing to a client that left.
-            status = CLIENT_CLOSED
-        elif not status:
-            status = 500
-        if status >= 500 and not error_type:
-            error_type = str(status)
+        # A body given without start_response() was never a response.
+        complete = state.complete and state.first_byte is not None
+        if error is None and complete and status < 500:
+            error_type = ""  # the common outcome: no rule to apply
+        else:
+            status, error, error_type = outcome(status, complete, state.client_gone, error, environ)
         route = wsgi_route(environ, state.route)
         ended = state.ended if state.ended is not None else _perf()
     except Exception as exc:
