@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+import obskit
 import obskit.testing
 from obskit.metrics.use import event_loop
 from obskit.metrics.use.collector import UseCollector
@@ -148,3 +150,94 @@ def test_stop_restores_selector(monitored: tuple[EventLoopCollector, CollectorRe
         return wrapped and loop._selector is original  # type: ignore[attr-defined]
 
     assert asyncio.run(main())
+
+
+def _slow_lags(capture: obskit.testing.Capture) -> float:
+    total = capture.sample("obskit_event_loop_lag_seconds_count") or 0.0
+    fast = capture.sample("obskit_event_loop_lag_seconds_bucket", {"le": "0.1"}) or 0.0
+    return total - fast
+
+
+def test_asyncio_worker_with_red_handlers_reports_loop_lag() -> None:
+    """A queue consumer that calls init() before asyncio.run() and only decorates its async
+    handlers with @obskit.red (no middleware) gets its loop monitored: a handler blocking the
+    loop for 200 ms shows as a lag over 100 ms."""
+
+    @obskit.red
+    async def handle(message: int) -> None:
+        if message == 2:
+            time.sleep(0.2)  # a blocking call in a handler
+        await asyncio.sleep(0.07)
+
+    async def consume(queue: asyncio.Queue[int]) -> None:
+        while not queue.empty():
+            await handle(await queue.get())
+
+    async def main() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for message in range(5):
+            queue.put_nowait(message)
+        await consume(queue)
+
+    with obskit.testing.isolated(collectors="event_loop") as capture:
+        asyncio.run(main())
+        slow = _slow_lags(capture)
+        total = capture.sample("obskit_event_loop_lag_seconds_count") or 0.0
+    assert total >= 3  # the 50 ms timer ran through the ~0.55 s of the run
+    assert 1.0 == slow
+
+
+def test_bound_inside_a_loop_starts_the_monitor() -> None:
+    """A coroutine that only uses obskit.bound() gets its loop monitored too."""
+
+    async def main() -> None:
+        with obskit.bound(job="nightly"):
+            await asyncio.sleep(0.06)
+            time.sleep(0.2)
+            await asyncio.sleep(0.06)
+
+    with obskit.testing.isolated(collectors="event_loop") as capture:
+        asyncio.run(main())
+        slow = _slow_lags(capture)
+    assert 1.0 == slow
+
+
+def test_monitor_event_loop_names_a_loop_before_init() -> None:
+    """obskit.monitor_event_loop(loop) before init(), for a loop running in another thread:
+    remembered, and monitored from inside that loop once init() starts the collector."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        assert False is obskit.monitor_event_loop(loop)  # no collector yet
+        with obskit.testing.isolated(collectors="event_loop") as capture:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not capture.sample("obskit_event_loop_monitors"):
+                time.sleep(0.02)
+            monitors = capture.sample("obskit_event_loop_monitors")
+            loop.call_soon_threadsafe(time.sleep, 0.2)  # block that loop
+            while time.monotonic() < deadline and not _slow_lags(capture):
+                time.sleep(0.02)
+            slow = _slow_lags(capture)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+    assert (1.0, 1.0) == (monitors, slow)
+
+
+def test_monitor_event_loop_outside_a_loop_says_what_it_needs() -> None:
+    """Without a running loop and without loop=, the call fails with a message saying how."""
+    with pytest.raises(RuntimeError, match="needs a running event loop"):
+        obskit.monitor_event_loop()
+
+
+def test_monitor_event_loop_in_the_running_loop() -> None:
+    """Called inside the loop after init(), it monitors that loop at once (True)."""
+
+    async def main(capture: obskit.testing.Capture) -> tuple[bool, float | None]:
+        started = obskit.monitor_event_loop()
+        return started, capture.sample("obskit_event_loop_monitors")
+
+    with obskit.testing.isolated(collectors="event_loop") as capture:
+        assert (True, 1.0) == asyncio.run(main(capture))

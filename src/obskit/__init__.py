@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         start_metrics_server,
     )
     from obskit.metrics.red import red
+    from obskit.metrics.use.event_loop import monitor_event_loop
     from obskit.metrics.use.executors import track_executor
     from obskit.metrics.use.pools import track_pool, track_queue
     from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
@@ -48,6 +49,7 @@ _HOMES = {
     "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
+    "monitor_event_loop": "obskit.metrics.use.event_loop",
     "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
@@ -76,6 +78,7 @@ __all__ = [
     "instrument_sqlalchemy",
     "metrics_asgi_app",
     "metrics_wsgi_app",
+    "monitor_event_loop",
     "red",
     "shutdown",
     "start_metrics_server",

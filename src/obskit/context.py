@@ -38,6 +38,7 @@ __all__ = [
     "get_context",
     "new_id",
     "restore_structlog",
+    "set_loop_hook",
     "structlog_snapshot",
     "unbind",
 ]
@@ -80,9 +81,22 @@ def unbind(*keys: str) -> None:
     _fields.set({k: v for k, v in current.items() if k not in keys})
 
 
+# Called by bound(): the event-loop collector sets it to start a monitor in the running loop.
+_loop_hook: Callable[[], None] | None = None
+
+
+def set_loop_hook(hook: Callable[[], None] | None) -> None:
+    """Have :func:`bound` call ``hook`` (the event-loop collector's ``ensure_monitor``)."""
+    global _loop_hook
+    _loop_hook = hook
+
+
 @contextmanager
 def bound(**kv: Any) -> Iterator[None]:
     """Add fields for the duration of a ``with`` block; restored exactly on exit."""
+    hook = _loop_hook
+    if hook is not None:
+        hook()
     token = _fields.set({**_fields.get(), **kv})
     try:
         yield

@@ -34,6 +34,7 @@ from obskit import _exemplars, _guard
 from obskit import _runtime as _rt
 from obskit import context as _context
 from obskit.metrics._binding import FUNCTION_BUCKETS, LABEL_NAME, RESERVED, Binding, Site
+from obskit.metrics.use.event_loop import ensure_monitor as _ensure_loop_monitor
 
 __all__ = ["FUNCTION_BUCKETS", "red"]
 
@@ -143,6 +144,9 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
             return await fn(*args, **kwargs)
         if _CORRELATION_ID not in _current_fields():
             return await _call_in_scope_async(wrapper, *args, **kwargs)
+        # A worker's loop may run no middleware: its lag is watched from here (one identity
+        # check once the loop is known).
+        _ensure_loop_monitor()
         if b.tracer is not None:
             call = _begin(b)
             if call is None:
@@ -248,6 +252,8 @@ def _wrap_async_generator(
         if b.generation != _rt._generation:
             b = site.rebind()
         inner = fn(*args, **kwargs)
+        if not b.off:
+            _ensure_loop_monitor()
         call = None if b.off else _begin(b)
         try:
             sent: Any = None

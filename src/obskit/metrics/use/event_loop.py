@@ -1,11 +1,13 @@
 """Event-loop lag, utilization and task count for the loops the application actually runs.
 
-A monitor is started *from inside* a running loop by :func:`ensure_monitor` — the middleware
-calls it on every request, which after the first call for a loop costs one identity check — and
-by ``init()`` when it runs inside a loop. The monitor is a timer: every ``interval`` seconds it
-asks to run and records how late it ran (the lag: time the loop spent on something else, such as
-a blocking call). A 200 ms blocking callback makes the next tick at least ~150 ms late, so it
-shows up in the histogram at the next scrape.
+A monitor is started *from inside* a running loop by :func:`ensure_monitor` — every obskit entry
+point that runs in a loop calls it (the ASGI middleware per request, async ``@obskit.red`` per
+call, ``obskit.bound()``), which after the first call for a loop costs one identity check — by
+``init()`` when it runs inside a loop, and by :func:`monitor_event_loop` for a loop named
+explicitly (remembered, so a later ``init()`` monitors it too). The monitor is a timer: every
+``interval`` seconds it asks to run and records how late it ran (the lag: time the loop spent on
+something else, such as a blocking call). A 200 ms blocking callback makes the next tick at least
+~150 ms late, so it shows up in the histogram at the next scrape.
 
 Utilization (busy time over wall time) comes from timing the selector's ``select()``: the loop is
 idle exactly while it waits there. That needs an asyncio selector loop; for other loops (uvloop)
@@ -29,7 +31,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from obskit import _guard
+from obskit import _guard, context
 from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -47,6 +49,7 @@ __all__ = [
     "EventLoopCollector",
     "LoopMonitor",
     "ensure_monitor",
+    "monitor_event_loop",
     "monitored_loops",
 ]
 
@@ -69,17 +72,61 @@ _last_loop: Callable[[], object | None] = _dead
 _active: EventLoopCollector | None = None
 
 
+# The running loop or None, without raising outside one (sync callers of bound() pay no
+# exception); asyncio's C function.
+_running_loop = asyncio._get_running_loop
+# Loops named by monitor_event_loop(): monitored whenever a collector becomes active.
+_requested: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
 def ensure_monitor() -> None:
     """Start monitoring the running loop, if any; cheap enough to call on every request."""
     if _active is None:
         return  # no collector: start() looks at the loop again when one starts
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if _last_loop() is loop:
+    loop = _running_loop()
+    if loop is None or _last_loop() is loop:
         return
     _first_sight(loop)
+
+
+def monitor_event_loop(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Report lag, utilization and tasks of the running event loop (or of ``loop``).
+
+    obskit's entry points start this by themselves in the loop they run in (the ASGI middleware,
+    async ``@obskit.red`` functions, ``obskit.bound()``); call it for a loop that runs none of
+    them. It is remembered: called before ``init()``, the loop is monitored once ``init()`` has
+    started the ``event_loop`` collector (and again after a re-``init()``). ``loop`` may belong to
+    another thread: the monitor is then started inside it. Returns whether a monitor runs or is
+    scheduled now (False before ``init()`` or with the collector off).
+
+    Raises ``RuntimeError`` without ``loop`` outside a running loop.
+    """
+    if loop is None:
+        loop = _running_loop()
+        if loop is None:
+            raise RuntimeError(
+                "obskit.monitor_event_loop() needs a running event loop: call it from inside "
+                "the loop (e.g. first thing in the coroutine given to asyncio.run()) or pass loop="
+            )
+    try:
+        _requested.add(loop)
+    except TypeError:  # a loop type without weak references: monitored now only
+        pass
+    return _active is not None and _monitor_soon(loop)
+
+
+def _monitor_soon(loop: asyncio.AbstractEventLoop) -> bool:
+    """Start monitoring ``loop`` now if it runs in this thread, else from inside it."""
+    if loop.is_closed():
+        return False
+    if _running_loop() is loop:
+        _first_sight(loop)
+        return True
+    try:
+        loop.call_soon_threadsafe(_first_sight, loop)
+    except RuntimeError:  # closed meanwhile
+        return False
+    return True
 
 
 def _first_sight(loop: asyncio.AbstractEventLoop) -> None:
@@ -232,7 +279,13 @@ class EventLoopCollector:
         global _active, _last_loop
         _active = self
         _last_loop = _dead  # loops seen while no collector was active are monitored now
+        context.set_loop_hook(ensure_monitor)  # obskit.bound() checks its loop too
         ensure_monitor()
+        for loop in list(_requested):
+            try:
+                _monitor_soon(loop)
+            except Exception as exc:
+                _guard.report("collectors.event_loop", exc)
 
     def stop(self) -> None:
         """Stop every monitor; ensure_monitor() becomes a no-op again."""
@@ -240,6 +293,7 @@ class EventLoopCollector:
         if _active is self:
             _active = None
             _last_loop = _dead
+            context.set_loop_hook(None)
         with self._lock:
             monitors, self._monitors = self._monitors, []
         for monitor in monitors:
@@ -255,6 +309,7 @@ class EventLoopCollector:
         self._retired_sum = self._retired_busy = 0.0
         self._previous = None
         _last_loop = _dead
+        _requested.clear()
 
     def monitor(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start a monitor for ``loop`` (the running loop of the calling thread)."""
