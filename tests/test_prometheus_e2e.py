@@ -12,14 +12,21 @@ import pytest
 
 from obskit.demo.services import FAILURE_ONE_IN, SLOW_TENANT, _stable_fraction
 from prometheus_support import DemoServices, Prometheus, Target
+from slo_support import E2E_TENANT_MATCHER, check_recorded_sli, prepare_slo_rules
 
 pytestmark = pytest.mark.prometheus
 
 
 @pytest.fixture(scope="module")
-def prometheus(demo_service: DemoServices, prometheus_factory: Any) -> Prometheus:
-    """A real Prometheus (exemplar storage on) scraping the shop every second."""
-    server: Prometheus = prometheus_factory([Target.from_url("shop", demo_service.shop_metrics)])
+def prometheus(
+    demo_service: DemoServices, prometheus_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Prometheus:
+    """A real Prometheus (exemplar storage on) scraping the shop every second, with the rules
+    `obskit slo rules` writes for a checkout objective (see slo_support.py)."""
+    rule_file = prepare_slo_rules(demo_service.shop_url, tmp_path_factory.mktemp("slo"))
+    server: Prometheus = prometheus_factory(
+        [Target.from_url("shop", demo_service.shop_metrics)], rule_files=[rule_file]
+    )
     return server
 
 
@@ -74,11 +81,13 @@ def test_promql_matches_the_traffic_sent(
     assert rate is not None
     assert rate > 0
 
-    # Error ratio by route over everything this shop served: the demo's own run plus this test.
+    # Error ratio by route over everything this shop served: the demo's own run plus this test
+    # (not the SLO test's tenants, whose warm-up ran before Prometheus started).
     errors = prometheus.query(
         "sum by (http_route) (http_server_request_duration_seconds_count"
-        '{job="shop",http_response_status_code=~"5.."})'
-        ' / sum by (http_route) (http_server_request_duration_seconds_count{job="shop"})',
+        f'{{job="shop",http_response_status_code=~"5..",{E2E_TENANT_MATCHER}}})'
+        " / sum by (http_route) (http_server_request_duration_seconds_count"
+        f'{{job="shop",{E2E_TENANT_MATCHER}}})',
     )
     ratio = {r["metric"]["http_route"]: float(r["value"][1]) for r in errors}
     demo_sent = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
@@ -123,3 +132,12 @@ def test_exemplars_link_to_kept_traces(demo_service: DemoServices, prometheus: P
             break
         time.sleep(0.5)
     assert trace_ids <= kept
+
+
+@pytest.mark.timeout(150)
+def test_slo_rules_record_the_error_ratio_sent(
+    demo_service: DemoServices, prometheus: Prometheus
+) -> None:
+    """The generated SLO rules load in this Prometheus and the recorded per-tenant SLI equals
+    the error ratio of the requests sent (slo_support.check_recorded_sli)."""
+    check_recorded_sli(demo_service.shop_url, prometheus)
