@@ -130,4 +130,6 @@ def test_process_start_time_matches_prometheus_client() -> None:
         if m.name.endswith("start_time_seconds")
     )
     assert ours is not None
-    assert abs(theirs - ours) < 0.05
+    # Both add the start offset to /proc/stat's btime, a whole second that the kernel recomputes
+    # (prometheus-client read it once at import): they may differ by that second, never more.
+    assert abs(theirs - ours) <= 1.01

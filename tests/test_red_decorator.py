@@ -68,7 +68,7 @@ def test_exception_reraised_unchanged_and_counted() -> None:
         assert info.value is boom
         assert info.value.__traceback__ is not None
         name = charge.__qualname__
-        assert 1.0 == _calls(cap, name, "error", "PaymentDeclined")
+        assert 1.0 == _calls(cap, name, "error", f"{__name__}.PaymentDeclined")
         assert 0.0 == _calls(cap, name)
 
 
@@ -158,7 +158,7 @@ def test_async_exception_counted() -> None:
     with obskit.testing.isolated() as cap:
         with pytest.raises(PaymentDeclined):
             asyncio.run(fail())
-        assert 1.0 == _calls(cap, fail.__qualname__, "error", "PaymentDeclined")
+        assert 1.0 == _calls(cap, fail.__qualname__, "error", f"{__name__}.PaymentDeclined")
 
 
 def test_generator_recorded_once_when_exhausted() -> None:
@@ -211,7 +211,7 @@ def test_generator_send_and_error() -> None:
         assert 41 == gen.send(41)
         with pytest.raises(PaymentDeclined):
             next(gen)
-        assert 1.0 == _calls(cap, echo.__qualname__, "error", "PaymentDeclined")
+        assert 1.0 == _calls(cap, echo.__qualname__, "error", f"{__name__}.PaymentDeclined")
 
 
 def test_async_generator_exhausted_and_closed() -> None:
@@ -257,7 +257,7 @@ def test_async_generator_error_and_athrow() -> None:
 
     with obskit.testing.isolated() as cap:
         assert ["first", "recovered"] == asyncio.run(run())
-        assert 1.0 == _calls(cap, guarded.__qualname__, "error", "PaymentDeclined")
+        assert 1.0 == _calls(cap, guarded.__qualname__, "error", f"{__name__}.PaymentDeclined")
 
 
 class Ledger:

@@ -19,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from obskit import _guard
 from obskit import _runtime as _rt
+from obskit._semconv import error_type as _error_type
 from obskit.metrics import catalogue
 from obskit.metrics._store import OVERFLOW, Store
 from obskit.metrics.catalogue import FUNCTION_BUCKETS
@@ -96,7 +97,7 @@ class Binding:
         if site.ok_exceptions and issubclass(cls, site.ok_exceptions):
             child = self.ok
         else:
-            error_type = cls.__name__ if len(self.errors) < MAX_ERROR_TYPES else OVERFLOW
+            error_type = _error_type(exc) if len(self.errors) < MAX_ERROR_TYPES else OVERFLOW
             child = self.values.child((site.function, site.module, "error", error_type), site.extra)
         with self.lock:
             if len(self.errors) < MAX_ERROR_TYPES:

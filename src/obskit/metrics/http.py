@@ -17,16 +17,12 @@ from typing import Any
 
 from obskit import _exemplars, _guard
 from obskit import _runtime as _rt
+from obskit._semconv import KNOWN_METHODS, OTHER_METHOD
 from obskit.metrics import catalogue
 from obskit.metrics._store import Store, observe_pair
 from obskit.metrics.cardinality import CardinalityGuard
 
-__all__ = ["KNOWN_METHODS", "HttpServerMetrics", "server_metrics"]
-
-# HTTP methods semconv knows by name; anything else is reported as "_OTHER".
-KNOWN_METHODS = frozenset(
-    ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
-)
+__all__ = ["HttpServerMetrics", "server_metrics"]
 
 DURATION = catalogue.HTTP_SERVER_DURATION.name
 ACTIVE = catalogue.HTTP_SERVER_ACTIVE.name
@@ -63,7 +59,7 @@ class HttpServerMetrics:
         if known is not None:
             return known
         upper = raw.upper() if isinstance(raw, str) else ""
-        method = upper if upper in KNOWN_METHODS else "_OTHER"
+        method = upper if upper in KNOWN_METHODS else OTHER_METHOD
         if len(self._methods) < 256:  # lower-case spellings of known methods, mostly
             self._methods[raw] = method
         return method

@@ -33,6 +33,7 @@ from prometheus_client.registry import CollectorRegistry
 from obskit import _exemplars, _guard
 from obskit import _runtime as _rt
 from obskit import context as _context
+from obskit._semconv import error_type
 from obskit.metrics._binding import FUNCTION_BUCKETS, LABEL_NAME, RESERVED, Binding, Site
 from obskit.metrics.use.event_loop import ensure_monitor as _ensure_loop_monitor
 
@@ -71,9 +72,10 @@ class _TracedCall:
             else:
                 child = binding.error_child(exc)
                 if child is not binding.ok:
-                    span.set_attribute("error.type", type(exc).__name__)
+                    failure = error_type(exc)
+                    span.set_attribute("error.type", failure)
                     span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    span.set_status(Status(StatusCode.ERROR, failure))
             child.observe(duration)
             if binding.exemplars:
                 trace_id = span.get_span_context().trace_id
@@ -325,7 +327,8 @@ def red(
     Works on functions, coroutine functions, generators and async generators (timed until
     exhausted or closed), methods, classmethods and staticmethods. The wrapper keeps the
     signature, docstring and kind of the function. The function's own exceptions are re-raised
-    unchanged, counted with ``result="error"`` and ``error_type`` = the exception class name,
+    unchanged, counted with ``result="error"`` and ``error_type`` = the exception's fully
+    qualified class name (``shop.Declined``; ``KeyError`` for a builtin, see ``obskit._semconv``),
     except those in ``ok_exceptions``. A call of a function or coroutine function made outside
     any request or other decorated call is a unit of work of its own: it gets a fresh
     correlation id, and what it binds (``obskit.bind``, structlog's ``bind_contextvars``) ends

@@ -33,6 +33,7 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 from obskit import _otel_context
+from obskit._semconv import error_type
 
 __all__ = ["ServerSpan", "lightweight", "start_server_span"]
 
@@ -167,12 +168,8 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         escaped: bool = False,
     ) -> None:
         """Record ``exception`` as an ``exception`` event with the semconv attributes."""
-        cls = type(exception)
-        module = cls.__module__
         fields: dict[str, Any] = {
-            "exception.type": cls.__qualname__
-            if module in (None, "builtins")
-            else f"{module}.{cls.__qualname__}",
+            "exception.type": error_type(exception),
             "exception.message": str(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),

@@ -15,10 +15,11 @@ from typing import Any, Final, TypeVar
 from opentelemetry import context as otel_context
 
 from obskit import _guard, context
+from obskit._semconv import KNOWN_METHODS
 from obskit.metrics.use.event_loop import ensure_monitor as ensure_loop_monitor
 from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
-from obskit.web.exchange import KNOWN_METHODS, Exchange, RequestPlan, current_plan
+from obskit.web.exchange import Exchange, RequestPlan, current_plan
 from obskit.web.outcome import outcome
 from obskit.web.routes import RouteReader, attach_django
 from obskit.web.types import ASGIApp, Message, Receive, Scope, Send

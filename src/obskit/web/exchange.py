@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from obskit import _guard, _otel_context, _runtime, context
+from obskit._semconv import KNOWN_METHODS
 from obskit.logs import Redactor
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
@@ -27,16 +28,11 @@ from obskit.web.streams import StreamMetrics, stream_metrics
 
 __all__ = [
     "CLIENT_CLOSED",
-    "KNOWN_METHODS",
     "Exchange",
     "RequestPlan",
     "current_plan",
-    "error_type_of",
 ]
 
-KNOWN_METHODS: Final = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"}
-)
 CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before the response ended
 
 _perf = time.perf_counter
@@ -288,12 +284,3 @@ class Exchange:
         if self.ctx_token is not None:
             ctx_token, self.ctx_token = self.ctx_token, None
             _pop(ctx_token)
-
-
-def error_type_of(exc: BaseException) -> str:
-    """Semantic-conventions ``error.type`` for an exception: its fully qualified class name."""
-    cls = type(exc)
-    module = cls.__module__
-    return (
-        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-    )

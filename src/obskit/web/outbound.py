@@ -31,9 +31,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _guard, context
 from obskit._selfcalls import suppressed
+from obskit._semconv import KNOWN_METHODS, error_type, status_error_type
 from obskit.metrics import catalogue
 from obskit.tracing.api import get_tracer
-from obskit.web.exchange import KNOWN_METHODS, error_type_of
 from obskit.web.propagation import format_baggage, format_traceparent, format_tracestate
 
 if TYPE_CHECKING:
@@ -140,19 +140,18 @@ class _Calls:
         span, token, t0 = started
         seconds = _perf() - t0
         method_label = method if method in KNOWN_METHODS else "_OTHER"
-        error_type = error_type_of(error) if error is not None else ""
-        if not error_type and status >= 500:
-            error_type = str(status)
+        # semconv: the exception's type, else a failed status (for a client, 4xx too).
+        failure = error_type(error) if error is not None else status_error_type(status, client=True)
         try:
             if self.recorder is not None:
-                self.recorder.observe(server, method_label, status, error_type, seconds)
+                self.recorder.observe(server, method_label, status, failure, seconds)
             if span is not None:
                 if status:
                     span.set_attribute("http.response.status_code", status)
                 if error is not None:
                     span.record_exception(error)
-                if error_type:
-                    span.set_attribute("error.type", error_type)
+                if failure:
+                    span.set_attribute("error.type", failure)
                     span.set_status(_ERROR)
         except Exception as exc:
             _guard.report("web.outbound", exc)

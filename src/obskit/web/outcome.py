@@ -14,7 +14,8 @@ exception and the ``error.type`` that the span, the access line and RED record. 
   leaves the request successful: the span still records the exception;
 - an application that returned without completing its response, the client still there: its
   status, or ``500`` if it never started one;
-- any 5xx without an exception has its status code as ``error.type``.
+- any 5xx without an exception has its status code as ``error.type``
+  (:func:`obskit._semconv.status_error_type`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from obskit.web.exchange import CLIENT_CLOSED, error_type_of
+from obskit._semconv import error_type, status_error_type
+from obskit.web.exchange import CLIENT_CLOSED
 from obskit.web.routes import ERROR_KEY
 
 __all__ = ["is_disconnect", "outcome"]
@@ -44,7 +46,7 @@ def outcome(
     ``carrier``: the request's scope or environ (where a framework leaves an exception it
     answered itself).
     """
-    error_type = ""
+    failure = ""
     if error is None and status >= 500:
         handled = carrier.get(ERROR_KEY)
         if isinstance(handled, BaseException):
@@ -53,7 +55,7 @@ def outcome(
         if not complete and (client_gone or is_disconnect(error)):
             return CLIENT_CLOSED, None, ""
         if not complete or status >= 500:
-            error_type = error_type_of(error)
+            failure = error_type(error)
             if not status:
                 status = 500
     elif not complete:
@@ -61,9 +63,9 @@ def outcome(
             return CLIENT_CLOSED, None, ""
         if not status:
             status = 500
-    if status >= 500 and not error_type:
-        error_type = str(status)
-    return status, error, error_type
+    if not failure:
+        failure = status_error_type(status)
+    return status, error, failure
 
 
 def is_disconnect(error: BaseException) -> bool:

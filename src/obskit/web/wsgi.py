@@ -18,9 +18,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from obskit import _guard, context
+from obskit._semconv import KNOWN_METHODS
 from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
-from obskit.web.exchange import KNOWN_METHODS, Exchange, RequestPlan, current_plan
+from obskit.web.exchange import Exchange, RequestPlan, current_plan
 from obskit.web.outcome import outcome
 from obskit.web.routes import attach_django, attach_flask, flask_route, wsgi_route
 from obskit.web.types import Environ, ExcInfo, StartResponse, WSGIApp
