@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import sys
 
@@ -42,6 +43,7 @@ class TestLineShape:
             "service": "checkout",
             "service_version": "1.4.2",
             "environment": "prod",
+            "pid": os.getpid(),
             "correlation_id": "c",
             "tenant_id": "acme",
             "order_id": 7,

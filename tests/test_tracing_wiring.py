@@ -137,13 +137,15 @@ class TestExportTargets:
         assert any(str(sink) in str(line.get("event")) for line in logged)
 
     def test_console_renderer_prints_kept_spans(self, tmp_path: Path) -> None:
-        """trace_console prints one line per kept span on the log stream."""
+        """trace_console writes one structured line per kept span on the log stream."""
         with obskit.testing.isolated(
             trace_sink=str(tmp_path / "t.jsonl"), trace_console=True, sampling="all"
         ) as env:
             obskit.get_tracer().start_span("visible-op").end()
             obskit.testing.flush()
-            assert any("visible-op" in line and "rule=all" in line for line in env.output_lines())
+            lines = [json.loads(line) for line in env.output_lines()]
+        printed = [line for line in lines if line["logger"] == "obskit.traces"]
+        assert [("visible-op", "all")] == [(line["span_name"], line["rule"]) for line in printed]
 
 
 def test_self_metrics_pass_promtool() -> None:

@@ -16,6 +16,7 @@ from obskit._parsers import Parser
 from obskit._parsers import parse_bool as _bool
 from obskit._parsers import parse_choice as _choice
 from obskit._parsers import parse_level as _level
+from obskit._parsers import parse_logger_names as _logger_names
 from obskit._parsers import parse_names as _names
 from obskit._parsers import parse_number as _number
 from obskit._parsers import parse_optional as _optional
@@ -156,6 +157,28 @@ SPECS: tuple[SettingSpec, ...] = (
         "debug, info, ..., or none",
         "Lines at this level and up, below log_level, are held per trace and written "
         "only if the trace is kept.",
+    ),
+    SettingSpec(
+        "log_quiet_loggers",
+        ("OBSKIT_LOG_QUIET_LOGGERS",),
+        (
+            "asyncio",
+            "botocore",
+            "charset_normalizer",
+            "h11",
+            "h2",
+            "hpack",
+            "httpcore",
+            "httpx",
+            "multipart",
+            "s3transfer",
+            "urllib3",
+            "watchfiles",
+        ),
+        _logger_names,
+        "comma-separated logger names (empty: none)",
+        "Chatty libraries held at log_level: their debug lines are never held for a trace. "
+        "A level you set on one of these loggers yourself is kept.",
     ),
     # --- metrics ---
     SettingSpec(
@@ -382,6 +405,7 @@ class Settings:
     redact: bool
     redact_keys: tuple[str, ...]
     log_buffer_level: str | None
+    log_quiet_loggers: tuple[str, ...]
     metrics: bool
     metrics_port: int | None
     metrics_addr: str

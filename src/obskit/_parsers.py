@@ -90,6 +90,20 @@ def parse_names(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def parse_logger_names(value: Any) -> tuple[str, ...]:
+    """A comma-separated string or an iterable of strings -> a tuple of logger names (their case
+    kept: ``PIL`` is not ``pil``)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError
+        item = item.strip()
+        if item:
+            names.append(item)
+    return tuple(names)
+
+
 parse_level = parse_choice("debug", "info", "warning", "error", "critical")
 
 

@@ -121,7 +121,7 @@ class Enricher:
 
     def __init__(
         self,
-        service: Mapping[str, str],
+        service: Mapping[str, Any],
         redactor: Redactor | None = None,
         structured_exceptions: bool = True,
     ) -> None:
@@ -191,9 +191,14 @@ class Enricher:
         return line
 
     @property
-    def service(self) -> Mapping[str, str]:
+    def service(self) -> Mapping[str, Any]:
         """The service fields every line carries (after the timestamp, level, logger, event)."""
         return self._service
+
+    def update_service(self, **fields: Any) -> None:
+        """Change service fields in place (the ``pid`` in a forked child): the access line's
+        plan reads this same mapping, so every line follows at once."""
+        self._service.update(fields)
 
     def structlog_fields(self) -> Mapping[str, Any]:
         """structlog's context variables as a line carries them (redacted); callers skip this

@@ -8,7 +8,9 @@ reconfiguration follow the current configuration.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +20,7 @@ from structlog._base import BoundLoggerBase
 
 from obskit import _guard
 from obskit._config import Settings
+from obskit.logs import libraries
 from obskit.logs.processors import Enricher, neutralise_control_chars
 from obskit.logs.redaction import Redactor
 from obskit.logs.render import LineSink, json_renderer
@@ -28,6 +31,7 @@ __all__ = [
     "ObskitBoundLogger",
     "StdlibBridge",
     "adopt_server_loggers",
+    "bridge",
     "configure",
     "get_logger",
     "processors",
@@ -143,12 +147,36 @@ class _Emit:
         return line
 
 
-def _service(settings: Settings) -> dict[str, str]:
+def _service(settings: Settings) -> dict[str, Any]:
+    # The pid is a constant of the line's fixed fields, decided here and re-made in a forked
+    # child (_after_fork), never looked up per line.
     return {
         "service": settings.service_name,
         "service_version": settings.service_version,
         "environment": settings.environment,
+        "pid": os.getpid(),
     }
+
+
+# Every Enricher made here, so that a forked child corrects their pid.
+_enrichers: weakref.WeakSet[Enricher] = weakref.WeakSet()
+_fork_hook = False
+
+
+def _enricher(*args: Any) -> Enricher:
+    global _fork_hook
+    enricher = Enricher(*args)
+    _enrichers.add(enricher)
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_after_fork)
+    return enricher
+
+
+def _after_fork() -> None:
+    pid = os.getpid()
+    for enricher in list(_enrichers):
+        enricher.update_service(pid=pid)
 
 
 def processors(settings: Settings) -> list[Processor]:
@@ -156,7 +184,7 @@ def processors(settings: Settings) -> list[Processor]:
 
     For applications that own their structlog configuration: put these before your renderer.
     """
-    chain: list[Processor] = [Enricher(_service(settings))]
+    chain: list[Processor] = [_enricher(_service(settings))]
     if settings.redact:
         chain.append(Redactor(settings.redact_keys))
     return chain
@@ -179,6 +207,8 @@ class StdlibBridge(logging.Handler):
         "message",
         "asctime",
         "taskName",
+        # uvicorn's copy of the message with ANSI colour codes, for its own terminal formatter.
+        "color_message",
     }
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -228,7 +258,7 @@ def configure(settings: Settings, stream: Any = None) -> None:
     _gate.lowest = min(emit_level, buffer_level) if settings.tracing else emit_level
     _sink.stream = target
     redactor = Redactor(settings.redact_keys) if settings.redact else None
-    enricher = Enricher(_service(settings), redactor, not console)
+    enricher = _enricher(_service(settings), redactor, not console)
     chain: list[Processor] = [_early_gate, enricher]
     extra_redaction = settings.extras.get("redact_processor")
     if extra_redaction is not None:
@@ -261,6 +291,7 @@ def configure(settings: Settings, stream: Any = None) -> None:
     if _bridge not in root.handlers:
         root.addHandler(_bridge)
     root.setLevel(_gate.lowest)
+    libraries.hold_at(settings.log_quiet_loggers, emit_level)
     adopt_server_loggers()
 
 
@@ -272,6 +303,10 @@ def adopt_server_loggers(names: Sequence[str] = SERVER_LOGGERS) -> None:
     """
     if "root" not in _saved:
         return
+    # (Imported here: ``python -m obskit.logs.server`` must not find it imported already.)
+    from obskit.logs import server
+
+    server.install_error_filter()
     for name in names:
         logger = logging.getLogger(name)
         key = f"logger:{name}"
@@ -280,6 +315,11 @@ def adopt_server_loggers(names: Sequence[str] = SERVER_LOGGERS) -> None:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
+
+
+def bridge() -> StdlibBridge:
+    """The root handler obskit installs (``logging.config`` uses it for the servers' parents)."""
+    return _bridge
 
 
 def writer_for(logger: Any) -> LineWriter | None:
@@ -314,6 +354,10 @@ def unconfigure() -> None:
                 root.addHandler(handler)
         root.setLevel(level)
         structlog.reset_defaults()
+        libraries.release()
+        from obskit.logs import server
+
+        server.remove_error_filter()
     for key in [k for k in _saved if k.startswith("logger:")]:
         handlers, propagate = _saved.pop(key)
         logger = logging.getLogger(key.removeprefix("logger:"))

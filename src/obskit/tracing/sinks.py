@@ -21,7 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
-__all__ = ["ConsoleRenderer", "JsonLinesSink", "default_sink_path", "span_record"]
+__all__ = ["CONSOLE_LOGGER", "ConsoleRenderer", "JsonLinesSink", "default_sink_path", "span_record"]
+
+CONSOLE_LOGGER = "obskit.traces"
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
@@ -141,27 +143,41 @@ class JsonLinesSink(SpanExporter):
 
 
 class ConsoleRenderer(SpanExporter):
-    """Prints kept spans, one short human line each, to obskit's log stream (opt-in)."""
+    """Writes one log line per kept span through obskit's log chain (opt-in: ``trace_console``).
 
-    def __init__(self, write_line: Callable[[str], None] | None = None) -> None:
-        if write_line is None:
+    The line is a structured ``trace.span`` event of the ``obskit.traces`` logger, so it is JSON in
+    a JSON log stream and a readable line on a terminal, like every other line. Its ids are the
+    span's, given as fields (the export worker runs outside any trace).
+    """
+
+    def __init__(self, emit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        if emit is None:
             from obskit.logs import setup as log_setup
 
-            def write_line(line: str) -> None:
-                log_setup.sink().write(line)
+            info = log_setup.get_logger(CONSOLE_LOGGER).info
 
-        self._write = write_line
+            def emit(fields: dict[str, Any]) -> None:
+                info("trace.span", **fields)
+
+        self._emit = emit
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write one line per span: trace, span, name, duration, status and the keep rule."""
+        """One line per span: trace, span, parent, name, kind, duration, status, rule, weight."""
         for span in spans:
             record = span_record(span)
             attrs = record["attributes"]
-            self._write(
-                f"trace {record['trace_id']} span {record['span_id']} {record['name']} "
-                f"{record['duration_ms']}ms {record['status']} "
-                f"rule={attrs.get('obskit.sampling.rule')} "
-                f"weight={attrs.get('obskit.sampling.adjusted_count')}"
+            self._emit(
+                {
+                    "trace_id": record["trace_id"],
+                    "span_id": record["span_id"],
+                    "parent_span_id": record["parent_span_id"],
+                    "span_name": record["name"],
+                    "span_kind": record["kind"],
+                    "duration_ms": record["duration_ms"],
+                    "status": record["status"],
+                    "rule": attrs.get("obskit.sampling.rule"),
+                    "weight": attrs.get("obskit.sampling.adjusted_count"),
+                }
             )
         return SpanExportResult.SUCCESS
 

@@ -242,7 +242,7 @@ class _FastPlan:
     def __init__(self, enricher: Enricher | None) -> None:
         self.enricher = enricher
         redactor = self.redactor = enricher.redactor if enricher is not None else None
-        self.service: Mapping[str, str] = enricher.service if enricher is not None else _EMPTY
+        self.service: Mapping[str, Any] = enricher.service if enricher is not None else _EMPTY
         # The fast path is the chain only if none of the line's keys is secret (such a value
         # would be replaced whole); the request's id context only if its keys are not.
         plain = redactor.is_secret_key if redactor is not None else None

@@ -19,6 +19,7 @@ from opentelemetry.trace import Status, StatusCode
 from obskit import _guard, _otel_context, _runtime, context
 from obskit._semconv import KNOWN_METHODS
 from obskit.logs import Redactor
+from obskit.logs.server import note_request_error
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
 from obskit.tracing.server_span import ServerSpan, start_server_span
@@ -240,6 +241,9 @@ class Exchange:
                     error,
                     self.fields,
                 )
+            if error is not None:
+                # The server logs this exception again once the app returned: one line, not two.
+                note_request_error(error, self.fields, span, access_log is not None)
             if span is not None:
                 # Ended before RED: the trace is decided by then (unless other spans of it still
                 # run), so RED's exemplar is applied or discarded at once, not held on the span.
