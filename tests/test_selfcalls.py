@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -253,3 +255,25 @@ def test_quietly_covers_threads_and_coroutines(upstream: tuple[str, list[dict[st
     assert ["/thread", "/coroutine", "/instrumented"] == [h["@path"] for h in seen]
     assert [False, False, True] == ["traceparent" in h for h in seen]
     assert 1 == count
+
+
+# The incident-loop tools: they run beside the service and their HTTP calls are obskit's own. (The
+# demo is not among them: its service's calls are the application's, its driver plays the users.)
+_TOOL_PACKAGES = ("slo", "canary", "incident")
+_HTTP_CLIENTS = re.compile(
+    r"^\s*(?:import|from)\s+(httpx|requests|aiohttp|urllib\.request|http\.client)\b", re.M
+)
+
+
+def test_tool_modules_that_speak_http_use_quiet() -> None:
+    """Every module of obskit's incident-loop tools that imports an HTTP client also uses
+    ``obskit._selfcalls``: their calls to Prometheus, Alertmanager or a marker API stay out of
+    the signals."""
+    root = Path(obskit.__file__).parent
+    offenders = [
+        str(path.relative_to(root))
+        for package in _TOOL_PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+        if _HTTP_CLIENTS.search(path.read_text()) and "_selfcalls" not in path.read_text()
+    ]
+    assert [] == offenders
