@@ -21,11 +21,13 @@ __all__ = [
     "Selector",
     "by_clause",
     "duration",
+    "group_left",
     "histogram_quantile",
     "increase",
     "le",
     "one_of",
     "over_time",
+    "parse_matchers",
     "parse_selector",
     "quote",
     "rate",
@@ -75,6 +77,15 @@ class Matcher:
 
     def __str__(self) -> str:
         return f"{self.label}{self.op}{quote(self.value)}"
+
+    def matches(self, value: str) -> bool:
+        """Whether a series whose label has ``value`` ("" when absent) is selected."""
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        found = re.fullmatch(self.value, value) is not None  # PromQL anchors its expressions
+        return found if self.op == "=~" else not found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +195,28 @@ def selector(metric: str, matchers: Mapping[str, str] | Iterable[Matcher] = ()) 
     if isinstance(matchers, Mapping):
         return Selector(metric).where(**matchers)
     return Selector(metric, tuple(matchers))
+
+
+def parse_matchers(text: str) -> tuple[Matcher, ...]:
+    """Label matchers alone: ``{a="b", c=~"d.*"}`` (braces optional), as in an arm's selector."""
+    body = text.strip()
+    if not body:
+        return ()
+    inner = body[1:-1] if body.startswith("{") and body.endswith("}") else body
+    try:
+        return parse_selector(f"up{{{inner}}}").matchers
+    except ValueError:
+        raise ValueError(
+            f"not a label matcher list: {text!r}; expected "
+            'label="value", label!="value", label=~"re" or label!~"re", comma-separated'
+        ) from None
+
+
+def group_left(expr: str, info: Selector | str, on: Sequence[str]) -> str:
+    """``expr * on (on) group_left () info``: keep ``expr``'s series whose targets ``info``
+    selects (an info metric's value is 1, so the values are unchanged)."""
+    labels = ", ".join(_label_name(n) for n in on)
+    return f"{expr} * on ({labels}) group_left () {info}"
 
 
 def duration(seconds: float) -> str:
