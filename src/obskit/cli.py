@@ -39,6 +39,10 @@ COMMANDS: dict[str, Command] = {
         extra="demo",
     ),
     "doctor": Command("obskit._doctor", "print the effective configuration and what is wired"),
+    "canary": Command(
+        "obskit.canary.cli",
+        "judge a canary against its baseline: judge (Prometheus), watch (/metrics), serve",
+    ),
     "collector-config": Command(
         "obskit.tracing.collector_config",
         "print an OpenTelemetry Collector config mirroring the sampling policy",
