@@ -22,6 +22,7 @@ TITLES = {
     "client": "Outbound HTTP clients",
     "functions": "Functions (`@obskit.red`)",
     "business": "Business events",
+    "flags": "Feature flags",
     "identity": "Identity",
     "guard": "Cardinality guard",
     "self": "obskit itself",

@@ -31,6 +31,10 @@ class Boom(Exception):
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["path"] == "/boom":
         raise Boom("boom")
+    if scope["path"] == "/ok":  # an allowed feature flag evaluated inside the request
+        from obskit.metrics import flags
+
+        flags.evaluated("checkout-v2", "on")
     headers = [(b"content-type", b"text/event-stream")] if scope["path"] == "/events" else []
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"ok"})

@@ -239,6 +239,20 @@ BUSINESS_EVENTS = _f(
     "business", "event", "outcome", "tenant_id",
 )  # fmt: skip
 
+# --- feature flags (the OpenFeature hook; allowed flags only) -------------------------------------
+
+FEATURE_FLAG_EVALUATIONS = _f(
+    "obskit_feature_flag_evaluations", "counter",
+    "Feature flag evaluations by flag and variant (flags allowed on metrics only).",
+    "flags", "feature_flag_key", "feature_flag_variant",
+)  # fmt: skip
+FEATURE_FLAG_REQUEST_DURATION = _f(
+    "obskit_feature_flag_request_duration_seconds", "histogram",
+    "Duration of HTTP server requests that evaluated an allowed feature flag, by its variant.",
+    "flags", "feature_flag_key", "feature_flag_variant", _ROUTE, _ERROR, "tenant_id",
+    unit="seconds", buckets=SEMCONV_DURATION_BUCKETS,
+)  # fmt: skip
+
 # --- obskit itself: identity, guard, internal errors ----------------------------------------------
 
 BUILD_INFO = _f(

@@ -20,6 +20,7 @@ from obskit import _guard, _otel_context, _runtime, context
 from obskit._semconv import KNOWN_METHODS
 from obskit.logs import Redactor
 from obskit.logs.server import note_request_error
+from obskit.metrics import flags as _flags
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
 from obskit.tracing.server_span import ServerSpan, start_server_span
@@ -44,6 +45,7 @@ _enter = _otel_context.enter
 _leave = _otel_context.leave
 _push = context.push
 _pop = context.pop
+_flags_noted = _flags.current
 
 
 class RequestPlan:
@@ -262,6 +264,10 @@ class Exchange:
                     ttfb,
                     self.scheme,
                 )
+                # Allowed feature flags the request evaluated (usually none: one lookup).
+                noted = _flags_noted()
+                if noted is not None:
+                    _flags.request_finished(noted, route, error_type, duration, self.tenant_id)
             streams = plan.streams
             if stream is not None and stream_route is not None and streams is not None:
                 outcome = (
