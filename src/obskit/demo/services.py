@@ -8,6 +8,13 @@ call, ``obskit.metrics_asgi_app()`` on ``/metrics``. The failures are injected h
 - ``inventory`` is slow (about 300 ms) for one tenant only, ``globex``;
 - ``GET /admin/report`` blocks the event loop for 200 ms (a synchronous call in async code).
 
+Options for rollouts (the canary judge's tests and the later demo story use them; without them
+the services behave as described above): ``--version`` sets the service version
+(``obskit_build_info``); ``--tenant-pool TENANT:SIZE[:HOLD_MS]`` sends that tenant's checkouts
+through a pool of their own, ``orders-TENANT``, of SIZE connections, each held HOLD_MS (100 ms)
+— a size of 1 is the injected regression: the tenant's requests wait on the pool, its p99 rises
+while errors stay flat.
+
 Run: ``python -m obskit.demo.services shop --port 8001 --inventory http://127.0.0.1:8002``.
 """
 
@@ -23,6 +30,8 @@ from typing import Any
 
 SLOW_TENANT = "globex"
 FAILURE_ONE_IN = 50
+# How long a checkout on a tenant's own pool holds its connection (a per-tenant report query).
+TENANT_POOL_HOLD_MS = 100
 
 
 def _stable_fraction(text: str) -> float:
@@ -30,11 +39,14 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") / 2**32
 
 
-def build_shop(inventory_url: str, db_path: str) -> Any:
+def build_shop(
+    inventory_url: str, db_path: str, tenant_pool: tuple[str, int, int] | None = None
+) -> Any:
     """The front service: products, checkout, search, an admin report and /metrics.
 
     Orders go to SQLite through a small SQLAlchemy pool (two connections) from the loop's default
     executor, so the report has a connection pool and a thread pool to show saturation of.
+    ``tenant_pool`` = (tenant, size, hold ms): that tenant's checkouts use a pool of their own.
     """
     import httpx
     import sqlalchemy
@@ -63,6 +75,23 @@ def build_shop(inventory_url: str, db_path: str) -> Any:
             )
             time.sleep(0.004)  # the write holds its connection a little, as real ones do
 
+    pool_tenant, save_for_tenant = "", None
+    if tenant_pool is not None:
+        pool_tenant, size, hold_ms = tenant_pool
+        tenant_engine = sqlalchemy.create_engine(
+            f"sqlite:///{db_path}", pool_size=size, max_overflow=0, pool_timeout=10
+        )
+        obskit.instrument_sqlalchemy(tenant_engine, name=f"orders-{pool_tenant}")
+
+        def save_for_tenant(request_id: str, tenant: str, reserved: int) -> None:
+            with tenant_engine.connect() as connection:
+                connection.exec_driver_sql(
+                    "INSERT INTO orders VALUES (?, ?, ?)", (request_id, tenant, reserved)
+                )
+                connection.commit()
+                # Held after the commit (no database lock): only the pool is the bottleneck.
+                time.sleep(hold_ms / 1000)
+
     @obskit.red(name="inventory.lookup")
     async def lookup_stock(sku: str, tenant: str) -> dict[str, Any]:
         response = await client.get(f"/stock/{sku}", headers={"x-tenant-id": tenant})
@@ -85,7 +114,8 @@ def build_shop(inventory_url: str, db_path: str) -> Any:
         if _stable_fraction(request_id) < 1 / FAILURE_ONE_IN:
             log.warning("payment.gateway_slow", provider="acmepay", waited_ms=2500)
             raise RuntimeError("payment gateway timed out after 2500 ms")
-        await asyncio.to_thread(save_order, request_id, tenant, stock["available"])
+        save = save_for_tenant if save_for_tenant is not None and tenant == pool_tenant else None
+        await asyncio.to_thread(save or save_order, request_id, tenant, stock["available"])
         log.info("order.placed", reserved=stock["available"])
         return JSONResponse({"ok": True})
 
@@ -153,6 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--inventory", default="http://127.0.0.1:8002")
     parser.add_argument("--db", default=":memory:", help="SQLite file for the shop's orders")
+    parser.add_argument("--version", default="1.0.0", help="the service version it reports")
+    parser.add_argument(
+        "--tenant-pool",
+        type=_tenant_pool,
+        default=None,
+        metavar="TENANT:SIZE[:HOLD_MS]",
+        help="the tenant's checkouts use a pool of their own of SIZE connections (1: regression)",
+    )
     args = parser.parse_args(argv)
 
     import logging
@@ -161,14 +199,29 @@ def main(argv: list[str] | None = None) -> None:
 
     import obskit
 
-    obskit.init(service_name=args.role, service_version="1.0.0", environment="demo")
+    obskit.init(service_name=args.role, service_version=args.version, environment="demo")
     # As a service would: the HTTP client's wire-level debug lines are not this app's story.
     logging.getLogger("httpcore").setLevel(logging.INFO)
-    app = build_shop(args.inventory, args.db) if args.role == "shop" else build_inventory()
+    app = (
+        build_shop(args.inventory, args.db, args.tenant_pool)
+        if args.role == "shop"
+        else build_inventory()
+    )
     try:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     finally:
         obskit.shutdown(timeout=5.0)
+
+
+def _tenant_pool(text: str) -> tuple[str, int, int]:
+    tenant, _, rest = text.partition(":")
+    size, _, hold = rest.partition(":")
+    hold = hold or str(TENANT_POOL_HOLD_MS)
+    if not tenant or not size.isdigit() or int(size) < 1 or not hold.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected TENANT:SIZE[:HOLD_MS] (SIZE >= 1, HOLD_MS whole ms), got {text!r}"
+        )
+    return tenant, int(size), int(hold)
 
 
 if __name__ == "__main__":
