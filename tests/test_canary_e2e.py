@@ -163,15 +163,16 @@ def _names(report: Report) -> set[tuple[str, str]]:
     return {(c.metric, c.segment_text) for c in report.failed()}
 
 
-def _assert_regression_named(report: Report, *, tenant: bool = True) -> None:
+def _assert_regression_named(report: Report, *, complete: bool = True) -> None:
     assert "FAIL" == report.verdict, report.table(everything=True)
     failed = _names(report)
     assert any(metric == "latency p99" for metric, _ in failed), report.table(everything=True)
-    if tenant:
-        assert ("latency p99", f"tenant_id={TENANT}") in failed, report.table(everything=True)
-        assert any(f"tenant_id={TENANT}" in reason for reason in report.reasons)
-    assert ("pool wait p99", f"db_client_connection_pool_name=orders-{TENANT}") in failed
     assert not any(metric == "error rate" for metric, _ in failed), report.table(everything=True)
+    if not complete:
+        return
+    assert ("latency p99", f"tenant_id={TENANT}") in failed, report.table(everything=True)
+    assert any(f"tenant_id={TENANT}" in reason for reason in report.reasons)
+    assert ("pool wait p99", f"db_client_connection_pool_name=orders-{TENANT}") in failed
     assert any("pool wait" in reason for reason in report.reasons)
 
 
@@ -229,13 +230,14 @@ def test_judge_passes_an_aa_pair(rollout: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(300)
 def test_watch_reaches_the_same_verdicts_without_prometheus(rollout: dict[str, Any]) -> None:
-    """watch, scraping the shops itself, fails v2 on p99 with the pool waits, passes the A/A pair.
+    """watch, scraping the shops itself, fails v2 on p99 (errors flat) and passes the A/A pair.
 
     It stops at the first decisive look, which may come from the aggregate p99 before the
-    tenant's own segment has enough evidence: the tenant is not required to be named here.
+    tenant's segment or the pool-wait cause has enough evidence of its own: those are named by
+    the judge's look over the whole window (above), not required here.
     """
     watches = rollout["watches"]
-    _assert_regression_named(watches["regression"], tenant=False)
+    _assert_regression_named(watches["regression"], complete=False)
     assert "PASS" == watches["aa"].verdict, watches["aa"].table(everything=True)
 
 

@@ -59,6 +59,15 @@ class Quantity:
     matchers: tuple[Matcher, ...] = ()
     labels: tuple[str, ...] = ()
     gauge: bool = False
+    _hash: int = field(default=0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A dict key in every interval of every arm: hash the fields once, not per lookup.
+        fields = (self.name, self.sample, self.matchers, self.labels, self.gauge)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True)

@@ -162,21 +162,22 @@ class PrometheusSource:
         grouping: Grouping,
         times: Sequence[float],
     ) -> None:
-        index_of = {round(t, 3): i for i, t in enumerate(times)}
+        start, count = times[0], len(times)
         names = (*grouping, *quantity.labels)
+        targets = [interval.setdefault((quantity, grouping), {}) for interval in per_step]
+        keep_zero = bool(quantity.labels)  # every bucket: the layout is compared
         for series in result:
             labels = series.get("metric", {})
             key = tuple(str(labels.get(name, "")) for name in names)
-            values: list[float | None] = [None] * len(times)
+            values: list[float | None] = [None] * count
             for stamp, text in series.get("values", []):
-                index = index_of.get(round(float(stamp), 3))
-                if index is not None:
+                index = int((float(stamp) - start) / self.step + 0.5)
+                if 0 <= index < count:
                     values[index] = float(text)
-            keep_zero = bool(quantity.labels)  # every bucket: the layout is compared
             for step, increase in enumerate(increases(values, quantity.gauge)):
                 if increase or keep_zero:
-                    bucket = per_step[step].setdefault((quantity, grouping), {})
-                    bucket[key] = bucket.get(key, 0.0) + increase
+                    target = targets[step]
+                    target[key] = target.get(key, 0.0) + increase
 
     def _query_range(self, expr: str, start: float, end: float) -> list[Mapping[str, Any]]:
         params = urllib.parse.urlencode(
