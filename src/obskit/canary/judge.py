@@ -247,7 +247,7 @@ class Judge:
     def observe(self, canary: Interval, baseline: Interval) -> None:
         """Add one interval of both arms (increments since the previous interval)."""
         self.looks += 1
-        self._sums: dict[tuple[int, int, bool], Any] = {}  # per interval: shared by the checks
+        self._sums = {}  # per interval: the segment sums the checks share
         for index, spec in enumerate(self.checks):
             for grouping in spec.groupings:
                 self._observe(index, spec, grouping, canary, baseline)
