@@ -88,9 +88,9 @@ def serve(kind: str, target: str, tmp_path: Path, *extra: str, **env: str) -> It
         argv = [PYTHON, "-m", "gunicorn", target, "-b", f"127.0.0.1:{port}", "--workers", "1"]
         argv += ["--access-logfile", "-"]  # on, to prove obskit's line replaces gunicorn's
     argv += list(extra)
-    child_env = subprocess_env(
-        OBSKIT_METRICS_PORT=str(metrics_port), OBSKIT_TEST_SPANS=str(spans), **env
-    )
+    settings = {"OBSKIT_METRICS_PORT": str(metrics_port), "OBSKIT_TEST_SPANS": str(spans)}
+    settings.update(env)  # (OBSKIT_TEST_SPANS="" keeps obskit's own span pipeline)
+    child_env = subprocess_env(**settings)
     child_env["PYTHONPATH"] = os.pathsep.join([str(APPS), child_env["PYTHONPATH"]])
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=APPS, env=child_env, stdout=out, stderr=subprocess.STDOUT)

@@ -20,6 +20,7 @@ from obskit._parsers import parse_logger_names as _logger_names
 from obskit._parsers import parse_names as _names
 from obskit._parsers import parse_number as _number
 from obskit._parsers import parse_optional as _optional
+from obskit._parsers import parse_paths as _paths
 from obskit._parsers import parse_resource as _resource
 from obskit._parsers import parse_rules as _rules
 from obskit._parsers import parse_text as _text
@@ -384,6 +385,16 @@ SPECS: tuple[SettingSpec, ...] = (
         "true/false",
         "One JSON access-log line per request (replaces the server's own).",
     ),
+    SettingSpec(
+        "exclude",
+        ("OBSKIT_EXCLUDE",),
+        ("/metrics",),
+        _paths,
+        "comma-separated paths or route templates (each starting with /), or none",
+        "Requests kept out of RED, traces and the access log: probes, scrapes. A path matches "
+        "exactly (one trailing slash aside); a template (/probe/{name}) matches the route the "
+        "framework matched.",
+    ),
 )
 
 _SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -431,6 +442,7 @@ class Settings:
     request_id_headers: tuple[str, ...]
     tenant_header: str | None
     access_log: bool
+    exclude: tuple[str, ...]
     # Where each value came from ("kwarg", an environment variable's name, or "default").
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
     # Objects that cannot come from the environment (registries, callables).

@@ -15,6 +15,7 @@ __all__ = [
     "parse_names",
     "parse_number",
     "parse_optional",
+    "parse_paths",
     "parse_resource",
     "parse_rules",
     "parse_text",
@@ -105,6 +106,29 @@ def parse_logger_names(value: Any) -> tuple[str, ...]:
 
 
 parse_level = parse_choice("debug", "info", "warning", "error", "critical")
+
+
+def parse_paths(value: Any) -> tuple[str, ...]:
+    """Paths or route templates, comma-separated or an iterable; ``none`` or empty for none.
+
+    Each starts with ``/``, holds no whitespace or control character, and is at most 512
+    characters; case is kept (paths are case-sensitive).
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    paths: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError
+        item = item.strip()
+        if not item or (isinstance(value, str) and item.lower() == "none"):
+            continue
+        if not item.startswith("/") or len(item) > 512:
+            raise ValueError
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in item):
+            raise ValueError
+        if item not in paths:
+            paths.append(item)
+    return tuple(paths)
 
 
 def parse_rules(value: Any) -> tuple[tuple[str, str], ...]:

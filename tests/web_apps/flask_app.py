@@ -40,6 +40,16 @@ def slow_stream() -> Response:
     return Response(chunks())
 
 
+@flask_app.get("/healthz")
+def healthz() -> dict[str, object]:
+    return {"context": obskit.get_context()}
+
+
+@flask_app.get("/probe/<name>")
+def probe(name: str) -> str:
+    return name
+
+
 @flask_app.get("/<int:id>/update")
 def update(id: int) -> str:
     return "ok"

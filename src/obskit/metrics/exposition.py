@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from obskit import _runtime as _rt
 
 __all__ = [
+    "MetricsASGIApp",
     "MetricsServer",
     "metrics_asgi_app",
     "metrics_wsgi_app",
@@ -101,15 +102,20 @@ def metrics_wsgi_app(registry: Collector | None = None) -> Callable[..., Iterabl
 # --- ASGI ---------------------------------------------------------------------------------------
 
 
-def metrics_asgi_app(
-    registry: Collector | None = None,
-) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+class MetricsASGIApp:
     """A pure ASGI app answering every GET/HEAD with the metrics exposition.
 
-    Rendering runs in the default thread pool so that a large scrape does not stall the loop.
+    An object rather than a function so that Starlette and FastAPI serve it as an ASGI endpoint
+    of an exact route (``app.add_route("/metrics", obskit.metrics_asgi_app())``) as well as under
+    a ``Mount``; ``obskit.ASGIMiddleware`` answers the mount's own path (``/metrics``) without
+    Starlette's redirect to ``/metrics/``.
     """
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, registry: Collector | None = None) -> None:
+        self._registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -125,14 +131,24 @@ def metrics_asgi_app(
                 accept = value.decode("latin-1")
             elif name == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
+        # Rendering runs in the default thread pool so that a large scrape does not stall the
+        # loop.
         loop = asyncio.get_running_loop()
         body, headers = await loop.run_in_executor(
-            None, render, scrape_source(registry), accept, accept_encoding
+            None, render, scrape_source(self._registry), accept, accept_encoding
         )
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         await _respond(send, 200, raw, b"" if method == "HEAD" else body)
 
-    return app
+
+def metrics_asgi_app(registry: Collector | None = None) -> MetricsASGIApp:
+    """A pure ASGI app answering every GET/HEAD with the metrics exposition.
+
+    Mount it (``app.mount("/metrics", obskit.metrics_asgi_app())``) or route it exactly
+    (``app.add_route("/metrics", ...)``); rendering runs in the default thread pool so that a
+    large scrape does not stall the loop.
+    """
+    return MetricsASGIApp(registry)
 
 
 async def _respond(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from obskit import _guard
@@ -166,6 +167,34 @@ class RequestRoots:
                 listener(trace_id, verdict.keep)
             except Exception as exc:
                 _guard.report("tracing.listener", exc)
+
+    def forget_server_span(self, span: Any) -> bool:
+        """End a request's lone root with no decision at all: the request is excluded.
+
+        True when the span was running alone (no buffer, not joined, not decided): it is gone,
+        exemplars waiting on it are discarded and listeners (the log buffer) hear "dropped".
+        False otherwise; the caller then ends it as usual.
+        """
+        trace_id = span._context[0]
+        try:
+            with self._lock:
+                running: Any = self._open.get(trace_id)
+                if running is not span or span._joined or trace_id in self._pending:
+                    return False
+                del self._open[trace_id]
+                offers, span._offers = span._offers, None
+                if offers:
+                    self.exemplars["discarded"] += len(offers)
+            span._end_time = time_ns()
+        except Exception as exc:  # never raised into the request
+            _guard.report("tracing.on_end", exc)
+            return False
+        for listener in self.listeners:
+            try:
+                listener(trace_id, False)
+            except Exception as exc:
+                _guard.report("tracing.listener", exc)
+        return True
 
     def _root_offers_locked(self, trace_id: int) -> list[Callable[[], None]] | None:
         """Where exemplars offered for a running request with no trace buffer wait: its span."""

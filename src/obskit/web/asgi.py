@@ -21,7 +21,7 @@ from obskit.web import propagation
 from obskit.web.access_log import take_over_server_logs
 from obskit.web.exchange import Exchange, RequestPlan, current_plan
 from obskit.web.outcome import outcome
-from obskit.web.routes import RouteReader, attach_django
+from obskit.web.routes import ROUTE_KEY, RouteReader, attach_django, metrics_mounts
 from obskit.web.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ASGIMiddleware"]
@@ -60,6 +60,9 @@ class _Prepared:
             slots.setdefault(name.encode("latin-1"), _ID + index)
         self.slots = slots
         self.echo = plan.echo_header.encode("latin-1") if plan.echo_header else b""
+        # Mounts of obskit's metrics app (set by the middleware): their bare path is sent on
+        # with the slash the mount matches, instead of being redirected there by Starlette.
+        self.mounts: dict[str, str] = {}
 
 
 class _AsgiExchange(Exchange):
@@ -92,9 +95,11 @@ class _AsgiExchange(Exchange):
         """Count a long-lived stream (SSE, WebSocket) as open under its route."""
         try:
             streams = self.plan.streams
-            if streams is not None:
-                route = self.stream_route = self.routes.route(self.scope, self.outer, self.status)
-                streams.opened(self.kind, route)
+            if streams is not None and not self.quiet:
+                route = self.routes.route(self.scope, self.outer, self.status)
+                if route not in self.plan.excluded_routes:
+                    self.stream_route = route
+                    streams.opened(self.kind, route)
         except Exception as exc:
             _guard.report("web.streams", exc)
 
@@ -302,6 +307,7 @@ class ASGIMiddleware:
             take_over_server_logs(plan.access_log is not None)
         except Exception as exc:
             _guard.report("web.adopt_loggers", exc)
+        prepared.mounts = metrics_mounts(self.app)
         return prepared
 
     def _begin(
@@ -354,7 +360,7 @@ class ASGIMiddleware:
             exchange.client = str(client[0])
         parent = _remote_parent(w3c) if w3c is not None else None
         attributes: dict[str, Any] = {}
-        if plan.tracer is not None:
+        if plan.tracer is not None and not exchange.quiet:
             attributes = {
                 "http.request.method": exchange.method_label,
                 "url.path": exchange.path,
@@ -378,6 +384,9 @@ class ASGIMiddleware:
         # A second ASGIMiddleware further in (a wrapped sub-application) must not count the
         # request twice.
         inner[_OBSERVED] = True
+        mounts = prepared.mounts
+        if mounts:
+            self._to_mount(mounts, scope, inner)
         if plan.tracer is not None:
             # FastAPI's native telemetry starts its own SERVER span (a new trace, parented from
             # the headers, not from obskit's span) once a global tracer provider exists. This is
@@ -390,6 +399,20 @@ class ASGIMiddleware:
         # Last: from here on the context is entered, and done() must run to leave it.
         exchange.begin(best_id, tenant, parent, attributes, counted=counted)
         return exchange
+
+    @staticmethod
+    def _to_mount(mounts: dict[str, str], scope: Scope, inner: dict[str, Any]) -> None:
+        """A request for a metrics mount's bare path goes on as the path the mount matches."""
+        path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")
+        key = path[len(root) :] if root and path.startswith(root) else path
+        if key not in mounts:
+            return
+        inner["path"] = path + "/"
+        raw = scope.get("raw_path")
+        if isinstance(raw, bytes):
+            inner["raw_path"] = raw + b"/"
+        inner[ROUTE_KEY] = key  # what it is, should it be recorded (not "{mount}/{path}")
 
 
 def _remote_parent(w3c: list[tuple[int, bytes]]) -> otel_context.Context | None:

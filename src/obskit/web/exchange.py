@@ -68,6 +68,17 @@ class RequestPlan:
         self.redact_query = QueryRedactor(
             Redactor(settings.redact_keys) if settings.redact else None
         )
+        # Requests left out of RED, traces and the access log (``exclude``), decided here once:
+        # exact paths (also with or without one trailing slash) are looked up when a request
+        # arrives; every entry is also matched against the route the framework matched.
+        excluded = settings.exclude
+        self.excluded_paths: frozenset[str] = frozenset(
+            variant
+            for entry in excluded
+            if not _is_template(entry)
+            for variant in (entry, entry.rstrip("/") or "/", entry.rstrip("/") + "/")
+        )
+        self.excluded_routes: frozenset[str] = frozenset(excluded)
 
     def tenant_of(self, carrier: Any, header_value: str | None) -> str | None:
         """The tenant from the user's callable (given the scope or environ), else the header."""
@@ -81,6 +92,11 @@ class RequestPlan:
             if value is not None:
                 return context.clean_id(str(value))
         return context.clean_id(header_value) if header_value is not None else None
+
+
+def _is_template(entry: str) -> bool:
+    """Whether an ``exclude`` entry has route parameters (Starlette, Flask, Django syntax)."""
+    return "{" in entry or "<" in entry
 
 
 _plan: RequestPlan | None = None
@@ -119,6 +135,7 @@ class Exchange:
         "path",
         "plan",
         "query",
+        "quiet",
         "scheme",
         "span",
         "started",
@@ -142,6 +159,8 @@ class Exchange:
         self.correlation_id = ""
         self.tenant_id: str | None = None
         self.client: str | None = None
+        # An excluded request: ids and context as usual, nothing recorded (see begin, finish).
+        self.quiet = path in plan.excluded_paths
 
     def begin(
         self,
@@ -161,6 +180,10 @@ class Exchange:
             fields[context.TENANT_ID] = tenant_id
         self.fields = fields
         self.ctx_token = _push(fields)
+        if self.quiet:
+            if parent is not None:
+                self.otel_token = _enter(parent)  # outbound calls still carry the caller's trace
+            return
         tracer = plan.tracer
         if tracer is not None:
             attributes["correlation_id"] = cid
@@ -195,6 +218,9 @@ class Exchange:
         request up to its first byte; a WebSocket session is not a request at all.
         """
         plan = self.plan
+        if self.quiet or route in plan.excluded_routes:
+            self.forget()
+            return
         duration = ended - self.started
         ttfb = first_byte - self.started if first_byte is not None else None
         span = self.span
@@ -284,6 +310,21 @@ class Exchange:
             if span is not None:  # (not ended above: something failed before)
                 # The span ends when the last byte left, not when background work finished.
                 span.end(end_time=_time_ns() - int((_perf() - ended) * 1e9))
+            self.leave()
+
+    def forget(self) -> None:
+        """End an excluded request: no access line, no RED; its span, if one was started before
+        the route was known, is dropped with its trace (where the tail sampler can: a request
+        whose handler started child spans is decided by the usual rules)."""
+        span, self.span = self.span, None
+        try:
+            if span is not None and not (
+                type(span) is ServerSpan and span._origin.sampler.forget_server_span(span)
+            ):
+                span.end()
+        except Exception as exc:
+            _guard.report("web.finish", exc)
+        finally:
             self.leave()
 
     def leave(self) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "attach_flask",
     "django_route",
     "flask_route",
+    "metrics_mounts",
     "watch_django_errors",
     "wsgi_route",
 ]
@@ -220,6 +221,39 @@ class RouteReader:
         except Exception as exc:
             _guard.report("web.routes", exc)
         return UNMATCHED
+
+
+def metrics_mounts(app: Any) -> dict[str, str]:
+    """Where a Starlette ``Mount`` of the application's router holds obskit's metrics app: the
+    mount's own path (``/metrics``) -> the path the mount matches (``/metrics/``).
+
+    Starlette answers the bare path with a redirect to the slashed one; the middleware sends it
+    the slashed one instead. Looked up once, by type (the mount's ``app``), never by path.
+    """
+    routing = sys.modules.get("starlette.routing")
+    exposition = sys.modules.get("obskit.metrics.exposition")
+    metrics_app = getattr(exposition, "MetricsASGIApp", None)
+    if routing is None or metrics_app is None:
+        return {}
+    found: dict[str, str] = {}
+    try:
+        for _ in range(16):  # middleware wrapping the application, each with its ``app``
+            routes = getattr(app, "routes", None)
+            if isinstance(routes, list):
+                for route in routes:
+                    if isinstance(route, routing.Mount) and isinstance(
+                        getattr(route, "app", None), metrics_app
+                    ):
+                        path = route.path
+                        if isinstance(path, str) and path and "{" not in path:
+                            found[path] = path + "/"
+                break
+            app = getattr(app, "app", None)
+            if app is None:
+                break
+    except Exception as exc:
+        _guard.report("web.routes", exc)
+    return found
 
 
 def _routes_in_one_level(app: Any) -> bool:

@@ -184,7 +184,7 @@ def begin_exchange(
             [baggage] if baggage is not None else [],
         )
     attributes: dict[str, Any] = {}
-    if plan.tracer is not None:
+    if plan.tracer is not None and not exchange.quiet:
         attributes = {
             "http.request.method": exchange.method_label,
             "url.path": path,
