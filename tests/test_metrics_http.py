@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -181,21 +183,37 @@ def test_observe_pair_counts_as_two_observations(shared: bool) -> None:
     assert ([0, 0, 1], 2.0) == second.labels().snapshot()
 
 
-def test_a_cleared_store_shares_a_fresh_lock() -> None:
-    """After a fork (clear()), new children share a new lock: the parent's may have been held."""
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_shared_lock_held_across_a_fork_is_free_in_the_child() -> None:
+    """The store's shared lock, held by another thread at a fork, is free in the child."""
     from obskit.metrics._store import Store
 
     store = Store()
     family = store.histogram("first_seconds", "First.", (), (0.1, 1.0), shared_lock=True)
     other = store.histogram("second_seconds", "Second.", (), (0.1, 1.0), shared_lock=True)
-    before = family.labels()._lock
-    assert before is other.labels()._lock
-    before.acquire()  # as if another thread of the parent held it at the fork
-    store.clear()
-    assert family.labels()._lock is other.labels()._lock
-    assert family.labels()._lock is not before
-    family.labels().observe(0.5)
-    assert ([0, 1, 0], 0.5) == family.labels().snapshot()
+    shared = family.labels()._lock
+    assert shared is other.labels()._lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with shared:  # as another thread of the parent, observing at the moment of the fork
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    try:
+
+        def in_child() -> float | None:
+            signal.alarm(10)  # a hang ends the child, and the test fails on its missing value
+            family.labels().observe(0.5)
+            return family.labels().snapshot()[1]
+
+        assert 0.5 == _in_forked_child(in_child)
+    finally:
+        release.set()
+        thread.join(5)
 
 
 def _in_forked_child(work: Callable[[], float | None]) -> float | None:

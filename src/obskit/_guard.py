@@ -20,6 +20,8 @@ from typing import ParamSpec, TypeVar
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from obskit import _locks
+
 __all__ = ["InternalErrorCollector", "counts", "guarded", "report", "reset", "set_strict"]
 
 P = ParamSpec("P")
@@ -27,7 +29,7 @@ R = TypeVar("R")
 
 LOG_INTERVAL_S = 60.0
 
-_lock = threading.Lock()
+_lock = _locks.rlock()
 _counts: dict[str, int] = {}
 _last_logged: dict[str, float] = {}
 _strict = False

@@ -13,14 +13,13 @@ import importlib
 import importlib.util
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit._config import Settings, load_settings
 from obskit.logs import setup as log_setup
 
@@ -88,6 +87,9 @@ class Runtime:
         """Configure logs, then every component builder in order."""
         if self.disabled:
             return
+        # The registry's lock (held by a scrape or a registration at a fork) is re-made in the
+        # child too: obskit's scrapes and registrations there must not wait for ever.
+        _locks.adopt(getattr(self.registry, "_lock", None))
         log_setup.configure(self.settings)
         if self.settings.metrics:
             self.register(_guard.InternalErrorCollector())
@@ -121,7 +123,7 @@ class Runtime:
             log_setup.unconfigure()
 
 
-_lock = threading.RLock()
+_lock = _locks.rlock()
 _runtime: Runtime | None = None
 _generation = 0
 _fork_hook_installed = False

@@ -12,10 +12,10 @@ sampler calls :meth:`TraceLogBuffer.release` with every decision.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from obskit import _locks
 from obskit.logs import setup as log_setup
 from obskit.logs.processors import current_trace_id as _current_trace_id
 
@@ -40,7 +40,7 @@ class TraceLogBuffer:
         self._max_lines = max_lines_per_trace
         self._max_bytes = max_bytes
         self._write = write if write is not None else _write_to_sink
-        self._lock = threading.Lock()
+        self._lock = _locks.rlock()
         self._held: dict[int, list[bytes | str]] = {}
         self._bytes = 0
         self.counts = {"held": 0, "written": 0, "discarded": 0, "overflow": 0}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Callable
 from typing import IO, Any
+
+from obskit import _locks
 
 __all__ = [
     "LINE_OPTION",
@@ -113,7 +114,7 @@ class LineSink:
     def __init__(self, stream: IO[bytes] | IO[str] | None = None) -> None:
         self.stream = stream
         self.taps: list[list[dict[str, Any]]] = []
-        self._tap_lock = threading.Lock()
+        self._tap_lock = _locks.rlock()
 
     @property
     def stream(self) -> IO[bytes] | IO[str] | None:

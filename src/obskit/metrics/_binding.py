@@ -8,7 +8,6 @@ families live in the runtime's sample store (or in a store on the ``registry=`` 
 from __future__ import annotations
 
 import re
-import threading
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NoOpTracer
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit import _runtime as _rt
 from obskit._semconv import error_type as _error_type
 from obskit.metrics import catalogue
@@ -83,7 +82,7 @@ class Binding:
         self.leave: Callable[[], object] = _NULL.leave
         self.errors: dict[type[BaseException], Any] = {}
         self.values: Any = None
-        self.lock = threading.Lock()
+        self.lock = _locks.lock()
 
     def error_child(self, exc: BaseException) -> Any:
         """The child an exception of this class is counted in (created on first sight)."""
@@ -113,7 +112,7 @@ class _FunctionFamilies:
 
 _families: weakref.WeakKeyDictionary[Store, _FunctionFamilies] = weakref.WeakKeyDictionary()
 _registry_stores: weakref.WeakKeyDictionary[CollectorRegistry, Store] = weakref.WeakKeyDictionary()
-_families_lock = threading.Lock()
+_families_lock = _locks.lock()
 
 
 def _families_of(store: Store) -> _FunctionFamilies:

@@ -10,7 +10,6 @@ histograms (duration, time to first byte) under one acquisition when they share 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.samples import Exemplar
 
+from obskit import _locks
 from obskit.metrics.catalogue import le as bucket_label
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Counter:
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = labels
         self.value = 0.0
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def inc(self, amount: float = 1.0) -> None:
         lock = self._lock  # acquire/release rather than ``with``: half the cost
@@ -57,7 +57,7 @@ class Gauge:
         self._up = itertools.count()
         self._down = itertools.count()
         self._base = 0.0
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         # Bound C methods: one call, no lock, no Python frame.
         self.enter = self._up.__next__
         self.leave = self._down.__next__
@@ -81,7 +81,7 @@ class Histogram:
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
-        self._lock = lock if lock is not None else threading.Lock()
+        self._lock = lock if lock is not None else _locks.lock()
         self.exemplars: dict[int, Exemplar] = {}
         les = [bucket_label(b) for b in bounds] + ["+Inf"]
         self.bucket_labels = [{**labels, "le": le} for le in les]

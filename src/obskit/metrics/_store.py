@@ -22,7 +22,6 @@ labels are all ``__other__``, counted in ``obskit_label_overflow_total{label="<f
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -30,6 +29,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from obskit import _locks
 from obskit.metrics import catalogue
 from obskit.metrics._children import (
     Counter,
@@ -114,7 +114,7 @@ class Family(Generic[C]):
         self._make = make
         self._max = max_children
         self._children: dict[Any, C] = {}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def labels(self, *values: str) -> C:
         """The child for these label values (positional, in ``labelnames`` order)."""
@@ -154,9 +154,12 @@ class Family(Generic[C]):
         return list(self._children.values())
 
     def clear(self) -> None:
-        """Forget every child (in a forked child process, whose counts start afresh)."""
-        with self._lock:
-            self._children = {}
+        """Forget every child (in a forked child process, whose counts start afresh).
+
+        Runs in the child's fork hook, where the process has one thread: it takes no lock, since
+        waiting there on one the parent's other threads held would hang the child.
+        """
+        self._children = {}
 
 
 class Store(Collector):
@@ -177,9 +180,9 @@ class Store(Collector):
         self._values = values
         self._max_children = max_children
         self._families: dict[str, tuple[Family[Any], dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-        # The lock of the children of families made with shared_lock (re-made by clear()).
-        self._shared_lock = threading.Lock()
+        self._lock = _locks.lock()
+        # The lock of the children of families made with shared_lock.
+        self._shared_lock = _locks.lock()
         # A store on a user's registry next to the runtime's leaves the overflow family to the
         # runtime's store (one family name per registry) and only counts here.
         self.overflow: Family[CounterChild] | None = None
@@ -332,9 +335,10 @@ class Store(Collector):
     # --- collection ----------------------------------------------------------------------------
 
     def clear(self) -> None:
-        """Forget every child of every family (after a fork, in the child)."""
-        # A fresh shared lock too: another thread of the parent may have held it at the fork.
-        self._shared_lock = threading.Lock()
+        """Forget every child of every family (after a fork, in the child; takes no lock).
+
+        Every lock of the store and its children is re-made in the child by :mod:`obskit._locks`.
+        """
         for family, _ in list(self._families.values()):
             family.clear()
 

@@ -17,9 +17,9 @@ Memory is O(capacity + top_k).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 
+from obskit import _locks
 from obskit.metrics._store import OVERFLOW
 
 __all__ = ["OVERFLOW", "CardinalityGuard"]
@@ -53,7 +53,7 @@ class CardinalityGuard:
         self._admitted_by_traffic = 0
         # frequent-items table: value -> count (a lower bound of its true count)
         self._candidates: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         self.overflowed = 0
 
     def __call__(self, value: str | None) -> str:

@@ -11,11 +11,10 @@ Families (declared in :mod:`obskit.metrics.catalogue`, group ``http``):
 
 from __future__ import annotations
 
-import threading
 from functools import partial
 from typing import Any
 
-from obskit import _exemplars, _guard
+from obskit import _exemplars, _guard, _locks
 from obskit import _runtime as _rt
 from obskit._semconv import KNOWN_METHODS, OTHER_METHOD
 from obskit.metrics import catalogue
@@ -51,7 +50,7 @@ class HttpServerMetrics:
         self._series: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         self._active: dict[tuple[str, str], Any] = {}
         self._methods: dict[str, str] = {m: m for m in KNOWN_METHODS}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def normalize_method(self, raw: str) -> str:
         """``raw`` upper-cased when semconv knows the method, ``"_OTHER"`` otherwise."""

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import inspect
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -45,6 +45,8 @@ from prometheus_client import values as _values
 from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import mmap_key
 from prometheus_client.registry import Collector
+
+from obskit import _locks
 
 __all__ = ["ENV", "Multiprocess", "detect_master", "setup"]
 
@@ -66,6 +68,21 @@ SERVERS = frozenset(("gunicorn", "uvicorn", "hypercorn"))
 MARK_DEAD_INTERVAL_S = 1.0
 
 
+def _adopt_value_lock(value_class: Any) -> bool:
+    """Have the one lock of prometheus-client's memory-mapped values re-made in a forked child.
+
+    Every value of a ``MultiProcessValue`` class writes under one lock, a closure variable of the
+    class. A fork while another thread writes (a request, the USE publisher) would leave it held
+    in the child, whose first write would then wait for ever. Returns whether it was found (a
+    test checks that it is, so that a prometheus-client upgrade cannot hide it).
+    """
+    try:
+        found = inspect.getclosurevars(value_class.inc).nonlocals.get("lock")
+    except (AttributeError, TypeError):  # not the class this was written against
+        return False
+    return found is not None and _locks.adopt(found)
+
+
 class Multiprocess:
     """The shared directory of one server's workers, and the value class writing into it."""
 
@@ -77,8 +94,9 @@ class Multiprocess:
         # they open their file; workers forked or spawned later inherit it.
         os.environ[ENV] = path
         self.value_class: Any = _value_class_for()
+        _adopt_value_lock(self.value_class)
         self._last_marked = 0.0
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def collector(self) -> Collector:
         """Reads every worker's files (marking dead workers first)."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from obskit import _locks
 from obskit import _runtime as _rt
 from obskit._identity import Identity, identity
 from obskit.metrics import catalogue, multiprocess
@@ -73,7 +73,7 @@ class MetricsComponent:
             self.publisher = Publisher(lambda: list(runtime.collectors), mp.value_class)
             self._scrape = WorkerScrape(runtime.registry, mp.collector(), self.publisher)
         self._guards: dict[str, CardinalityGuard] = {}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         self.tenant_guard = self.guard("tenant_id")
         self.exemplars = settings.exemplars
         runtime.register(BuildInfoCollector(identity(settings)))

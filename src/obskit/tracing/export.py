@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from obskit import _guard, _selfcalls
+from obskit import _guard, _locks, _selfcalls
 from obskit._config import Settings
 from obskit._identity import DISTRIBUTION
 
@@ -75,7 +75,7 @@ class ExportLanes:
         self._init_state()
 
     def _init_state(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = _locks.condition()
         self._queues: dict[str, collections.deque[ReadableSpan]] = {
             lane: collections.deque() for lane in LANES
         }

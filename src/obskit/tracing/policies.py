@@ -15,7 +15,6 @@ checks only the rules that are switched on.
 from __future__ import annotations
 
 import itertools
-import threading
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, TraceState
 
+from obskit import _locks
 from obskit._tracestate import MAX_VALUE_CHARS, put_first
 
 __all__ = [
@@ -231,7 +231,7 @@ class RouteLatency:
         self._window = window
         self._min_samples = min_samples
         self._refresh = max(1, window // 8)
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         self._rings: dict[str, tuple[array[float], itertools.count[int]]] = {}
         self._p99: dict[str, float] = {}
 

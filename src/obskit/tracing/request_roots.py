@@ -39,7 +39,7 @@ class RequestRoots:
     # The sampler's own state, shared with its general path.
     _open: dict[int, Any]
     _pending: dict[int, PendingTrace]
-    _lock: threading.Lock
+    _lock: threading.RLock
     _memory: DecisionMemory
     _verdicts: VerdictMaker
     _decisions: dict[Verdict, int]

@@ -13,13 +13,14 @@ import json
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
+
+from obskit import _locks
 
 __all__ = ["CONSOLE_LOGGER", "ConsoleRenderer", "JsonLinesSink", "default_sink_path", "span_record"]
 
@@ -81,7 +82,7 @@ class JsonLinesSink(SpanExporter):
     def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         self._file: IO[bytes] | None = None
         self._inode: int | None = None
 

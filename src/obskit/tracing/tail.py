@@ -24,7 +24,6 @@ needed (:mod:`obskit.tracing.request_roots`).
 from __future__ import annotations
 
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit.tracing import policies
 from obskit.tracing.decisions import DecisionMemory
 from obskit.tracing.export import KeptSink
@@ -132,7 +131,7 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
             os.register_at_fork(after_in_child=lambda: _call(ref))
 
     def _init_state(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _locks.rlock()
         # A plain dict keeps insertion order (oldest first) and is cheaper to change than an
         # OrderedDict; the oldest are only looked for when a cap is hit or the tick runs.
         self._pending: dict[int, PendingTrace] = {}

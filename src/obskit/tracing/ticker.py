@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from obskit import _guard
+from obskit import _guard, _locks
 
 __all__ = ["Ticker"]
 
@@ -21,8 +21,8 @@ class Ticker:
         self._tick = tick
         self._interval = interval
         self._name = name
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._lock = _locks.lock()
+        self._stop = _locks.event()
         self._thread: threading.Thread | None = None
 
     @property

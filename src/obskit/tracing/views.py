@@ -33,7 +33,7 @@ class TraceViews:
     # The sampler's own state.
     _pending: dict[int, PendingTrace]
     _open: dict[int, Any]
-    _lock: threading.Lock
+    _lock: threading.RLock
     _memory: DecisionMemory
     exemplars: dict[str, int]
 

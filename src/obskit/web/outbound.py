@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
-import threading
 import time
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
@@ -29,7 +28,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from obskit import _guard, context
+from obskit import _guard, _locks, context
 from obskit._selfcalls import suppressed
 from obskit._semconv import KNOWN_METHODS, error_type, status_error_type
 from obskit.metrics import catalogue
@@ -57,7 +56,7 @@ class ClientRecorder:
         # Bounded: at most MAX_SERVERS addresses (plus __other__) times methods, statuses, errors.
         self._children: dict[tuple[str, str, int, str], Any] = {}
         self._servers: set[str] = {OTHER}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def observe(
         self, server: str, method: str, status: int, error_type: str, seconds: float

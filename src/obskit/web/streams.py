@@ -11,10 +11,9 @@ whole life goes here, as does every WebSocket session:
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Final
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit import _runtime as _rt
 from obskit.metrics import catalogue
 
@@ -32,7 +31,7 @@ class StreamMetrics:
         self._active_family = store.declare(catalogue.HTTP_SERVER_ACTIVE_STREAMS)
         self._duration: dict[tuple[str, str, str], Any] = {}
         self._active: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def opened(self, kind: str, route: str) -> None:
         """One more open stream."""

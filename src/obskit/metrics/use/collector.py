@@ -15,7 +15,6 @@ per scrape, which the exposition formats require.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
@@ -29,7 +28,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit.metrics import catalogue
 
 __all__ = [
@@ -194,7 +193,7 @@ class UseCollector:
         yield why
 
 
-_attach_lock = threading.Lock()
+_attach_lock = _locks.lock()
 _attached: weakref.WeakKeyDictionary[CollectorRegistry, UseCollector] = weakref.WeakKeyDictionary()
 
 

@@ -22,7 +22,6 @@ Families: ``obskit_event_loop_lag_seconds`` (histogram), ``obskit_event_loop_bus
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import weakref
 from bisect import bisect_left
@@ -31,7 +30,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from obskit import _guard, context
+from obskit import _guard, _locks, context
 from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -265,7 +264,7 @@ class EventLoopCollector:
     ) -> None:
         self.interval = interval
         self.bounds = tuple(sorted(float(b) for b in buckets))
-        self._lock = threading.Lock()  # guards the monitor list (never held by the loop's tick)
+        self._lock = _locks.lock()  # guards the monitor list (never held by the loop's tick)
         self._monitors: list[LoopMonitor] = []
         self._retired_counts = [0] * (len(self.bounds) + 1)
         self._retired_sum = 0.0
@@ -302,8 +301,6 @@ class EventLoopCollector:
     def after_fork_in_child(self) -> None:
         """The parent's loops do not run in the child: forget them and their counts."""
         global _last_loop
-        # A fresh lock: another thread may have held the parent's at the fork.
-        self._lock = threading.Lock()
         self._monitors = []
         self._retired_counts = [0] * (len(self.bounds) + 1)
         self._retired_sum = self._retired_busy = 0.0

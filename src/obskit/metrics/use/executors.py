@@ -20,7 +20,6 @@ Families (label ``executor``): ``obskit_executor_workers``, ``obskit_executor_ma
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 import time
 import weakref
 from bisect import bisect_left
@@ -30,6 +29,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
+from obskit import _locks
 from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -53,7 +53,7 @@ class ExecutorStats:
     """Counts kept by the wrapped ``submit`` of one thread pool."""
 
     def __init__(self, executor: concurrent.futures.Executor) -> None:
-        self.lock = threading.Lock()  # guards the counts below; never held around user code
+        self.lock = _locks.lock()  # guards the counts below; never held around user code
         self.submitted = 0
         self.busy = 0
         self.wait_counts = [0] * (len(WAIT_BUCKETS) + 1)

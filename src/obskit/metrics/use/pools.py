@@ -20,7 +20,6 @@ Families, following the semantic conventions for ``db.client.connection.*``
 
 from __future__ import annotations
 
-import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -56,7 +55,7 @@ class PoolHandle:
 
     def __init__(self, timeout_errors: tuple[type[BaseException], ...] = (TimeoutError,)) -> None:
         self.timeout_errors = timeout_errors
-        self.lock = threading.Lock()  # guards the counts; held for a few increments only
+        self.lock = _locks.lock()  # guards the counts; held for a few increments only
         self.pending = 0
         self.timeouts = 0
         self.wait_counts = [0] * (len(WAIT_BUCKETS) + 1)

@@ -20,12 +20,12 @@ try:
     import resource
 except ImportError:  # not on Windows
     resource = None  # type: ignore[assignment]
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import Metric
 
+from obskit import _locks
 from obskit.metrics import catalogue
 from obskit.metrics.use._files import FileAccess
 from obskit.metrics.use.cgroup import DEFAULT_PROC, DEFAULT_ROOT, CgroupReader
@@ -68,15 +68,13 @@ class ProcessCollector:
         self.proc = proc
         self.cgroup = cgroup if cgroup is not None else CgroupReader(root=root, proc=proc)
         self._cores = cores
-        self._lock = threading.Lock()  # guards the previous reading (concurrent scrapes)
+        self._lock = _locks.lock()  # guards the previous reading (concurrent scrapes)
         self._previous: tuple[float, float] | None = None  # (cpu seconds, monotonic time)
         self._mem_total: int | None = None
         self._start_time: float | None = None  # seconds since the epoch, read once per process
 
     def after_fork_in_child(self) -> None:
         """Utilization restarts from the child's own first reading."""
-        # A fresh lock: another thread may have held the parent's at the fork.
-        self._lock = threading.Lock()
         self._previous = None
         self._start_time = None
 

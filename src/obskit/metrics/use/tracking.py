@@ -14,11 +14,12 @@ that registry.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
+
+from obskit import _locks
 
 __all__ = ["DEFAULT_CAP", "Tracker", "Trackers", "default_trackers", "trackers_for"]
 
@@ -32,7 +33,7 @@ class Tracker(Generic[E]):
     def __init__(self, kind: str, cap: int = DEFAULT_CAP) -> None:
         self.kind = kind
         self.cap = cap
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         self._entries: dict[str, tuple[weakref.ref[Any], E]] = {}
         self.dropped: dict[str, int] = {}
 
@@ -91,7 +92,7 @@ class Trackers:
         self.queues: Tracker[Any] = Tracker("queue")
 
 
-_lock = threading.Lock()
+_lock = _locks.lock()
 _default: Trackers | None = None
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, Trackers] = weakref.WeakKeyDictionary()
 
