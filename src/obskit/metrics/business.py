@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _guard, context
+from obskit import _guard, _locks, context
 from obskit import _runtime as _rt
 from obskit.metrics._store import OVERFLOW, Store
 from obskit.metrics.cardinality import MAX_VALUE_LENGTH, CardinalityGuard
@@ -66,7 +65,7 @@ class _Events:
         self.guard = guard
         self.children: dict[tuple[str, str, str], Any] = {}
         self.names: set[str] = set()
-        self.lock = threading.Lock()
+        self.lock = _locks.lock()
 
     def record(self, event: str, outcome: str, tenant: str | None) -> None:
         # Guarded on every call, as the HTTP families do: a tenant admitted later gets its own
@@ -99,7 +98,7 @@ class _Events:
 
 _current: tuple[int, _Events | None] = (-1, None)
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Events] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_lock = _locks.lock()
 
 
 def _runtime_events() -> _Events | None:

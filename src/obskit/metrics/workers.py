@@ -24,16 +24,14 @@ are on the registry, are left out as well: they can only show one worker at a ti
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit.metrics import catalogue
 
 __all__ = ["PROMETHEUS_CLIENT_PER_PROCESS", "PUBLISH_INTERVAL_S", "Publisher", "WorkerScrape"]
@@ -101,21 +99,21 @@ class Publisher:
         self._value_class = value_class
         self.interval = interval
         self._values: dict[tuple[str, str, tuple[tuple[str, str], ...]], Any] = {}
-        self._stop = threading.Event()
+        self._stop = _locks.event()
         self._thread: threading.Thread | None = None
-        # Held while publishing and across a fork (see _hold_across_fork): a worker forked from a
-        # master must not inherit prometheus-client's file lock held by this thread mid-write.
-        self._busy = threading.Lock()
+        # Held while publishing. A fork while this thread writes leaves no lock held in the child:
+        # this one and prometheus-client's lock of the shared files (which obskit adopts, see
+        # obskit.metrics.multiprocess) are re-made there by obskit._locks. No fork waits for it.
+        self._busy = _locks.lock()
         self.skipped = 0
 
     def start(self) -> None:
         """Publish once now, then on a daemon thread every ``interval`` seconds."""
-        _hold_across_fork(self)
         self.publish_once()
         self._start_thread()
 
     def _start_thread(self) -> None:
-        self._stop = threading.Event()
+        self._stop = _locks.event()
         thread = threading.Thread(target=self._run, name="obskit-metrics-publisher", daemon=True)
         self._thread = thread
         thread.start()
@@ -138,7 +136,6 @@ class Publisher:
         """
         self._thread = None
         self._values = {}
-        self._busy = threading.Lock()  # the parent's was held across the fork
         self._start_thread()
 
     def _run(self) -> None:
@@ -224,37 +221,3 @@ class Publisher:
             )
             self._values[key] = target
         target.set(value)
-
-
-_publishers: weakref.WeakSet[Publisher] = weakref.WeakSet()
-_fork_hook_installed = False
-
-
-def _hold_across_fork(publisher: Publisher) -> None:
-    """Make forks wait for a publish in progress, so no child inherits a held file lock."""
-    global _fork_hook_installed
-    _publishers.add(publisher)
-    if _fork_hook_installed or not hasattr(os, "register_at_fork"):
-        return
-    _fork_hook_installed = True
-    os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child
-    )
-
-
-def _before_fork() -> None:
-    for publisher in list(_publishers):
-        publisher._busy.acquire()
-
-
-def _after_fork() -> None:
-    for publisher in list(_publishers):
-        if publisher._busy.locked():
-            publisher._busy.release()
-
-
-def _after_fork_in_child() -> None:
-    # Publishers of a runtime get a fresh lock from its fork hook too; this covers the others.
-    for publisher in list(_publishers):
-        if publisher._busy.locked():
-            publisher._busy = threading.Lock()
