@@ -33,7 +33,6 @@ Nothing here raises into the evaluation: failures are counted in
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -43,7 +42,7 @@ from openfeature.flag_evaluation import FlagEvaluationDetails
 from openfeature.hook import Hook, HookContext, HookHints
 from opentelemetry import trace
 
-from obskit import _guard, context
+from obskit import _guard, _locks, context
 from obskit.metrics import flags as flag_metrics
 
 __all__ = ["EVENT", "QUIET_S", "ObskitHook"]
@@ -70,7 +69,7 @@ class ObskitHook(Hook):
         # (flag key, variant) -> when last seen; oldest first, bounded.
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._last: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
 
     def finally_after(
         self,

@@ -17,10 +17,9 @@ one lookup and clears; an evaluation made in a thread the request did not copy i
 from __future__ import annotations
 
 import contextvars
-import threading
 from typing import Any, Final
 
-from obskit import _guard
+from obskit import _guard, _locks
 from obskit import _runtime as _rt
 from obskit.metrics.catalogue import FEATURE_FLAG_EVALUATIONS, FEATURE_FLAG_REQUEST_DURATION
 
@@ -54,7 +53,7 @@ class _Families:
         self.variants = component.guard(VARIANT_LABEL)
         self.tenants = component.tenant_guard
         self.children: dict[tuple[str, ...], Any] = {}
-        self.lock = threading.Lock()
+        self.lock = _locks.lock()
 
     def child(self, family: Any, key: tuple[str, ...]) -> Any:
         child = self.children.get(key)
