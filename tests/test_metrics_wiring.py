@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import subprocess
+import sys
+import time
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,15 +15,25 @@ from tests.conftest import require_binary
 import obskit
 import obskit.testing
 from obskit import _runtime
-from obskit._identity import OBSKIT_VERSION
+from obskit._config import load_settings
+from obskit._identity import OBSKIT_VERSION, identity, iso_time, process_start_time
 from obskit.metrics import wiring
 from obskit.metrics._store import Store
 
 
+def _build_info(cap: obskit.testing.Capture) -> dict[str, str]:
+    families = [f for f in cap.registry.collect() if f.name == "obskit_build"]
+    assert 1 == len(families)
+    (sample,) = families[0].samples
+    assert 1.0 == sample.value
+    return dict(sample.labels)
+
+
 def test_build_info_carries_the_identity() -> None:
-    """obskit_build_info shows service name, version, environment, obskit and Python versions."""
+    """obskit_build_info shows service name, version, environment, revision, obskit and Python
+    versions, and when this process started."""
     with obskit.testing.isolated(
-        service_name="checkout", service_version="1.4.2", environment="prod"
+        service_name="checkout", service_version="1.4.2", environment="prod", vcs_revision="abc123"
     ) as cap:
         labels = {
             "service_name": "checkout",
@@ -28,9 +41,58 @@ def test_build_info_carries_the_identity() -> None:
             "deployment_environment": "prod",
             "obskit_version": OBSKIT_VERSION,
             "python_version": platform.python_version(),
+            "vcs_revision": "abc123",
+            "process_start_time": iso_time(process_start_time()),
         }
-        assert 1.0 == cap.sample("obskit_build_info", labels)
+        assert labels == _build_info(cap)
     assert obskit.__version__ == OBSKIT_VERSION
+
+
+def test_a_restart_is_a_new_build_info_series() -> None:
+    """A process started later reads a later start from /proc, so a restart of the same
+    version exposes another process_start_time label: a new series Prometheus can see."""
+    started = process_start_time()
+    assert started <= time.time()
+    script = "from obskit._identity import iso_time, process_start_time as p; print(p())"
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert started < float(child.stdout)
+    # This test process started more than a second before its child (imports alone take that).
+    assert iso_time(started) < iso_time(float(child.stdout))
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"OBSKIT_VCS_REVISION": "own", "GITHUB_SHA": "gh"}, "own"),
+        ({"GITHUB_SHA": "f00d"}, "f00d"),
+        ({"CI_COMMIT_SHA": "beef"}, "beef"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "vcs.ref.head.revision=cafe"}, "cafe"),
+        ({}, None),
+    ],
+)
+def test_vcs_revision_sources(environ: dict[str, str], expected: str | None) -> None:
+    """The revision comes from obskit's variable, else the CI's, else the resource attributes."""
+    assert expected == load_settings({}, environ).vcs_revision
+
+
+def test_version_falls_back_to_the_distribution_metadata() -> None:
+    """Without service_version, a service named like an installed distribution reports that
+    distribution's version, and says where it came from."""
+    settings = load_settings({"service_name": "structlog"}, {})
+    assert importlib.metadata.version("structlog") == settings.service_version
+    assert "distribution metadata (structlog)" == settings.sources["service_version"]
+    assert "0.0.0" == load_settings({"service_name": "no-such-distribution"}, {}).service_version
+    given = load_settings({"service_name": "structlog", "service_version": "2.0"}, {})
+    assert "2.0" == given.service_version
+
+
+def test_revision_is_on_the_trace_resource() -> None:
+    """Spans carry the revision as the semantic-convention resource attribute."""
+    settings = load_settings({"service_name": "s", "vcs_revision": "abc"}, {})
+    assert "abc" == identity(settings).resource_attributes()["vcs.ref.head.revision"]
+    assert "vcs.ref.head.revision" not in identity(load_settings({}, {})).resource_attributes()
 
 
 def test_family_cap_folds_new_label_sets() -> None:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from obskit._identity import distribution_version
 from obskit._parsers import Parser
 from obskit._parsers import parse_bool as _bool
 from obskit._parsers import parse_choice as _choice
@@ -43,6 +44,26 @@ class SettingSpec:
     accepted: str
     doc: str
 
+
+# The revision a build was made from: obskit's own variable, then the variables CI systems and
+# platforms set (GitHub Actions, GitLab CI, Buildkite, CircleCI, Jenkins, Travis CI, Bitbucket
+# Pipelines, Drone, Azure Pipelines, AWS CodeBuild, Heroku builds, Vercel, Render).
+VCS_REVISION_ENV = (
+    "OBSKIT_VCS_REVISION",
+    "GITHUB_SHA",
+    "CI_COMMIT_SHA",
+    "BUILDKITE_COMMIT",
+    "CIRCLE_SHA1",
+    "GIT_COMMIT",
+    "TRAVIS_COMMIT",
+    "BITBUCKET_COMMIT",
+    "DRONE_COMMIT_SHA",
+    "BUILD_SOURCEVERSION",
+    "CODEBUILD_RESOLVED_SOURCE_VERSION",
+    "SOURCE_VERSION",
+    "VERCEL_GIT_COMMIT_SHA",
+    "RENDER_GIT_COMMIT",
+)
 
 COLLECTORS = ("process", "cgroup", "event_loop", "gc", "executors", "pools")
 
@@ -84,6 +105,14 @@ SPECS: tuple[SettingSpec, ...] = (
         _optional(_text()),
         "text",
         "Deployment environment (deployment.environment.name).",
+    ),
+    SettingSpec(
+        "vcs_revision",
+        VCS_REVISION_ENV,
+        None,
+        _optional(_text(128)),
+        "text (a commit id)",
+        "Source revision deployed (vcs.ref.head.revision); CI variables are read when unset.",
     ),
     SettingSpec(
         "resource_attributes",
@@ -407,6 +436,7 @@ class Settings:
     service_name: str
     service_version: str
     environment: str
+    vcs_revision: str | None
     resource_attributes: dict[str, str]
     disabled: bool
     log_level: str
@@ -493,12 +523,14 @@ def load_settings(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None =
 
 
 def _fill_identity(values: dict[str, Any], sources: dict[str, str]) -> None:
-    """service name, version and environment may also come from OTEL_RESOURCE_ATTRIBUTES."""
+    """service name, version, environment and revision may also come from
+    OTEL_RESOURCE_ATTRIBUTES; the version, last, from the service's distribution metadata."""
     attrs: dict[str, str] = values["resource_attributes"]
     fallbacks = {
         "service_name": (("service.name",), "unknown_service"),
-        "service_version": (("service.version",), "0.0.0"),
+        "service_version": (("service.version",), None),
         "environment": (("deployment.environment.name", "deployment.environment"), "dev"),
+        "vcs_revision": (("vcs.ref.head.revision",), None),
     }
     for name, (keys, default) in fallbacks.items():
         if values[name] is not None:
@@ -510,3 +542,8 @@ def _fill_identity(values: dict[str, Any], sources: dict[str, str]) -> None:
                 break
         else:
             values[name] = default
+    if values["service_version"] is None:
+        found = distribution_version(values["service_name"])
+        values["service_version"] = found or "0.0.0"
+        if found:
+            sources["service_version"] = f"distribution metadata ({values['service_name']})"

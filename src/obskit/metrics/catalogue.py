@@ -256,9 +256,11 @@ FEATURE_FLAG_REQUEST_DURATION = _f(
 # --- obskit itself: identity, guard, internal errors ----------------------------------------------
 
 BUILD_INFO = _f(
-    "obskit_build", "info", "Service and obskit identity; the value is always 1.",
+    "obskit_build", "info",
+    "Service and obskit identity, the source revision and when the service process started "
+    "(a restart or a new version starts a new series); the value is always 1.",
     "identity", "service_name", "service_version", "deployment_environment",
-    "obskit_version", "python_version", workers="same",
+    "obskit_version", "python_version", "vcs_revision", "process_start_time", workers="same",
 )  # fmt: skip
 LABEL_OVERFLOW = _f(
     "obskit_label_overflow", "counter",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from obskit import _locks
 from obskit import _runtime as _rt
-from obskit._identity import Identity, identity
+from obskit._identity import Identity, identity, iso_time, process_start_time
 from obskit.metrics import catalogue, multiprocess
 from obskit.metrics._store import Store
 from obskit.metrics.cardinality import CardinalityGuard
@@ -35,15 +36,21 @@ _log = logging.getLogger("obskit")
 
 
 class BuildInfoCollector(Collector):
-    """``obskit_build_info{service_name, service_version, deployment_environment, ...} 1``."""
+    """``obskit_build_info{service_name, service_version, deployment_environment, ...} 1``.
 
-    def __init__(self, ident: Identity) -> None:
+    ``started`` (seconds since the epoch) becomes ``process_start_time``: a restart begins a
+    new series even when the version stays, so Prometheus alone shows restarts and deploys.
+    """
+
+    def __init__(self, ident: Identity, started: float) -> None:
         values = (
             ident.service_name,
             ident.service_version,
             ident.environment,
             ident.obskit_version,
             ident.python_version,
+            ident.vcs_revision,
+            iso_time(started),
         )
         self._labels = dict(zip(catalogue.BUILD_INFO.labels, values, strict=True))
 
@@ -76,13 +83,22 @@ class MetricsComponent:
         self._lock = _locks.lock()
         self.tenant_guard = self.guard("tenant_id")
         self.exemplars = settings.exemplars
-        runtime.register(BuildInfoCollector(identity(settings)))
+        runtime.register(BuildInfoCollector(identity(settings), self._started()))
         self._http: HttpServerMetrics | None = None
         self.server: MetricsServer | None = None
         if settings.metrics_port is not None:
             self.server = self._start_server(settings.metrics_port, settings.metrics_addr)
         if self.publisher is not None:
             self.publisher.start()
+
+    def _started(self) -> float:
+        """When this service instance started. Every worker of a pre-fork server reports its
+        master's start (one series for the server, whichever worker answers a scrape; a worker
+        recycled by the server is not a restart of the service); any other process its own."""
+        if self.multiprocess is None:
+            return process_start_time()
+        master = multiprocess.detect_master()
+        return process_start_time(master if master is not None else os.getppid())
 
     def _start_server(self, port: int, addr: str) -> MetricsServer | None:
         shared = self.multiprocess is not None
