@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ def _work(fail: bool) -> int:
     return 1
 
 
+def _refused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 @contextmanager
 def every_family_driven() -> Iterator[list[object]]:
     """Inside a live runtime: requests (ok, failed, a stream), calls, tracked objects.
@@ -77,6 +84,10 @@ def every_family_driven() -> Iterator[list[object]]:
     asyncio.run(traffic())
     _work(False)
     obskit.business_event("checkout", success=True, tenant_id="acme")
+    # A deploy marker whose one destination refuses: counted as failed.
+    from obskit.incident.destinations import Datadog
+
+    obskit.mark_deploy("1", "test", destinations=[Datadog("k", url=_refused_url())], timeout=2)
     try:
         _work(True)
     except Boom:

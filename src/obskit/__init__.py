@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from obskit._config import ConfigError
     from obskit._facade import __version__, doctor, init, shutdown
     from obskit.context import bind, bound, carry, get_context, unbind
+    from obskit.incident.markers import mark_deploy
     from obskit.logs import get_logger
     from obskit.metrics.business import business_event
     from obskit.metrics.exposition import (
@@ -47,6 +48,7 @@ _HOMES = {
     "get_tracer": "obskit.tracing.api",
     "init": "obskit._facade",
     "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
+    "mark_deploy": "obskit.incident.markers",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
     "monitor_event_loop": "obskit.metrics.use.event_loop",
@@ -76,6 +78,7 @@ __all__ = [
     "get_tracer",
     "init",
     "instrument_sqlalchemy",
+    "mark_deploy",
     "metrics_asgi_app",
     "metrics_wsgi_app",
     "monitor_event_loop",

@@ -47,6 +47,10 @@ COMMANDS: dict[str, Command] = {
         "obskit.tracing.collector_config",
         "print an OpenTelemetry Collector config mirroring the sampling policy",
     ),
+    "deploy": Command(
+        "obskit.incident.deploy_cli",
+        "record a deployment: a log event, Grafana, Sentry and Datadog markers",
+    ),
     "slo": Command(
         "obskit.slo.cli",
         "write SLO rules, promtool tests, Alertmanager routes, runbooks and a dashboard",

@@ -272,6 +272,12 @@ INTERNAL_ERRORS = _f(
     "Failures inside obskit that were caught so the application could go on.",
     "self", "component",
 )  # fmt: skip
+DEPLOY_MARKERS = _f(
+    "obskit_deploy_markers", "counter",
+    "Deploy markers sent by obskit.mark_deploy to a destination (grafana, sentry, datadog), "
+    "by result (sent, failed).",
+    "self", "destination", "result",
+)  # fmt: skip
 
 # --- the tail sampler, its log buffer and export lanes --------------------------------------------
 
