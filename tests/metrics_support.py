@@ -41,7 +41,8 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-async def _request(app: Any, path: str, tenant: str | None = None) -> None:
+async def asgi_request(app: Any, path: str, tenant: str | None = None) -> None:
+    """One GET of ``path`` through ``app`` (with the tenant header when given), in process."""
     scope = http_scope(path, {"x-tenant-id": tenant} if tenant else None)
 
     async def receive() -> dict[str, Any]:
@@ -79,7 +80,7 @@ def every_family_driven() -> Iterator[list[object]]:
 
     async def traffic() -> None:
         for path in ("/ok", "/boom", "/events"):
-            await _request(app, path, tenant="acme")
+            await asgi_request(app, path, tenant="acme")
 
     asyncio.run(traffic())
     _work(False)

@@ -186,15 +186,22 @@ class Store(Collector):
         # A store on a user's registry next to the runtime's leaves the overflow family to the
         # runtime's store (one family name per registry) and only counts here.
         self.overflow: Family[CounterChild] | None = None
+        self.evictions: Family[CounterChild] | None = None
         self.overflow_count = 0
         if overflow_family:
             self.overflow = self.declare(catalogue.LABEL_OVERFLOW)
+            self.evictions = self.declare(catalogue.LABEL_EVICTIONS)
 
     def overflowed(self, label: str) -> None:
         """Count one value of ``label`` (a label name or a family name) folded into __other__."""
         self.overflow_count += 1
         if self.overflow is not None:
             self.overflow.labels(label).inc()
+
+    def evicted(self, label: str) -> None:
+        """Count one guarded value of ``label`` that lost its slot (series churn)."""
+        if self.evictions is not None:
+            self.evictions.labels(label).inc()
 
     # --- family constructors (idempotent by name) ----------------------------------------------
 

@@ -267,6 +267,11 @@ LABEL_OVERFLOW = _f(
     "Label values folded into __other__ by a cardinality guard or a full family.",
     "guard", "label",
 )  # fmt: skip
+LABEL_EVICTIONS = _f(
+    "obskit_label_evictions", "counter",
+    "Guarded label values that lost their slot to a value with more recent traffic.",
+    "guard", "label",
+)  # fmt: skip
 INTERNAL_ERRORS = _f(
     "obskit_internal_errors", "counter",
     "Failures inside obskit that were caught so the application could go on.",

@@ -127,6 +127,7 @@ class MetricsComponent:
                         top_k=self.settings.label_top_k,
                         allow=self.settings.label_allow,
                         on_overflow=self.store.overflowed,
+                        on_evict=self.store.evicted,
                     )
         return guard
 
