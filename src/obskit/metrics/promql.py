@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from prometheus_client.utils import floatToGoString
+from obskit.metrics import catalogue
 
 __all__ = [
     "Matcher",
@@ -280,7 +280,7 @@ def ratio(numerator: str, denominator: str) -> str:
 
 def le(edge: float) -> str:
     """A histogram bucket edge as the exposition writes its ``le`` label (``0.25``, ``1.0``)."""
-    return str(floatToGoString(edge))  # type: ignore[no-untyped-call]
+    return catalogue.le(edge)  # the spelling obskit's store writes: one definition
 
 
 def histogram_quantile(
