@@ -100,10 +100,12 @@ def judge(
     Stateless: ask again at any time (every interval of a rollout) — the tests are
     anytime-valid, so repeated looks do not raise the chance of failing a good canary.
     Raises :class:`~obskit.canary.sources.SourceError` when Prometheus cannot be read and
-    ``ValueError`` for a bad argument.
+    ``ValueError`` for a bad argument. ``step`` (default: a thirtieth of the window, at least
+    1 s) is the interval of the range queries.
     """
     window = parse_duration(since)
-    interval = parse_duration(step) if step is not None else max(1.0, round(window / 60))
+    # 30 intervals a window: the e-processes gain little from finer ones, the reads cost more.
+    interval = parse_duration(step) if step is not None else max(1.0, round(window / 30))
     base, can = _matchers(baseline, "baseline"), _matchers(canary, "canary")
     specs = plan(
         base,

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     judge.add_argument("--canary", required=True, metavar="SELECTOR")
     judge.add_argument("--since", required=True, metavar="DURATION", help="e.g. 30m")
-    judge.add_argument("--step", default=None, metavar="DURATION", help="interval (since/60)")
+    judge.add_argument("--step", default=None, metavar="DURATION", help="interval (since/30)")
     judge.add_argument("--timeout", type=float, default=10.0, help="per query, seconds")
     _common(judge)
     judge.set_defaults(run=run_judge)

@@ -169,11 +169,16 @@ class PrometheusSource:
         for series in result:
             labels = series.get("metric", {})
             key = tuple(str(labels.get(name, "")) for name in names)
-            values: list[float | None] = [None] * count
-            for stamp, text in series.get("values", []):
-                index = int((float(stamp) - start) / self.step + 0.5)
-                if 0 <= index < count:
-                    values[index] = float(text)
+            points = series.get("values", [])
+            values: list[float | None]
+            if len(points) == count and abs(float(points[0][0]) - start) < 1e-3:
+                values = [float(text) for _, text in points]  # the usual case: every step
+            else:
+                values = [None] * count
+                for stamp, text in points:
+                    index = int((float(stamp) - start) / self.step + 0.5)
+                    if 0 <= index < count:
+                        values[index] = float(text)
             for step, increase in enumerate(increases(values, quantity.gauge)):
                 if increase or keep_zero:
                     target = targets[step]
