@@ -9,6 +9,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from obskit.tracing.policies import LANES
 from obskit.tracing.tail import TailSampler
 
 SECOND = 1_000_000_000
@@ -20,11 +21,11 @@ class ListSink:
 
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] = []
-        self.lanes: list[bool] = []
+        self.lanes: list[str] = []
 
-    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
+    def submit(self, spans: Sequence[ReadableSpan], lane: int) -> None:
         self.spans.extend(spans)
-        self.lanes.extend([priority] * len(spans))
+        self.lanes.extend([LANES[lane]] * len(spans))
 
     def force_flush(self, timeout: float) -> bool:
         return True

@@ -124,10 +124,10 @@ class FloodSink(ListSink):
         self.watched = watched
         self.others = 0
 
-    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
+    def submit(self, spans: Sequence[ReadableSpan], lane: int) -> None:
         mine = [s for s in spans if s.context.trace_id in self.watched]
         self.others += len(spans) - len(mine)
-        super().submit(mine, priority)
+        super().submit(mine, lane)
 
 
 _FLAGS = TraceFlags(1)

@@ -28,6 +28,10 @@ import obskit
 import obskit.testing
 from obskit import _runtime
 from obskit.tracing.export import ExportLanes
+from obskit.tracing.policies import LANE_BASELINE as BASELINE
+from obskit.tracing.policies import LANE_ERROR as ERROR
+from obskit.tracing.policies import LANE_RULE
+from obskit.tracing.policies import LANE_SLOW as SLOW
 from obskit.tracing.tail import ADJUSTED_COUNT, RULE, TRIGGER
 
 
@@ -122,23 +126,44 @@ def _spans(name: str, n: int) -> list[ReadableSpan]:
     return [ReadableSpan(name) for _ in range(n)]
 
 
-def test_error_spans_are_not_lost_behind_a_full_baseline_lane() -> None:
-    """With export stalled, baseline overflow is dropped and counted; priority spans all go out."""
+def test_error_spans_are_not_lost_behind_a_full_queue_of_lower_lanes() -> None:
+    """With export stalled and the queue full, errors push out slow and baseline spans (lowest
+    lane first, newest first), slow push out baseline, and every span that goes is counted."""
     exporter = _Gated()
-    lanes = ExportLanes([exporter], priority_capacity=100, baseline_capacity=10, batch_size=5)
-    lanes.submit(_spans("first", 5), priority=False)  # a full batch: the worker takes it...
+    lanes = ExportLanes([exporter], capacity=40, batch_size=5)
+    lanes.submit(_spans("first", 5), BASELINE)  # a full batch: the worker takes it...
     assert exporter.entered.wait(10)  # ...and is stuck exporting it
-    lanes.submit(_spans("baseline", 50), priority=False)
-    lanes.submit(_spans("error", 30), priority=True)
-    assert {"priority": 0, "baseline": 40} == lanes.counts["dropped"]
+    lanes.submit(_spans("baseline", 30), BASELINE)
+    lanes.submit(_spans("slow", 30), SLOW)  # 10 fit, 20 push out baseline spans
+    assert {"error": 0, "rule": 0, "slow": 0, "baseline": 20} == lanes.counts["dropped"]
+    lanes.submit(_spans("error", 30), ERROR)  # 10 baseline out, then 20 slow
+    assert {"error": 0, "rule": 0, "slow": 20, "baseline": 30} == lanes.counts["dropped"]
+    lanes.submit(_spans("late-slow", 5), SLOW)  # no lower lane left to take room from
+    lanes.submit(_spans("more-errors", 15), ERROR)  # 10 slow out; the last 5 errors do not fit
+    assert {"error": 5, "rule": 0, "slow": 35, "baseline": 30} == lanes.counts["dropped"]
+    assert {"error": 40, "rule": 0, "slow": 0, "baseline": 0} == lanes.queued()
     exporter.release.set()
     assert lanes.force_flush(10)
     assert 30 == exporter.names.count("error")
-    assert 10 == exporter.names.count("baseline")
-    # Priority first: every error span left before the queued baseline ones.
-    last_error = max(i for i, name in enumerate(exporter.names) if name == "error")
-    first_baseline = exporter.names.index("baseline")
-    assert last_error < first_baseline
+    assert 10 == exporter.names.count("more-errors")
+    assert 0 == exporter.names.count("slow") + exporter.names.count("baseline")
+    assert {"error": 40, "rule": 0, "slow": 0, "baseline": 5} == lanes.counts["exported"]
+    lanes.shutdown(1)
+
+
+def test_the_worker_takes_the_first_lanes_first() -> None:
+    """Queued spans leave error first, then rule, slow and baseline, whatever the arrival order."""
+    exporter = _Gated()
+    lanes = ExportLanes([exporter], batch_size=4)
+    lanes.submit(_spans("first", 4), BASELINE)
+    assert exporter.entered.wait(10)
+    arrivals = [("baseline", BASELINE), ("slow", SLOW), ("rule", LANE_RULE), ("error", ERROR)]
+    for name, lane in arrivals:
+        lanes.submit(_spans(name, 3), lane)
+    exporter.release.set()
+    assert lanes.force_flush(10)
+    order = list(exporter.names[4:])
+    assert ["error"] * 3 + ["rule"] * 3 + ["slow"] * 3 + ["baseline"] * 3 == order
     lanes.shutdown(1)
 
 

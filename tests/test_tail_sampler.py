@@ -12,7 +12,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags, TraceS
 from _tail_support import MS, SECOND, attrs, tail_provider
 from obskit import _guard
 from obskit.tracing import policies
-from obskit.tracing.tail import ADJUSTED_COUNT, LATE, RULE, TRIGGER
+from obskit.tracing.server_span import start_server_span
+from obskit.tracing.tail import ADJUSTED_COUNT, KEPT, LATE, PENDING, RULE, TRIGGER
 
 
 def _remote_parent(trace_id: int, state: TraceState | None = None) -> trace.Context:
@@ -126,7 +127,7 @@ class TestRules:
         span = sink.spans[0]
         assert "th:c" == span.context.trace_state.get("ot")
         assert 4.0 == attrs(span)[ADJUSTED_COUNT]
-        assert [False] == sink.lanes
+        assert ["baseline"] == sink.lanes
 
     def test_failing_user_predicate_is_counted_and_ignored(self) -> None:
         """A keep_if that raises never reaches the application; it is counted, the span buffered."""
@@ -208,17 +209,41 @@ class TestLateSpans:
 
 class TestTicks:
     def test_running_trace_past_the_slow_threshold_is_promoted(self) -> None:
-        """The tick keeps a trace whose root runs past the threshold; later spans flow through."""
+        """The tick promotes a trace whose root runs past the threshold: certain to be kept (its
+        state is KEPT), it is exported whole when it ends, as one decision."""
+        tracer, sampler, sink = tail_provider(baseline_ratio=0.0, slow_threshold_ms=500)
+        t0 = 1_000 * SECOND
+        root = tracer.start_span("root", start_time=t0)
+        trace_id = root.get_span_context().trace_id
+        ctx = trace.set_span_in_context(root)
+        tracer.start_span("a", context=ctx, start_time=t0).end(end_time=t0 + MS)
+        assert PENDING == sampler.state(trace_id)
+        assert 1 == sampler.sweep(now=t0 + 600 * MS)
+        assert KEPT == sampler.state(trace_id)
+        assert [] == sink.spans  # the spans wait for the trace's end
+        tracer.start_span("b", context=ctx, start_time=t0).end(end_time=t0 + 700 * MS)
+        root.end(end_time=t0 + 800 * MS)
+        assert ["a", "b", "root"] == [s.name for s in sink.spans]
+        assert {"slow"} == {attrs(s)[RULE] for s in sink.spans}
+        assert ["slow"] * 3 == sink.lanes
+        assert 1 == sum(sampler.stats()["decisions"].values())
+
+    def test_a_promoted_trace_that_fails_later_is_an_error_trace(self) -> None:
+        """A trace promoted as slow whose child fails afterwards is kept whole, with the error
+        rule, in the error lane: a burst that makes everything slow cannot demote its errors."""
         tracer, sampler, sink = tail_provider(baseline_ratio=0.0, slow_threshold_ms=500)
         t0 = 1_000 * SECOND
         root = tracer.start_span("root", start_time=t0)
         ctx = trace.set_span_in_context(root)
         tracer.start_span("a", context=ctx, start_time=t0).end(end_time=t0 + MS)
         assert 1 == sampler.sweep(now=t0 + 600 * MS)
-        assert [("a", "slow_tick")] == [(s.name, attrs(s)[TRIGGER]) for s in sink.spans]
-        tracer.start_span("b", context=ctx, start_time=t0).end(end_time=t0 + 700 * MS)
+        failing = tracer.start_span("b", context=ctx, start_time=t0)
+        failing.set_status(Status(StatusCode.ERROR))
+        failing.end(end_time=t0 + 700 * MS)
         root.end(end_time=t0 + 800 * MS)
         assert ["a", "b", "root"] == [s.name for s in sink.spans]
+        assert ["error"] * 3 == [attrs(s)[RULE] for s in sink.spans]
+        assert ["error"] * 3 == sink.lanes
 
     def test_background_tick_promotes_without_being_called(self) -> None:
         """With the tick thread running, a root past the threshold is promoted on its own."""
@@ -226,11 +251,15 @@ class TestTicks:
             baseline_ratio=0.0, slow_threshold_ms=50, background=True, tick_s=0.02
         )
         root = tracer.start_span("running")
+        trace_id = root.get_span_context().trace_id
         tracer.start_span("done", context=trace.set_span_in_context(root)).end()
         deadline = time.monotonic() + 10
-        while not sink.spans and time.monotonic() < deadline:
+        while sampler.state(trace_id) != KEPT and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert [("done", "slow_tick")] == [(s.name, attrs(s)[TRIGGER]) for s in sink.spans]
+        assert KEPT == sampler.state(trace_id)
+        root.end()
+        assert ["done", "running"] == [s.name for s in sink.spans]
+        assert {"slow"} == {attrs(s)[RULE] for s in sink.spans}
         sampler.shutdown(1.0)
 
     def test_abandoned_trace_is_decided_at_its_timeout(self) -> None:
@@ -336,3 +365,67 @@ class TestFlush:
         assert sampler.force_flush(1_000)
         assert (0, 0, 0) == sampler.buffered()
         assert [("done", "flush")] == [(s.name, attrs(s)[TRIGGER]) for s in sink.spans]
+
+
+class TestOneDecisionPerTrace:
+    """``obskit_tail_decisions_total`` counts each trace once, whichever path decided it."""
+
+    @staticmethod
+    def _requests(tracer: trace.Tracer, n: int) -> list[tuple[trace.Span, trace.Span]]:
+        """``n`` running requests (lightweight SERVER roots), each with a running child."""
+        requests = []
+        for _ in range(n):
+            root = start_server_span(tracer, "GET /", None, {})
+            child = tracer.start_span("db", context=trace.set_span_in_context(root))
+            requests.append((root, child))
+        return requests
+
+    def test_promoted_running_requests_with_children_count_once(self) -> None:
+        """6,000 requests with a child, promoted while running, then ended: 6,000 decisions."""
+        tracer, sampler, sink = tail_provider(baseline_ratio=0.0, slow_threshold_ms=1000)
+        requests = self._requests(tracer, 6_000)
+        sampler.sweep(now=time.time_ns() + 2 * SECOND)  # every one past the slow threshold
+        for root, child in requests:
+            child.end()
+            root.end()
+        decisions = sampler.stats()["decisions"]
+        assert 6_000 == sum(decisions.values())
+        assert 12_000 == len(sink.spans)  # all kept as slow
+        assert (0, 0, 0) == sampler.buffered()
+
+    def test_flush_during_requests_with_children_counts_once(self) -> None:
+        """A flush while requests (joined to their children's buffer) run: one decision each."""
+        tracer, sampler, _ = tail_provider(baseline_ratio=1.0)
+        requests = self._requests(tracer, 100)
+        sampler.force_flush(1_000)
+        for root, child in requests:
+            child.end()
+            root.end()
+        assert 100 == sum(sampler.stats()["decisions"].values())
+
+    def test_lone_requests_promoted_and_timed_out_count_once(self) -> None:
+        """Requests without children promoted by the tick, one of them never ending: one each."""
+        tracer, sampler, _ = tail_provider(
+            baseline_ratio=0.0, slow_threshold_ms=1000, trace_timeout_s=5
+        )
+        roots = [start_server_span(tracer, "GET /", None, {}) for _ in range(10)]
+        now = time.time_ns()
+        sampler.sweep(now=now + 2 * SECOND)
+        for root in roots[:9]:
+            root.end()
+        sampler.sweep(now=now + 10 * SECOND)  # the tenth is abandoned
+        assert 10 == sum(sampler.stats()["decisions"].values())
+        assert (0, 0, 0) == sampler.buffered()
+
+    def test_a_rescue_is_not_a_second_decision(self) -> None:
+        """A late error rescuing a dropped trace is counted as a rescue, not as a decision."""
+        tracer, sampler, _ = tail_provider(baseline_ratio=0.0)
+        root = tracer.start_span("root")
+        child = tracer.start_span("late", context=trace.set_span_in_context(root))
+        root.end()
+        sampler.sweep(now=time.time_ns() + 10 * SECOND)  # the grace is over: dropped
+        child.set_status(Status(StatusCode.ERROR))
+        child.end()
+        stats = sampler.stats()
+        assert 1 == sum(stats["decisions"].values())
+        assert 1 == stats["late"]["rescued"]

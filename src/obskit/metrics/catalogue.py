@@ -341,9 +341,15 @@ TAIL_LOG_BUFFERED_BYTES = _f(
 )  # fmt: skip
 EXPORT_SPANS = _f(
     "obskit_export_spans", "counter",
-    "Kept spans handed to the exporter, by lane (priority: errors, slow, rules; baseline) "
-    "and result (exported, failed, dropped because the lane was full).",
+    "Kept spans handed to the exporter, by lane (error, rule, slow, baseline: the first lanes "
+    "go first) and result (exported, failed, dropped: no room, or pushed out by a higher lane).",
     "tail", "lane", "result",
+)  # fmt: skip
+EXPORT_LOST_AT_SHUTDOWN = _f(
+    "obskit_export_lost_at_shutdown_spans", "counter",
+    "Kept spans a shutdown could not export by its deadline, by lane and stage (in_flight: sent, "
+    "unconfirmed by the exporter; queued). Process-wide: it outlives the runtime that lost them.",
+    "tail", "lane", "stage",
 )  # fmt: skip
 EXPORT_QUEUED_SPANS = _f(
     "obskit_export_queued_spans", "gauge", "Kept spans waiting for export, by lane.",

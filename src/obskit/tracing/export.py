@@ -1,10 +1,15 @@
-"""Export of kept spans: two bounded lanes in front of the exporter, and the exporter's choice.
+"""Export of kept spans: lanes by rank in front of the exporter, and the exporter's choice.
 
 The SDK's ``BatchSpanProcessor`` drops silently when its queue is full, and a burst of ordinary
-baseline traffic could then push out the error traces that are the point of tail sampling.
-:class:`ExportLanes` keeps two queues: a *priority* lane for certain keeps (errors, slow,
-rules) and a *baseline* lane. The worker always drains the priority lane first, a full baseline
-lane can never take room from it, and every span that does not fit is counted per lane.
+traffic could then push out the error traces that are the point of tail sampling.
+:class:`ExportLanes` queues kept spans in four lanes of one bounded queue, by the rule that kept
+their trace (:data:`obskit.tracing.policies.LANES`): **error** (errors, 5xx), **rule** (attribute
+rules, ``keep_if``), **slow**, **baseline**. The worker always takes a batch from the first
+lanes first; when the queue is full, a span of a higher lane pushes out the newest span of the
+lowest lane below it, and a span that finds no lower lane to take room from is dropped. So errors
+outrank slow traces and slow traces outrank the baseline, however the queue filled; every span
+dropped or pushed out is counted per lane, and so is what a shutdown could not send (see
+:data:`LOST_AT_SHUTDOWN`).
 
 :func:`build_exporters` picks OTLP over HTTP/protobuf (or gRPC, an optional extra) when an
 endpoint is configured, otherwise the embedded local sink (:mod:`obskit.tracing.sinks`).
@@ -30,21 +35,34 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from obskit import _guard, _locks, _selfcalls
 from obskit._config import Settings
 from obskit._identity import DISTRIBUTION
+from obskit.tracing.policies import LANES
 
-__all__ = ["LANES", "TAPS", "ExportLanes", "KeptSink", "build_exporters", "otlp_traces_url"]
+__all__ = [
+    "LANES",
+    "LOST_AT_SHUTDOWN",
+    "TAPS",
+    "ExportLanes",
+    "KeptSink",
+    "build_exporters",
+    "otlp_traces_url",
+]
 
-LANES = ("priority", "baseline")
 # Lists that receive every kept span as it is queued, whichever lanes are live
 # (``obskit.testing.capture_spans``).
 TAPS: list[list[ReadableSpan]] = []
+# Kept spans a shutdown could not export in time, by (lane, stage): "in_flight" (handed to the
+# exporter, which had not answered by the deadline) or "queued". Process-wide plain numbers, like
+# the internal-error counts: the shutdown that loses them also unregisters the lanes' collector,
+# so they outlive it (a later runtime exposes them) and the shutdown logs them.
+LOST_AT_SHUTDOWN: dict[tuple[str, str], int] = {}
 _log = logging.getLogger("obskit.tracing")
 
 
 class KeptSink(Protocol):
     """Where kept spans go (the export lanes)."""
 
-    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
-        """Queue spans for export; ``priority`` for certain keeps (errors, slow, rules)."""
+    def submit(self, spans: Sequence[ReadableSpan], lane: int) -> None:
+        """Queue spans for export in ``lane`` (an index into :data:`LANES`, 0 ranks first)."""
 
     def force_flush(self, timeout: float) -> bool:
         """Export everything queued within ``timeout`` seconds."""
@@ -57,32 +75,32 @@ class KeptSink(Protocol):
 
 
 class ExportLanes:
-    """Priority and baseline queues drained by one worker thread into the exporters."""
+    """One bounded queue in ranked lanes, drained by one worker thread into the exporters."""
 
     def __init__(
         self,
         exporters: Sequence[SpanExporter],
         *,
-        priority_capacity: int = 16_384,
-        baseline_capacity: int = 4_096,
+        capacity: int = 20_480,
         batch_size: int = 512,
         delay_s: float = 1.0,
     ) -> None:
         self._exporters = tuple(exporters)
-        self._capacity = {"priority": priority_capacity, "baseline": baseline_capacity}
+        self._capacity = capacity
         self._batch_size = batch_size
         self._delay_s = delay_s
         self._init_state()
 
     def _init_state(self) -> None:
         self._cond = _locks.condition()
-        self._queues: dict[str, collections.deque[ReadableSpan]] = {
-            lane: collections.deque() for lane in LANES
-        }
+        self._queues: list[collections.deque[ReadableSpan]] = [collections.deque() for _ in LANES]
+        self._queued = 0
         self.counts: dict[str, dict[str, int]] = {
             outcome: dict.fromkeys(LANES, 0) for outcome in ("exported", "failed", "dropped")
         }
-        self._inflight = 0
+        # What the worker handed to the exporter and has not counted yet, per lane.
+        self._inflight = [0] * len(LANES)
+        self._abandoned = False  # a shutdown gave the batch in flight up (and counted it)
         self._flushes = 0
         self._stopping = False
         self._pid = os.getpid()
@@ -97,40 +115,63 @@ class ExportLanes:
             self._thread = thread
             thread.start()
 
-    def submit(self, spans: Sequence[ReadableSpan], priority: bool) -> None:
-        """Queue kept spans; what does not fit in its lane is dropped and counted."""
+    def submit(self, spans: Sequence[ReadableSpan], lane: int) -> None:
+        """Queue kept spans in ``lane``, taking room from lower lanes if the queue is full.
+
+        Whatever finds no room (the queue full of spans of this lane or higher ones) is dropped
+        and counted, and so is every span pushed out of a lower lane.
+        """
         if TAPS:
             for tap in list(TAPS):
                 tap.extend(spans)
-        lane = "priority" if priority else "baseline"
+        dropped = self.counts["dropped"]
         with self._cond:
             if self._stopping:
-                self.counts["dropped"][lane] += len(spans)
+                dropped[LANES[lane]] += len(spans)
                 return
             self._ensure_worker()
-            queue = self._queues[lane]
-            room = self._capacity[lane] - len(queue)
-            if room < len(spans):
-                self.counts["dropped"][lane] += len(spans) - max(room, 0)
-                spans = spans[: max(room, 0)]
-            queue.extend(spans)
-            if sum(len(q) for q in self._queues.values()) >= self._batch_size:
+            need = len(spans) - (self._capacity - self._queued)
+            if need > 0:
+                need = self._make_room(lane, need)
+                if need > 0:  # still full: the newest of what came is what does not fit
+                    dropped[LANES[lane]] += need
+                    spans = spans[: len(spans) - need]
+            self._queues[lane].extend(spans)
+            self._queued += len(spans)
+            if self._queued >= self._batch_size:
                 self._cond.notify_all()
+
+    def _make_room(self, lane: int, need: int) -> int:
+        """Push out up to ``need`` spans of lanes below ``lane``, lowest and newest first."""
+        dropped = self.counts["dropped"]
+        for lower in range(len(LANES) - 1, lane, -1):
+            queue = self._queues[lower]
+            out = min(need, len(queue))
+            if out:
+                for _ in range(out):
+                    queue.pop()
+                dropped[LANES[lower]] += out
+                self._queued -= out
+                need -= out
+                if not need:
+                    break
+        return need
 
     def queued(self) -> dict[str, int]:
         """Spans waiting per lane."""
         with self._cond:
-            return {lane: len(queue) for lane, queue in self._queues.items()}
+            return {name: len(queue) for name, queue in zip(LANES, self._queues, strict=True)}
 
-    def _take(self) -> list[tuple[str, list[ReadableSpan]]]:
-        batch: list[tuple[str, list[ReadableSpan]]] = []
+    def _take(self) -> list[tuple[int, list[ReadableSpan]]]:
+        batch: list[tuple[int, list[ReadableSpan]]] = []
         room = self._batch_size
-        for lane in LANES:  # priority first, always
-            queue = self._queues[lane]
+        for lane, queue in enumerate(self._queues):  # the first lanes first, always
             taken = [queue.popleft() for _ in range(min(room, len(queue)))]
             if taken:
                 batch.append((lane, taken))
                 room -= len(taken)
+                self._queued -= len(taken)
+                self._inflight[lane] += len(taken)
         return batch
 
     def _run(self) -> None:
@@ -141,11 +182,7 @@ class ExportLanes:
         while True:
             with self._cond:
                 deadline = time.monotonic() + self._delay_s
-                while (
-                    not self._stopping
-                    and not self._flushes
-                    and sum(len(q) for q in self._queues.values()) < self._batch_size
-                ):
+                while not self._stopping and not self._flushes and self._queued < self._batch_size:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -157,16 +194,10 @@ class ExportLanes:
                     if self._stopping:
                         return
                     continue
-                self._inflight = sum(len(spans) for _, spans in batch)
-            try:
-                for lane, spans in batch:
-                    self._export(lane, spans)
-            finally:
-                with self._cond:
-                    self._inflight = 0
-                    self._cond.notify_all()
+            for lane, spans in batch:
+                self._export(lane, spans)
 
-    def _export(self, lane: str, spans: list[ReadableSpan]) -> None:
+    def _export(self, lane: int, spans: list[ReadableSpan]) -> None:
         ok = True
         for exporter in self._exporters:
             try:
@@ -176,18 +207,22 @@ class ExportLanes:
                 result = SpanExportResult.FAILURE
             ok = ok and result is SpanExportResult.SUCCESS
         with self._cond:
-            self.counts["exported" if ok else "failed"][lane] += len(spans)
+            if self._abandoned:  # counted as lost by the shutdown that gave up waiting for it
+                return
+            self._inflight[lane] -= len(spans)
+            self.counts["exported" if ok else "failed"][LANES[lane]] += len(spans)
+            self._cond.notify_all()
 
     def force_flush(self, timeout: float) -> bool:
         """Export everything queued now; False if ``timeout`` seconds were not enough."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            if self._thread is None and not any(self._queues.values()):
+            if self._thread is None and not self._queued:
                 return True
             self._ensure_worker()
             self._flushes += 1
             self._cond.notify_all()
-            while any(self._queues.values()) or self._inflight:
+            while self._queued or any(self._inflight):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -195,19 +230,32 @@ class ExportLanes:
         return True
 
     def shutdown(self, timeout: float) -> None:
-        """Flush within ``timeout``, stop the worker and shut the exporters down."""
+        """Flush within ``timeout``, stop the worker and shut the exporters down.
+
+        What is still queued or in flight at the deadline is counted in :data:`LOST_AT_SHUTDOWN`
+        (and the lanes' dropped count) and named in one warning line.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             if self._stopping:
                 return  # already shut down
         self.force_flush(timeout)
+        lost: dict[tuple[str, str], int] = {}
         with self._cond:
             self._stopping = True
-            for lane, queue in self._queues.items():
-                self.counts["dropped"][lane] += len(queue)
-                queue.clear()
+            for name, queue, inflight in zip(LANES, self._queues, self._inflight, strict=True):
+                if queue:
+                    lost[name, "queued"] = len(queue)
+                    self.counts["dropped"][name] += len(queue)
+                    queue.clear()
+                if inflight:
+                    lost[name, "in_flight"] = inflight
+            self._queued = 0
+            self._abandoned = True
             self._cond.notify_all()
             thread = self._thread
+        if lost:
+            _report_lost(lost)
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
         with _selfcalls.quiet():  # an exporter may send what it still holds
@@ -220,6 +268,25 @@ class ExportLanes:
     def after_fork_in_child(self) -> None:
         """Start empty in a forked child: the parent exports its own queue."""
         self._init_state()
+
+
+def _report_lost(lost: dict[tuple[str, str], int]) -> None:
+    """Count what a shutdown could not export, and say so in one line."""
+    for key, n in lost.items():
+        LOST_AT_SHUTDOWN[key] = LOST_AT_SHUTDOWN.get(key, 0) + n
+
+    def part(stage: str) -> str:
+        counts = [f"{name} {lost[name, stage]}" for name in LANES if (name, stage) in lost]
+        return ", ".join(counts) if counts else "none"
+
+    _log.warning(
+        "obskit shutdown: %d kept spans were not exported by its deadline: in flight to the "
+        "exporter, unconfirmed: %s; still queued: %s (counted in "
+        "obskit_export_lost_at_shutdown_spans_total)",
+        sum(lost.values()),
+        part("in_flight"),
+        part("queued"),
+    )
 
 
 def otlp_traces_url(settings: Settings) -> str | None:

@@ -38,6 +38,7 @@ class PendingTrace:
         "created",
         "exemplars",
         "nbytes",
+        "promoted",
         "root_end",
         "root_start",
         "root_verdict",
@@ -55,5 +56,8 @@ class PendingTrace:
         self.root_start: int | None = None
         self.root_end: int | None = None
         self.root_verdict: Verdict | None = None
+        # Set by the tick when the root runs past the slow threshold: the trace will be kept
+        # (at least as slow), but its spans still wait for its end (or a cap, or the timeout).
+        self.promoted: Verdict | None = None
         self.trace_state = trace_state
         self.exemplars: list[Callable[[], None]] | None = None

@@ -26,6 +26,11 @@ from obskit import _locks
 from obskit._tracestate import MAX_VALUE_CHARS, put_first
 
 __all__ = [
+    "LANES",
+    "LANE_BASELINE",
+    "LANE_ERROR",
+    "LANE_RULE",
+    "LANE_SLOW",
     "MASK56",
     "MAX_THRESHOLD",
     "RULE_ATTRIBUTE",
@@ -38,6 +43,7 @@ __all__ = [
     "Verdict",
     "adjusted_count",
     "encode_threshold",
+    "lane_of",
     "parse_ot",
     "randomness",
     "span_rule",
@@ -57,6 +63,23 @@ RULE_BASELINE = "baseline"
 RULE_ALL = "all"
 RULE_NONE = "none"  # the rule of a drop: nothing matched
 
+# Where a kept span waits for export, best first: errors outrank the user's keep rules, which
+# outrank slow traces, which outrank the baseline (obskit.tracing.export.ExportLanes).
+LANES = ("error", "rule", "slow", "baseline")
+LANE_ERROR, LANE_RULE, LANE_SLOW, LANE_BASELINE = range(len(LANES))
+_LANE_OF_RULE = {
+    RULE_ERROR: LANE_ERROR,
+    RULE_SERVER_ERROR: LANE_ERROR,
+    RULE_ATTRIBUTE: LANE_RULE,
+    RULE_KEEP_IF: LANE_RULE,
+    RULE_SLOW: LANE_SLOW,
+}
+
+
+def lane_of(rule: str) -> int:
+    """The export lane of spans kept by ``rule`` (the baseline's for anything else)."""
+    return _LANE_OF_RULE.get(rule, LANE_BASELINE)
+
 
 class Verdict:
     """One trace's decision: kept or not, which rule, what triggered it, and its weight.
@@ -65,7 +88,7 @@ class Verdict:
     decisions per verdict object spares hashing five fields per trace.
     """
 
-    __slots__ = ("adjusted", "keep", "rule", "threshold", "trigger")
+    __slots__ = ("adjusted", "keep", "lane", "rule", "threshold", "trigger")
 
     def __init__(self, keep: bool, rule: str, trigger: str, threshold: int, adjusted: float):
         self.keep = keep
@@ -73,6 +96,7 @@ class Verdict:
         self.trigger = trigger
         self.threshold = threshold  # OpenTelemetry ``th``: 0 keeps everything
         self.adjusted = adjusted  # the number of traces this kept one stands for
+        self.lane = _LANE_OF_RULE.get(rule, LANE_BASELINE)  # where its spans wait for export
 
     def with_trigger(self, trigger: str) -> Verdict:
         """The same decision, made by another trigger."""

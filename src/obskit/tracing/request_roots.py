@@ -22,12 +22,12 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from obskit import _guard
+from obskit.tracing.pending import PendingTrace
 from obskit.tracing.policies import MASK56, RULE_SLOW, Verdict
 from obskit.tracing.verdicts import SLOW_TICK, SPAN_END, TIMEOUT
 
 if TYPE_CHECKING:
     from obskit.tracing.decisions import DecisionMemory
-    from obskit.tracing.pending import PendingTrace
     from obskit.tracing.verdicts import VerdictMaker
 
 __all__ = ["RequestRoots"]
@@ -229,29 +229,58 @@ class RequestRoots:
 
     # --- flush, shutdown, stats --------------------------------------------------------------
 
-    def _sweep_open_locked(self, now: int, window: int) -> list[tuple[int, Verdict, Any]]:
-        """The tick's part for running roots: keep the slow ones, decide the abandoned ones."""
+    def _sweep_open_locked(
+        self, now: int, window: int, promoted: list[int]
+    ) -> list[tuple[int, Verdict, Any]]:
+        """The tick's part for running roots: promote the slow ones, decide the abandoned ones.
+
+        A root whose trace has a buffer (``_joined``) is promoted and decided with that buffer;
+        it only follows when it ends. One abandoned past the timeout, whose trace was decided,
+        is let go here (its decision was counted with its trace).
+        """
         due: list[tuple[int, Verdict, Any]] = []
         # A copy: requests register without the lock, so the dict may grow meanwhile.
         for trace_id, root in list(self._open.items()):
             start = root._start_time
             if start > now - window:
                 break  # in start order: nothing later can be due yet
+            if root._joined:
+                if now - start >= self._timeout_ns and trace_id not in self._pending:
+                    del self._open[trace_id]
+                continue
             if now - start >= self._slow_ns:
-                verdict = self._verdicts.certain(RULE_SLOW, SLOW_TICK, root._context[4])
+                self._promote_open_locked(trace_id, root)
+                promoted.append(trace_id)
             elif now - start >= self._timeout_ns:  # a root never ended (a leaked span)
                 verdict = self._verdicts.forced(
                     trace_id, root._context[4], start, None, TIMEOUT, now
                 )
-            else:
-                continue
-            due.append((trace_id, verdict, root))
+                due.append((trace_id, verdict, root))
         return [
             self._decide_open_locked(trace_id, root, verdict) for trace_id, verdict, root in due
         ]
 
+    def _promote_open_locked(self, trace_id: int, root: Any) -> None:
+        """A request running past the slow threshold gets a buffer marked promoted (see sweep):
+        it is decided there when it ends, with whatever else its trace holds by then."""
+        start = root._start_time
+        state = root._context[4]
+        entry = PendingTrace(start, state)
+        entry.started.append(1)  # the root itself, still running
+        entry.root_start = start
+        entry.promoted = self._verdicts.certain(RULE_SLOW, SLOW_TICK, state)
+        offers, root._offers = root._offers, None
+        if offers:
+            entry.exemplars = offers
+        root._joined = True
+        del self._open[trace_id]
+        self._pending[trace_id] = entry
+
     def _decide_all_open_locked(self, trigger: str, now: int) -> list[tuple[int, Verdict, Any]]:
-        """Flush and shutdown: decide every running root now."""
+        """Flush and shutdown: decide every running root that has no buffer of its own.
+
+        (Called after every buffer was decided: a root joined to one follows that decision.)
+        """
         return [
             self._decide_open_locked(
                 trace_id,
@@ -261,4 +290,5 @@ class RequestRoots:
                 ),
             )
             for trace_id, root in list(self._open.items())
+            if not root._joined
         ]

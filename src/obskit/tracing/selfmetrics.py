@@ -12,6 +12,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from obskit.tracing.export import LOST_AT_SHUTDOWN
+from obskit.tracing.policies import LANES
+
 __all__ = ["TailMetrics"]
 
 _EVICTION_REASONS = ("traces", "bytes", "spans")
@@ -51,6 +54,7 @@ class TailMetrics(Collector):
             )
         if lanes is not None:
             yield from _lane_metrics(lanes)
+        yield _lost_at_shutdown()
 
 
 def _sampler_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
@@ -119,8 +123,9 @@ def _lane_metrics(lanes: Any) -> Iterator[Metric]:
     counts = {outcome: dict(by_lane) for outcome, by_lane in lanes.counts.items()}
     spans = CounterMetricFamily(
         "obskit_export_spans",
-        "Kept spans handed to the exporter, by lane (priority: errors, slow, rules; baseline) "
-        "and result (exported, failed, dropped because the lane was full).",
+        "Kept spans handed to the exporter, by lane (error, rule, slow, baseline: the first lanes "
+        "go first) and result (exported, failed, dropped: no room, or pushed out by a higher "
+        "lane).",
         labels=["lane", "result"],
     )
     for result in ("exported", "failed", "dropped"):
@@ -133,3 +138,20 @@ def _lane_metrics(lanes: Any) -> Iterator[Metric]:
     for lane, count in sorted(lanes.queued().items()):
         queued.add_metric([lane], count)
     yield queued
+
+
+def _lost_at_shutdown() -> Metric:
+    # Process-wide (see obskit.tracing.export.LOST_AT_SHUTDOWN): a runtime shows what an earlier
+    # one's shutdown lost.
+    lost = dict(LOST_AT_SHUTDOWN)
+    family = CounterMetricFamily(
+        "obskit_export_lost_at_shutdown_spans",
+        "Kept spans a shutdown could not export by its deadline, by lane and stage (in_flight: "
+        "sent, unconfirmed by the exporter; queued). Process-wide: it outlives the runtime that "
+        "lost them.",
+        labels=["lane", "stage"],
+    )
+    for lane in LANES:
+        for stage in ("in_flight", "queued"):
+            family.add_metric([lane, stage], lost.get((lane, stage), 0))
+    return family

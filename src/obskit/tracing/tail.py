@@ -42,7 +42,7 @@ from obskit.tracing.pending import (
     SPAN_BASE_BYTES,
     PendingTrace,
 )
-from obskit.tracing.policies import MASK56, RULE_BASELINE, RULE_SLOW, Verdict
+from obskit.tracing.policies import MASK56, RULE_SLOW, Verdict, lane_of
 from obskit.tracing.request_roots import RequestRoots
 from obskit.tracing.ticker import Ticker
 from obskit.tracing.verdicts import (
@@ -276,6 +276,8 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
                         verdict = self._verdicts.certain(rule, SPAN_END, entry.trace_state)
                         decided = self._decide_locked(trace_id, entry, verdict)
                     elif root_verdict is not None:
+                        if entry.promoted is not None:  # ran past the slow threshold
+                            root_verdict = entry.promoted
                         entry.root_end = span._end_time
                         if len(entry.started) <= len(spans):
                             decided = self._decide_locked(trace_id, entry, root_verdict)
@@ -304,7 +306,12 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
     def _forced(self, trace_id: int, entry: PendingTrace, trigger: str, now: int) -> Verdict:
         """A decision forced before the trace finished (cap, timeout, flush)."""
         return self._verdicts.forced(
-            trace_id, entry.trace_state, entry.root_start, entry.root_verdict, trigger, now
+            trace_id,
+            entry.trace_state,
+            entry.root_start,
+            entry.root_verdict or entry.promoted,
+            trigger,
+            now,
         )
 
     def _decide_locked(self, trace_id: int, entry: PendingTrace, verdict: Verdict) -> Decided:
@@ -323,6 +330,13 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
         if verdict is not None:
             self.late["kept"] = self.late.get("kept", 0) + 1
             self.spans_out["kept"] += 1
+            if rule is not None and lane_of(rule) < verdict.lane:
+                # A trace kept for a lesser reason shows a better one (an error in a trace kept
+                # as slow or by the baseline): this span and the rest of the trace carry that
+                # rule and wait in its lane. Still one decision for the trace: not counted again.
+                context = span.context
+                verdict = self._verdicts.certain(rule, SPAN_END, context and context.trace_state)
+                self._memory.remember(trace_id, verdict)
             return trace_id, None, verdict, [span]
         if rule is None:
             self.late["dropped"] = self.late.get("dropped", 0) + 1
@@ -331,9 +345,9 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
         # A late error (or other certain rule) in a dropped trace: export it, flagged, and keep
         # the rest of the trace from now on. Its earlier spans are gone; the flag says so.
         self.late["rescued"] = self.late.get("rescued", 0) + 1
+        # The trace's one decision (the drop) was counted; a rescue is counted as such above.
         verdict = self._verdicts.certain(rule, LATE_SPAN, None)
         self._memory.remember(trace_id, verdict)
-        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
         self.spans_out["kept"] += 1
         return trace_id, None, verdict, [span]
 
@@ -371,7 +385,7 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
                 flag = late and verdict.trigger == LATE_SPAN
                 kept = [annotate(span, verdict, flag) for span in spans]
                 try:
-                    self._sink.submit(kept, verdict.rule != RULE_BASELINE)
+                    self._sink.submit(kept, verdict.lane)
                 except Exception as exc:
                     _guard.report("tracing.export", exc)
             if entry is None:
@@ -387,11 +401,18 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
     # --- the background tick ---------------------------------------------------------------
 
     def sweep(self, now: int | None = None) -> int:
-        """Promote slow running traces and decide overdue ones; returns how many were decided."""
+        """Promote traces running past the slow threshold and decide overdue ones.
+
+        A promoted trace is certain to be kept (its debug lines are written from then on), but
+        its spans wait for the trace to end: an error that comes later still decides it as an
+        error trace, and a burst that makes every running trace slow does not flood the export
+        queue with them at once. Returns how many traces were promoted or decided.
+        """
         if now is None:
             now = self._clock()
         window = min(self._slow_ns, self._grace_ns, self._timeout_ns)
         decided: list[Decided] = []
+        promoted: list[int] = []
         with self._lock:
             due: list[tuple[int, PendingTrace, Verdict]] = []
             for trace_id, entry in self._pending.items():
@@ -401,20 +422,29 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
                     if entry.root_end is not None and now - entry.root_end >= self._grace_ns:
                         due.append((trace_id, entry, entry.root_verdict))
                         continue
-                elif entry.root_start is not None and now - entry.root_start >= self._slow_ns:
-                    verdict = self._verdicts.certain(RULE_SLOW, SLOW_TICK, entry.trace_state)
-                    due.append((trace_id, entry, verdict))
-                    continue
+                elif (
+                    entry.promoted is None
+                    and entry.root_start is not None
+                    and now - entry.root_start >= self._slow_ns
+                ):
+                    entry.promoted = self._verdicts.certain(RULE_SLOW, SLOW_TICK, entry.trace_state)
+                    promoted.append(trace_id)
                 if now - entry.created >= self._timeout_ns:
                     verdict = self._forced(trace_id, entry, TIMEOUT, now)
                     due.append((trace_id, entry, verdict))
             for trace_id, entry, verdict in due:
                 decided.append(self._decide_locked(trace_id, entry, verdict))
-            settled = self._sweep_open_locked(now, window)
+            settled = self._sweep_open_locked(now, window, promoted)
         self._finish(decided)
         for item in settled:
             self._after_open(*item)
-        return len(decided) + len(settled)
+        for trace_id in promoted:  # certain to be kept: its held debug lines can be written
+            for listener in self.listeners:
+                try:
+                    listener(trace_id, True)
+                except Exception as exc:
+                    _guard.report("tracing.listener", exc)
+        return len(decided) + len(settled) + len(promoted)
 
     def _decide_all(self, trigger: str) -> None:
         now = self._clock()

@@ -82,9 +82,13 @@ class TraceViews:
         return False
 
     def state(self, trace_id: int) -> int:
-        """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first)."""
-        if trace_id in self._pending:
-            return PENDING
+        """PENDING, KEPT, DROPPED or UNKNOWN; lock-free (decisions are remembered first).
+
+        A trace promoted by the tick (running past the slow threshold) is KEPT already.
+        """
+        entry = self._pending.get(trace_id)
+        if entry is not None:
+            return PENDING if entry.promoted is None else KEPT
         memory = self._memory
         if memory.is_kept(trace_id):
             return KEPT

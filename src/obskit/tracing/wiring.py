@@ -27,9 +27,9 @@ from obskit._config import Settings
 from obskit._identity import OBSKIT_VERSION, identity
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
-from obskit.tracing import api, provider
+from obskit.tracing import api, policies, provider
 from obskit.tracing.export import ExportLanes, build_exporters
-from obskit.tracing.policies import RULE_ALL, Verdict
+from obskit.tracing.policies import RULE_ALL, Verdict, lane_of
 from obskit.tracing.selfmetrics import TailMetrics
 from obskit.tracing.tail import TailSampler
 from obskit.tracing.verdicts import annotate
@@ -77,18 +77,22 @@ class ExportAll(SpanProcessor):
     """``all`` and ``collector`` modes: every span goes to export as it ends, no buffering.
 
     In ``all`` mode spans carry the keep attributes (rule ``all``, weight 1); in ``collector``
-    mode they go out untouched, for the Collector's tail sampling to decide.
+    mode they go out untouched, for the Collector's tail sampling to decide. Either way a span
+    waits in the export lane of the rule it matches (errors first, the rest in the baseline's),
+    so that a full queue still lets errors out.
     """
 
-    def __init__(self, lanes: ExportLanes, mark: bool) -> None:
+    def __init__(self, lanes: ExportLanes, mark: bool, match: Any = None) -> None:
         self._lanes = lanes
         self._mark = mark
+        self._match = match if match is not None else policies.span_rule(1 << 62)
 
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span for export."""
         try:
+            rule = self._match(span, span.attributes, span.events)
             out = annotate(span, _ALL) if self._mark else span
-            self._lanes.submit((out,), True)
+            self._lanes.submit((out,), policies.LANE_BASELINE if rule is None else lane_of(rule))
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
 
@@ -165,7 +169,10 @@ class TracingComponent:
             if settings.exemplars:
                 _exemplars.set_gate(sampler)
         else:
-            processor = ExportAll(lanes, mark=settings.sampling == "all")
+            # Ranks by the cheap rules only: every span is kept, so the user's keep_if (which
+            # may be slow) is not asked.
+            match = policies.span_rule(int(settings.slow_threshold_ms * 1e6), settings.keep_rules)
+            processor = ExportAll(lanes, mark=settings.sampling == "all", match=match)
             if settings.sampling == "collector":
                 _exemplars.set_gate(_NeverGate())
         self.processor = processor
