@@ -1,8 +1,10 @@
 """Settings: keyword arguments, then environment variables, then defaults; validated once.
 
 Every setting is declared once in ``SPECS`` with its environment variable, default, parser and a
-one-line description. The documentation's configuration reference is checked against this table.
-A bad value raises :class:`ConfigError` naming the setting, the value and what is accepted.
+one-line description. The documentation's configuration reference and ``obskit.init()``'s typed
+signature are generated from this table (``scripts/config_reference.py``; the tests check both).
+A bad value raises :class:`ConfigError` naming the setting, the value and what is accepted; a
+mistyped keyword gets the nearest setting's name.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from obskit import _suggest as suggest
 from obskit._identity import distribution_version
-from obskit._parsers import Parser
+from obskit._objects import OBJECTS, ObjectSpec
+from obskit._parsers import Parser, kind_of, typed
+from obskit._parsers import parse_address as _address
 from obskit._parsers import parse_bool as _bool
 from obskit._parsers import parse_choice as _choice
+from obskit._parsers import parse_header as _header
+from obskit._parsers import parse_header_names as _header_names
 from obskit._parsers import parse_level as _level
 from obskit._parsers import parse_logger_names as _logger_names
 from obskit._parsers import parse_names as _names
@@ -25,8 +32,17 @@ from obskit._parsers import parse_paths as _paths
 from obskit._parsers import parse_resource as _resource
 from obskit._parsers import parse_rules as _rules
 from obskit._parsers import parse_text as _text
+from obskit._parsers import parse_url as _url
 
-__all__ = ["SPECS", "ConfigError", "SettingSpec", "Settings", "load_settings"]
+__all__ = [
+    "OBJECTS",
+    "SPECS",
+    "ConfigError",
+    "ObjectSpec",
+    "SettingSpec",
+    "Settings",
+    "load_settings",
+]
 
 
 class ConfigError(ValueError):
@@ -43,6 +59,13 @@ class SettingSpec:
     parse: Parser
     accepted: str
     doc: str
+    # How the reference shows a default that is worked out at init() (empty: ``default`` itself).
+    default_doc: str = ""
+
+    @property
+    def kind(self) -> str | None:
+        """The type of the keyword argument in ``init()``'s signature (from the parser)."""
+        return kind_of(self.parse)
 
 
 # The revision a build was made from: obskit's own variable, then the variables CI systems and
@@ -80,31 +103,38 @@ def _collectors(value: Any) -> tuple[str, ...]:
     return names
 
 
+typed("str | Sequence[str]", _collectors)
+
+
 SPECS: tuple[SettingSpec, ...] = (
     # --- identity ---
     SettingSpec(
         "service_name",
         ("OTEL_SERVICE_NAME", "OBSKIT_SERVICE_NAME"),
-        None,
-        _optional(_text()),
+        "unknown_service",
+        _text(),
         "text",
         "Service name on every signal (service.name).",
+        "unknown_service (or service.name in OTEL_RESOURCE_ATTRIBUTES)",
     ),
     SettingSpec(
         "service_version",
         ("OBSKIT_SERVICE_VERSION",),
-        None,
-        _optional(_text()),
+        "0.0.0",
+        _text(),
         "text",
         "Service version (service.version).",
+        "service.version in OTEL_RESOURCE_ATTRIBUTES, else the version of an installed "
+        "distribution named service_name, else 0.0.0",
     ),
     SettingSpec(
         "environment",
         ("OBSKIT_ENVIRONMENT",),
-        None,
-        _optional(_text()),
+        "dev",
+        _text(),
         "text",
         "Deployment environment (deployment.environment.name).",
+        "dev (or deployment.environment.name in OTEL_RESOURCE_ATTRIBUTES)",
     ),
     SettingSpec(
         "vcs_revision",
@@ -231,8 +261,8 @@ SPECS: tuple[SettingSpec, ...] = (
         "metrics_addr",
         ("OBSKIT_METRICS_ADDR",),
         "127.0.0.1",
-        _text(),
-        "an address",
+        _address,
+        "an IP address or host name of this machine (0.0.0.0 or :: for all)",
         "Address the metrics server binds.",
     ),
     SettingSpec(
@@ -361,8 +391,8 @@ SPECS: tuple[SettingSpec, ...] = (
         "otlp_endpoint",
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
         None,
-        _optional(_text(4096)),
-        "a URL",
+        _optional(_url),
+        "an http:// or https:// URL",
         "Export kept spans over OTLP to this endpoint.",
     ),
     SettingSpec(
@@ -378,8 +408,9 @@ SPECS: tuple[SettingSpec, ...] = (
         ("OBSKIT_TRACE_SINK",),
         None,
         _optional(_text(4096)),
-        "a file path",
+        "a writable file path",
         "Local JSON-lines file of kept spans when no endpoint is set.",
+        "<tmp>/obskit-<service_name>-traces.jsonl",
     ),
     SettingSpec(
         "trace_console",
@@ -394,16 +425,16 @@ SPECS: tuple[SettingSpec, ...] = (
         "request_id_headers",
         ("OBSKIT_REQUEST_ID_HEADERS",),
         ("x-request-id", "x-correlation-id"),
-        _names,
-        "comma-separated header names",
+        _header_names,
+        "comma-separated HTTP header names (RFC 9110 tokens)",
         "Inbound headers read for the correlation id (the first is echoed).",
     ),
     SettingSpec(
         "tenant_header",
         ("OBSKIT_TENANT_HEADER",),
         "x-tenant-id",
-        _optional(_text()),
-        "a header name or none",
+        _optional(_header),
+        "an HTTP header name (RFC 9110 token) or none",
         "Inbound header carrying the tenant id.",
     ),
     SettingSpec(
@@ -477,18 +508,29 @@ class Settings:
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
     # Objects that cannot come from the environment (registries, callables).
     extras: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    # What init() should say about the configuration: overridden or mistyped variables.
+    notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
 
-_OBJECT_KWARGS = ("registry", "tenant_from", "redact_processor", "span_exporter", "keep_if")
+_OBJECT_BY_NAME = {spec.name: spec for spec in OBJECTS}
+_OBJECT_KWARGS = tuple(_OBJECT_BY_NAME)
+
+
+def _is_set(var: str, env: Mapping[str, str]) -> bool:
+    """Whether ``var`` counts as set: OpenTelemetry's variables are unset when empty."""
+    if var not in env:
+        return False
+    return bool(env[var].strip()) or not var.startswith("OTEL_")
 
 
 def load_settings(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Merge keyword arguments over environment variables over defaults, validating each value."""
+    from obskit import _otel_env
+
     env = os.environ if environ is None else environ
     unknown = set(kwargs) - set(_SPEC_BY_NAME) - set(_OBJECT_KWARGS)
     if unknown:
-        known = ", ".join(sorted([*_SPEC_BY_NAME, *_OBJECT_KWARGS]))
-        raise ConfigError(f"obskit.init() got unknown setting(s) {sorted(unknown)}; known: {known}")
+        raise ConfigError(suggest.unknown_keywords(unknown, [*_SPEC_BY_NAME, *_OBJECT_KWARGS]))
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in SPECS:
@@ -497,7 +539,7 @@ def load_settings(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None =
         else:
             raw, source = spec.default, "default"
             for var in spec.env:
-                if var in env:
+                if _is_set(var, env):
                     raw, source = env[var], var
                     break
         if source == "default":
@@ -505,21 +547,31 @@ def load_settings(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None =
         else:
             try:
                 values[spec.name] = spec.parse(raw)
-            except (ValueError, TypeError, OverflowError):
+            except (ValueError, TypeError, OverflowError) as exc:
                 where = (
                     "keyword argument" if source == "kwarg" else f"environment variable {source}"
                 )
+                reason = f" — {exc.args[0]}" if isinstance(exc, ValueError) and exc.args else ""
                 raise ConfigError(
-                    f"obskit setting {spec.name!r} ({where}) has invalid value {raw!r}; "
+                    f"obskit setting {spec.name!r} ({where}) has invalid value {raw!r}{reason}; "
                     f"accepted: {spec.accepted}"
                 ) from None
         sources[spec.name] = source
     _fill_identity(values, sources)
+    notices = [
+        *_otel_env.apply_sampler(values, sources, env),
+        *_otel_env.check_propagators(env),
+        *suggest.mistyped_variables(env, [v for spec in SPECS for v in spec.env]),
+    ]
     extras = {key: kwargs[key] for key in _OBJECT_KWARGS if kwargs.get(key) is not None}
-    for key in ("tenant_from", "redact_processor", "keep_if"):
-        if key in extras and not callable(extras[key]):
-            raise ConfigError(f"obskit setting {key!r} must be callable, got {extras[key]!r}")
-    return Settings(**values, sources=sources, extras=extras)
+    for key, value in extras.items():
+        spec_ = _OBJECT_BY_NAME[key]
+        if not spec_.check(value):
+            raise ConfigError(
+                f"obskit setting {key!r} must be {spec_.expected}, "
+                f"got {value!r} ({type(value).__name__})"
+            )
+    return Settings(**values, sources=sources, extras=extras, notices=tuple(notices))
 
 
 def _fill_identity(values: dict[str, Any], sources: dict[str, str]) -> None:
@@ -527,23 +579,21 @@ def _fill_identity(values: dict[str, Any], sources: dict[str, str]) -> None:
     OTEL_RESOURCE_ATTRIBUTES; the version, last, from the service's distribution metadata."""
     attrs: dict[str, str] = values["resource_attributes"]
     fallbacks = {
-        "service_name": (("service.name",), "unknown_service"),
-        "service_version": (("service.version",), None),
-        "environment": (("deployment.environment.name", "deployment.environment"), "dev"),
-        "vcs_revision": (("vcs.ref.head.revision",), None),
+        "service_name": ("service.name",),
+        "service_version": ("service.version",),
+        "environment": ("deployment.environment.name", "deployment.environment"),
+        "vcs_revision": ("vcs.ref.head.revision",),
     }
-    for name, (keys, default) in fallbacks.items():
-        if values[name] is not None:
+    for name, keys in fallbacks.items():
+        if sources[name] != "default":
             continue
         for key in keys:
             if attrs.get(key):
                 values[name] = attrs[key]
                 sources[name] = f"OTEL_RESOURCE_ATTRIBUTES[{key}]"
                 break
-        else:
-            values[name] = default
-    if values["service_version"] is None:
+    if sources["service_version"] == "default":
         found = distribution_version(values["service_name"])
-        values["service_version"] = found or "0.0.0"
         if found:
+            values["service_version"] = found
             sources["service_version"] = f"distribution metadata ({values['service_name']})"

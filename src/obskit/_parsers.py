@@ -1,16 +1,27 @@
 """Value parsers for settings: each accepts the typed value (a keyword argument) or a string
 (an environment variable), returns the normalised value, or raises ``ValueError``.
+
+A ``ValueError`` with a message adds that reason to the setting's error (``"no scheme: did you
+mean 'http://localhost:4318'?"``). Each parser carries ``kind``: the type its keyword argument
+takes in ``obskit.init()``'s signature (generated from the settings table).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 __all__ = [
     "Parser",
+    "kind_of",
+    "parse_address",
     "parse_bool",
     "parse_choice",
+    "parse_header",
+    "parse_header_names",
     "parse_level",
     "parse_names",
     "parse_number",
@@ -19,9 +30,24 @@ __all__ = [
     "parse_resource",
     "parse_rules",
     "parse_text",
+    "parse_url",
+    "typed",
 ]
 
 Parser = Callable[[Any], Any]
+P = TypeVar("P", bound=Parser)
+
+
+def typed(kind: str, parse: P) -> P:
+    """``parse`` marked with the type of its keyword argument in ``init()``'s signature."""
+    setattr(parse, "kind", kind)  # noqa: B010 - an attribute on a function object
+    return parse
+
+
+def kind_of(parse: Parser) -> str | None:
+    """The keyword argument's type ``parse`` was marked with, or None."""
+    kind = getattr(parse, "kind", None)
+    return kind if isinstance(kind, str) else None
 
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -36,13 +62,16 @@ def parse_bool(value: Any) -> bool:
     raise ValueError
 
 
+typed("bool", parse_bool)
+
+
 def parse_choice(*choices: str) -> Parser:
     def parse(value: Any) -> str:
         if isinstance(value, str) and value.strip().lower() in choices:
             return value.strip().lower()
         raise ValueError
 
-    return parse
+    return typed("Literal[" + ", ".join(f'"{choice}"' for choice in choices) + "]", parse)
 
 
 def parse_number(kind: type, low: float, high: float) -> Parser:
@@ -54,7 +83,7 @@ def parse_number(kind: type, low: float, high: float) -> Parser:
             raise ValueError
         return number
 
-    return parse
+    return typed("float" if kind is float else kind.__name__, parse)
 
 
 def parse_optional(inner: Parser) -> Parser:
@@ -63,7 +92,7 @@ def parse_optional(inner: Parser) -> Parser:
             return None
         return inner(value)
 
-    return parse
+    return typed(kind_of(inner) or "", parse)
 
 
 def parse_text(max_len: int = 256) -> Parser:
@@ -75,7 +104,7 @@ def parse_text(max_len: int = 256) -> Parser:
             raise ValueError
         return text
 
-    return parse
+    return typed("str", parse)
 
 
 def parse_names(value: Any) -> tuple[str, ...]:
@@ -91,6 +120,9 @@ def parse_names(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+typed("str | Sequence[str]", parse_names)
+
+
 def parse_logger_names(value: Any) -> tuple[str, ...]:
     """A comma-separated string or an iterable of strings -> a tuple of logger names (their case
     kept: ``PIL`` is not ``pil``)."""
@@ -104,6 +136,8 @@ def parse_logger_names(value: Any) -> tuple[str, ...]:
             names.append(item)
     return tuple(names)
 
+
+typed("str | Sequence[str]", parse_logger_names)
 
 parse_level = parse_choice("debug", "info", "warning", "error", "critical")
 
@@ -131,6 +165,9 @@ def parse_paths(value: Any) -> tuple[str, ...]:
     return tuple(paths)
 
 
+typed("str | Sequence[str]", parse_paths)
+
+
 def parse_rules(value: Any) -> tuple[tuple[str, str], ...]:
     """Attribute keep-rules: ``"tenant_id=acme,http.route=/pay"`` or a mapping of key to value."""
     pairs: list[tuple[str, str]] = []
@@ -152,6 +189,9 @@ def parse_rules(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+typed("str | Mapping[str, str]", parse_rules)
+
+
 def parse_resource(value: Any) -> dict[str, str]:
     """``OTEL_RESOURCE_ATTRIBUTES``: ``key=value,key2=value2`` (values percent-decoded)."""
     from urllib.parse import unquote
@@ -169,3 +209,86 @@ def parse_resource(value: Any) -> dict[str, str]:
             raise ValueError
         attrs[unquote(key.strip())] = unquote(val.strip())
     return attrs
+
+
+typed("str | Mapping[str, str]", parse_resource)
+
+# RFC 9110 section 5.6.2: a field name is a token, one or more of these characters.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_TEXT = "letters, digits and !#$%&'*+-.^_`|~, no spaces"
+
+
+def parse_header(value: Any) -> str:
+    """One HTTP header name (an RFC 9110 token), lower-cased."""
+    if not isinstance(value, str):
+        raise ValueError
+    name = value.strip()
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"{name!r} is not an HTTP header name ({_TOKEN_TEXT})")
+    return name.lower()
+
+
+typed("str", parse_header)
+
+
+def parse_header_names(value: Any) -> tuple[str, ...]:
+    """A comma-separated string or an iterable of header names -> lower-case tokens, in order."""
+    return tuple(parse_header(name) for name in parse_names(value))
+
+
+typed("str | Sequence[str]", parse_header_names)
+
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _is_host_name(text: str) -> bool:
+    labels = text.removesuffix(".").split(".")
+    return len(text) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def parse_address(value: Any) -> str:
+    """An address to bind: an IPv4 or IPv6 literal or a host name (``0.0.0.0`` for all)."""
+    if not isinstance(value, str):
+        raise ValueError
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        if not _is_host_name(text):
+            raise ValueError(f"{text!r} is neither an IP address nor a host name") from None
+        return text
+    return text.removeprefix("[").removesuffix("]")
+
+
+typed("str", parse_address)
+
+
+# What a URL without its scheme looks like: host or [v6 address], optional port and path.
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?:/\S*)?")
+
+
+def parse_url(value: Any) -> str:
+    """An ``http://`` or ``https://`` URL with a host (an OTLP endpoint)."""
+    if not isinstance(value, str):
+        raise ValueError
+    text = value.strip()
+    if len(text) > 4096 or any(ord(ch) <= 32 or ord(ch) == 127 for ch in text):
+        raise ValueError("not a URL (it has spaces or control characters)")
+    if "://" not in text:
+        hint = f": did you mean 'http://{text}'?" if _HOST_PORT.fullmatch(text) else ""
+        raise ValueError(f"no scheme{hint or ' (http:// or https://)'}")
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"the scheme {parts.scheme!r} is not http or https")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("no host")
+    del port
+    return text
+
+
+typed("str", parse_url)

@@ -14,16 +14,28 @@ import importlib.util
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from obskit import _guard, _locks
-from obskit._config import Settings, load_settings
+from obskit import _guard, _locks, _preflight
+from obskit._config import ConfigError, Settings, load_settings
 from obskit.logs import setup as log_setup
 
-__all__ = ["Component", "Runtime", "current", "generation", "init", "reset", "shutdown"]
+__all__ = [
+    "BUILDERS",
+    "EVERYTHING",
+    "LIVE",
+    "Component",
+    "Part",
+    "Runtime",
+    "current",
+    "generation",
+    "init",
+    "reset",
+    "shutdown",
+]
 
 _log = logging.getLogger("obskit")
 
@@ -40,14 +52,106 @@ class Component(Protocol):
         """Flush and stop within ``timeout`` seconds; never raise."""
 
 
-# The parts wired by ``Runtime.start``, in this order: "module:function" building a component
-# (or returning None when the settings leave it out). Tracing comes first so that metrics can
-# ask it whether a trace is kept (exemplars); the metrics server comes last.
-BUILDERS: tuple[tuple[str, str], ...] = (
-    ("tracing", "obskit.tracing.wiring:build"),
-    ("metrics", "obskit.metrics.wiring:build"),
-    ("collectors", "obskit.metrics.use.wiring:build"),
-    ("web", "obskit.web.wiring:build"),
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One component ``init()`` builds: where its builder is and which settings shape it.
+
+    A later ``init()`` rebuilds a part only when one of the settings it ``reads`` changed, or a
+    part it is built ``after`` (and holds a reference into) was rebuilt; the others keep their
+    state (RED counts, the tail sampler's pending traces, the metrics server's socket).
+    """
+
+    name: str
+    builder: str  # "module:function" returning the component, or None when switched off
+    reads: frozenset[str]
+    after: tuple[str, ...] = ()
+
+
+IDENTITY = frozenset({"service_name", "service_version", "environment", "resource_attributes"})
+# A change to one of these rebuilds every part.
+EVERYTHING = frozenset({"disabled", "registry"})
+# Settings read afresh at every (re)configuration without rebuilding a part: logging is
+# reconfigured in place; the middleware's request plan and the decorators' bindings are rebuilt
+# for every generation.
+LIVE = frozenset(
+    {
+        "log_level",
+        "log_format",
+        "log_stream",
+        "configure_logging",
+        "redact",
+        "redact_keys",
+        "redact_processor",
+        "log_buffer_level",
+        "log_quiet_loggers",
+        "request_id_headers",
+        "tenant_header",
+        "tenant_from",
+        "access_log",
+        "exclude",
+        "tracing",
+        "metrics",
+        "exemplars",
+    }
+)
+
+# The parts wired by ``Runtime.start``, in this order. Tracing comes first so that metrics can
+# ask it whether a trace is kept (exemplars); the USE collectors use the metrics part's shared
+# files; the web part holds the metrics store and the tracer.
+BUILDERS: tuple[Part, ...] = (
+    Part(
+        "tracing",
+        "obskit.tracing.wiring:build",
+        IDENTITY
+        | {
+            "tracing",
+            "sampling",
+            "baseline_ratio",
+            "slow_threshold_ms",
+            "slow_per_route",
+            "keep_rules",
+            "keep_if",
+            "trace_timeout_s",
+            "max_traces",
+            "max_spans_per_trace",
+            "max_buffer_bytes",
+            "otlp_endpoint",
+            "otlp_protocol",
+            "trace_sink",
+            "trace_console",
+            "span_exporter",
+            "exemplars",
+            "metrics",
+            "log_level",
+            "log_buffer_level",
+        },
+    ),
+    Part(
+        "metrics",
+        "obskit.metrics.wiring:build",
+        IDENTITY
+        | {
+            "metrics",
+            "metrics_port",
+            "metrics_addr",
+            "multiprocess_dir",
+            "label_top_k",
+            "label_allow",
+            "exemplars",
+        },
+    ),
+    Part(
+        "collectors",
+        "obskit.metrics.use.wiring:build",
+        frozenset({"metrics", "collectors"}),
+        after=("metrics",),
+    ),
+    Part(
+        "web",
+        "obskit.web.wiring:build",
+        frozenset({"tracing", "metrics", "request_id_headers"}),
+        after=("tracing", "metrics"),
+    ),
 )
 
 
@@ -70,8 +174,12 @@ class Runtime:
     generation: int
     pid: int = dataclasses.field(default_factory=os.getpid)
     components: dict[str, Component] = dataclasses.field(default_factory=dict)
-    # Collectors registered on ``registry`` by this runtime, unregistered on shutdown.
-    collectors: list[Any] = dataclasses.field(default_factory=list)
+    # Collectors registered on ``registry``, by the part that registered them (unregistered
+    # when that part is shut down or rebuilt).
+    owned: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    # The keyword arguments of every init() since the last shutdown(), later ones winning.
+    given: dict[str, Any] = dataclasses.field(default_factory=dict)
+    _building: str = "runtime"
 
     @property
     def disabled(self) -> bool:
@@ -81,44 +189,69 @@ class Runtime:
     def register(self, collector: Any) -> None:
         """Register a Prometheus collector on the runtime's registry, remembered for shutdown."""
         self.registry.register(collector)
-        self.collectors.append(collector)
+        self.owned.setdefault(self._building, []).append(collector)
 
     def start(self) -> None:
-        """Configure logs, then every component builder in order."""
+        """Configure logs, then build every part not carried over from the previous runtime.
+
+        A ``ConfigError`` from a builder (a setting found unusable only while building) is
+        raised for ``init()`` to undo this runtime; any other failure of a part is counted and
+        logged, and the rest of obskit is wired without it.
+        """
         if self.disabled:
             return
         # The registry's lock (held by a scrape or a registration at a fork) is re-made in the
         # child too: obskit's scrapes and registrations there must not wait for ever.
         _locks.adopt(getattr(self.registry, "_lock", None))
         log_setup.configure(self.settings)
-        if self.settings.metrics:
-            self.register(_guard.InternalErrorCollector())
-        for name, path in BUILDERS:
+        for part in BUILDERS:
+            if part.name in self.components:
+                continue  # kept, with its state, from the previous runtime
+            self._building = part.name
             try:
-                builder = _load_builder(path)
+                if part.name == "metrics" and self.settings.metrics:
+                    self.register(_guard.InternalErrorCollector())
+                builder = _load_builder(part.builder)
                 component = builder(self) if builder is not None else None
+            except ConfigError:
+                raise
             except Exception as exc:
-                _guard.report(f"init.{name}", exc)
+                _guard.report(f"init.{part.name}", exc)
                 continue
+            finally:
+                self._building = "runtime"
             if component is not None:
-                self.components[name] = component
+                self.components[part.name] = component
+
+    def close_parts(self, names: Collection[str], timeout: float) -> None:
+        """Shut the named parts down in reverse order within ``timeout``; never raises."""
+        deadline = time.monotonic() + timeout
+        for part in reversed(BUILDERS):
+            if part.name not in names:
+                continue
+            component = self.components.pop(part.name, None)
+            if component is not None:
+                remaining = max(0.0, deadline - time.monotonic())
+                try:
+                    component.shutdown(remaining)
+                except Exception as exc:
+                    _guard.report(f"shutdown.{part.name}", exc)
+            for collector in self.owned.pop(part.name, []):
+                try:
+                    self.registry.unregister(collector)
+                except KeyError:
+                    pass
 
     def close(self, timeout: float) -> None:
-        """Shut components down in reverse order within ``timeout`` overall; never raises."""
-        deadline = time.monotonic() + timeout
-        for name, component in reversed(list(self.components.items())):
-            remaining = max(0.0, deadline - time.monotonic())
-            try:
-                component.shutdown(remaining)
-            except Exception as exc:
-                _guard.report(f"shutdown.{name}", exc)
-        self.components.clear()
-        for collector in self.collectors:
-            try:
-                self.registry.unregister(collector)
-            except KeyError:
-                pass
-        self.collectors.clear()
+        """Shut every part down in reverse order within ``timeout``; never raises."""
+        self.close_parts([part.name for part in BUILDERS], timeout)
+        for collectors in self.owned.values():
+            for collector in collectors:
+                try:
+                    self.registry.unregister(collector)
+                except KeyError:
+                    pass
+        self.owned.clear()
         if not self.disabled:
             log_setup.unconfigure()
 
@@ -140,44 +273,119 @@ def generation() -> int:
 
 
 def init(**kwargs: Any) -> Runtime:
-    """Validate settings and wire everything; a repeat call with the same settings is a no-op."""
+    """Validate settings and wire what they change; a repeat call naming nothing new is a no-op.
+
+    Keyword arguments accumulate over calls until ``shutdown()``: a later call changes what it
+    names and keeps the rest. Everything that can be checked is checked before anything is
+    touched, so a ``ConfigError`` leaves the previous runtime (if any) exactly as it was. A
+    setting found unusable only while building (rare: the metrics port taken between the check
+    and the bind) undoes the new runtime and leaves obskit uninitialised, as after shutdown().
+    """
     global _runtime, _generation
-    settings = load_settings(kwargs)
     with _lock:
-        previous = _runtime
-        if previous is not None and previous.pid == os.getpid():
-            if previous.settings == settings and previous.settings.extras == settings.extras:
-                return previous
-            changed = _changed(previous.settings, settings)
-            previous.close(timeout=5.0)
-        else:
-            changed = None
+        live = _runtime
+        previous = live if live is not None and live.pid == os.getpid() else None
+        given = {**(live.given if live is not None else {})}
+        given.update({key: value for key, value in kwargs.items() if value is not None})
+        settings = load_settings(given)
+        if previous is not None and not _changed(previous.settings, settings):
+            previous.given = given
+            return previous
+        changed = _changed(previous.settings, settings) if previous is not None else []
+        rebuild = _to_rebuild(previous, changed)
+        _preflight.check(settings, port="metrics" in rebuild and not _serves(previous, settings))
+        kept: dict[str, Component] = {}
+        owned: dict[str, list[Any]] = {}
+        if previous is not None:
+            previous.close_parts(rebuild, timeout=5.0)
+            kept, owned = dict(previous.components), dict(previous.owned)
         _generation += 1
         registry = settings.extras.get("registry") or REGISTRY
-        runtime = Runtime(settings=settings, registry=registry, generation=_generation)
+        runtime = Runtime(
+            settings=settings,
+            registry=registry,
+            generation=_generation,
+            components=kept,
+            owned=owned,
+            given=given,
+        )
         _runtime = runtime
         _install_fork_hook()
-        runtime.start()
-    if changed:
-        _log.warning("obskit reconfigured; changed settings: %s", ", ".join(changed))
+        try:
+            runtime.start()
+        except ConfigError:
+            _runtime = None
+            _generation += 1
+            runtime.close(timeout=2.0)
+            raise
+    for notice in settings.notices:
+        _log.warning("obskit: %s", notice)
+    if previous is not None:
+        _log.warning(
+            "obskit reconfigured: %s (rebuilt: %s; kept: %s)",
+            "; ".join(_describe(name, previous.settings, settings) for name in changed),
+            ", ".join(name for name in _PART_NAMES if name in rebuild) or "nothing",
+            ", ".join(name for name in _PART_NAMES if name not in rebuild) or "nothing",
+        )
     return runtime
+
+
+_PART_NAMES = tuple(part.name for part in BUILDERS)
+
+
+def _to_rebuild(previous: Runtime | None, changed: Collection[str]) -> set[str]:
+    """The parts a change of ``changed`` settings rebuilds (all of them for a first init)."""
+    if previous is None or previous.disabled or EVERYTHING & set(changed):
+        return set(_PART_NAMES)
+    rebuild: set[str] = set()
+    for part in BUILDERS:
+        if part.reads & set(changed) or rebuild & set(part.after):
+            rebuild.add(part.name)
+    return rebuild
+
+
+def _serves(previous: Runtime | None, settings: Settings) -> bool:
+    """Whether the previous runtime's metrics server holds the address the new one binds."""
+    server = getattr(previous.components.get("metrics"), "server", None) if previous else None
+    return server is not None and (server.addr, server.port) == (
+        settings.metrics_addr,
+        settings.metrics_port,
+    )
 
 
 def _changed(old: Settings, new: Settings) -> list[str]:
     names = [f.name for f in dataclasses.fields(Settings) if f.compare]
     diff = [n for n in names if getattr(old, n) != getattr(new, n)]
-    if old.extras != new.extras:
-        diff.extend(
-            sorted(
-                set(old.extras) ^ set(new.extras)
-                | {
-                    k
-                    for k in set(old.extras) & set(new.extras)
-                    if old.extras[k] is not new.extras[k]
-                }
-            )
+    diff.extend(
+        sorted(
+            key
+            for key in set(old.extras) | set(new.extras)
+            if old.extras.get(key) is not new.extras.get(key)
         )
+    )
     return diff
+
+
+def _describe(name: str, old: Settings, new: Settings) -> str:
+    """``name: old → new`` for the reconfiguration line (objects by type, URLs without secrets)."""
+    if name in old.extras or name in new.extras:
+        before, after = old.extras.get(name), new.extras.get(name)
+        return f"{name}: {_object(before)} → {_object(after)}"
+    return f"{name}: {_shown(getattr(old, name))} → {_shown(getattr(new, name))}"
+
+
+def _object(value: Any) -> str:
+    return "unset" if value is None else f"<{type(value).__name__}>"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str) and "@" in value and "://" in value:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.username or parts.password:
+            value = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return "unset" if value is None else repr(value)
 
 
 def shutdown(timeout: float = 5.0) -> None:

@@ -207,10 +207,14 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # scrapes are not worth a log line each
 
+        # An IPv6 address (or a name resolving only to one) needs an AF_INET6 socket.
+        family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             # A restarted process must be able to take its port back at once.
             allow_reuse_address = True
+            address_family = family[0][0]
 
             def server_bind(self) -> None:
                 # Workers of one server each listen on the same port and the kernel spreads

@@ -20,7 +20,9 @@ from prometheus_client.registry import Collector
 
 from obskit import _locks
 from obskit import _runtime as _rt
+from obskit._config import ConfigError
 from obskit._identity import Identity, identity, iso_time, process_start_time
+from obskit._preflight import metrics_url
 from obskit.metrics import catalogue, multiprocess
 from obskit.metrics._store import Store
 from obskit.metrics.cardinality import CardinalityGuard
@@ -102,14 +104,21 @@ class MetricsComponent:
 
     def _start_server(self, port: int, addr: str) -> MetricsServer | None:
         shared = self.multiprocess is not None
+        reuse_port = shared and hasattr(socket, "SO_REUSEPORT")
         try:
-            return MetricsServer(port, addr, reuse_port=shared and hasattr(socket, "SO_REUSEPORT"))
+            server = MetricsServer(port, addr, reuse_port=reuse_port)
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE and shared:
+            if exc.errno == errno.EADDRINUSE and shared and not reuse_port:
                 # Another worker of this server serves the port; its scrapes show every worker.
+                _log.info("obskit metrics: port %s is served by another worker", port)
                 return None
-            _log.warning("obskit: cannot serve metrics on %s:%s: %s", addr, port, exc)
-            return None
+            # init() checked the port before building; another process took it since.
+            raise ConfigError(
+                f"obskit setting 'metrics_port' is {port}, which cannot be served at {addr} "
+                f"({exc.strerror or exc})"
+            ) from None
+        _log.info("obskit metrics: serving %s", metrics_url(server.addr, server.port))
+        return server
 
     def guard(self, label: str) -> CardinalityGuard:
         """The runtime's guard for a high-cardinality ``label`` (tenant_id, user_id, ...).
