@@ -1,4 +1,4 @@
-"""Terminal rendering for the demo report: aligned tables, headings and a waterfall of bars.
+"""Terminal rendering shared by the command line: aligned tables, headings, a waterfall of bars.
 
 Styling (bold headings, colour) only when writing to a terminal; plain text when piped.
 """

@@ -38,7 +38,11 @@ COMMANDS: dict[str, Command] = {
         "run the sample service, drive traffic, print the report",
         extra="demo",
     ),
-    "doctor": Command("obskit._doctor", "print the effective configuration and what is wired"),
+    "doctor": Command(
+        "obskit._doctor",
+        "print the effective configuration and what is wired, for the environment or an app",
+    ),
+    "traces": Command("obskit._traces", "print the kept traces of the local trace file as trees"),
     "canary": Command(
         "obskit.canary.cli",
         "judge a canary against its baseline: judge (Prometheus), watch (/metrics), serve",

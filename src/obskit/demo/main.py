@@ -23,8 +23,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from obskit._terminal import Style
 from obskit.demo import report, traffic
-from obskit.demo.render import Style
 
 __all__ = ["add_arguments", "run"]
 

@@ -7,13 +7,16 @@ can check every figure against the artifacts it came from.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from obskit._terminal import Bar, Style, table, waterfall
+from obskit._tracefile import bars as waterfall_bars
+from obskit._tracefile import trace_rule
 from obskit.demo.analysis import Red, Scrape, read_jsonl, red_by
-from obskit.demo.render import Bar, Style, table, waterfall
 from obskit.demo.traffic import Outcome
 
 __all__ = ["build", "render"]
@@ -71,14 +74,6 @@ def _traces(spans: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return by_trace
 
 
-def _trace_rule(spans: Sequence[dict[str, Any]]) -> str:
-    for span in spans:
-        rule = span.get("attributes", {}).get("obskit.sampling.rule")
-        if rule:
-            return str(rule)
-    return "unknown"
-
-
 def _sampling(name: str, scrape: Scrape, spans: list[dict[str, Any]]) -> dict[str, Any]:
     decided: defaultdict[str, float] = defaultdict(float)
     for sample in scrape.find("obskit_tail_decisions_total"):
@@ -86,7 +81,7 @@ def _sampling(name: str, scrape: Scrape, spans: list[dict[str, Any]]) -> dict[st
     kept_spans = scrape.total("obskit_tail_spans_total", decision="kept")
     dropped_spans = scrape.total("obskit_tail_spans_total", decision="dropped")
     traces = _traces(spans)
-    kept_by_rule = Counter(_trace_rule(trace) for trace in traces.values())
+    kept_by_rule = Counter(trace_rule(trace) for trace in traces.values())
     total_traces = sum(decided.values())
     return {
         "service": name,
@@ -114,7 +109,7 @@ def _pick_waterfall(
     """The slowest kept slow trace that crosses both services."""
     best: tuple[float, str] | None = None
     for trace_id, spans in traces.items():
-        if _trace_rule(spans) != "slow":
+        if trace_rule(spans) != "slow":
             continue
         if len({span.get("service") for span in spans}) < services:
             continue
@@ -124,24 +119,6 @@ def _pick_waterfall(
         if best is None or duration > best[0]:
             best = (duration, trace_id)
     return None if best is None else (best[1], traces[best[1]])
-
-
-def _ordered_spans(spans: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """Spans depth-first from the root, each with its depth (for indentation)."""
-    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    ids = {span["span_id"] for span in spans}
-    for span in spans:
-        parent = span.get("parent_span_id")
-        children[parent if parent in ids else None].append(span)
-    ordered: list[tuple[int, dict[str, Any]]] = []
-
-    def visit(parent: str | None, depth: int) -> None:
-        for span in sorted(children.get(parent, []), key=lambda s: s["start_time_unix_nano"]):
-            ordered.append((depth, span))
-            visit(span["span_id"], depth + 1)
-
-    visit(None, 0)
-    return ordered
 
 
 def build(
@@ -170,17 +147,7 @@ def build(
 
     all_traces = _traces([*spans["shop"], *spans["inventory"]])
     picked = _pick_waterfall(all_traces)
-    bars = []
-    if picked is not None:
-        for depth, span in _ordered_spans(picked[1]):
-            bars.append(
-                {
-                    "label": f"{'  ' * depth}{span.get('service')}: {span['name']}",
-                    "start_s": span["start_time_unix_nano"] / 1e9,
-                    "end_s": span["end_time_unix_nano"] / 1e9,
-                    "failed": span.get("status") == "ERROR",
-                }
-            )
+    bars = [dataclasses.asdict(bar) for bar in waterfall_bars(picked[1])] if picked else []
 
     example_id = failed_ids[0] if failed_ids else None
     example_lines = sorted(
