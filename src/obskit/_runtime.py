@@ -33,6 +33,7 @@ __all__ = [
     "current",
     "generation",
     "init",
+    "live_collectors",
     "reset",
     "shutdown",
 ]
@@ -186,6 +187,11 @@ class Runtime:
         """Whether obskit was switched off (``OTEL_SDK_DISABLED``): every part is a no-op."""
         return self.settings.disabled
 
+    @property
+    def collectors(self) -> list[Any]:
+        """Every collector the parts of this runtime registered (kept parts' included)."""
+        return [collector for owned in self.owned.values() for collector in owned]
+
     def register(self, collector: Any) -> None:
         """Register a Prometheus collector on the runtime's registry, remembered for shutdown."""
         self.registry.register(collector)
@@ -265,6 +271,12 @@ _fork_hook_installed = False
 def current() -> Runtime | None:
     """The live runtime, or None before ``init()`` / after ``shutdown()``."""
     return _runtime
+
+
+def live_collectors() -> list[Any]:
+    """The collectors of the live runtime (a part kept across init() calls reads it anew)."""
+    runtime = _runtime
+    return runtime.collectors if runtime is not None else []
 
 
 def generation() -> int:

@@ -78,8 +78,9 @@ class MetricsComponent:
             self._scrape: Collector = runtime.registry
         else:
             # obskit's own collectors (USE, tail sampler, internal errors) are registered on
-            # the runtime: read at each publication, so those built after this one count too.
-            self.publisher = Publisher(lambda: list(runtime.collectors), mp.value_class)
+            # the runtime: read at each publication, so those built after this one count too
+            # (and those of parts a later init() rebuilt while this one was kept).
+            self.publisher = Publisher(_rt.live_collectors, mp.value_class)
             self._scrape = WorkerScrape(runtime.registry, mp.collector(), self.publisher)
         self._guards: dict[str, CardinalityGuard] = {}
         self._lock = _locks.lock()
