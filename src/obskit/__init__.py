@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from obskit.metrics.business import business_event
     from obskit.metrics.exposition import (
         metrics_asgi_app,
+        metrics_django_view,
         metrics_wsgi_app,
         start_metrics_server,
     )
@@ -50,6 +51,7 @@ _HOMES = {
     "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
     "mark_deploy": "obskit.incident.markers",
     "metrics_asgi_app": "obskit.metrics.exposition",
+    "metrics_django_view": "obskit.metrics.exposition",
     "metrics_wsgi_app": "obskit.metrics.exposition",
     "monitor_event_loop": "obskit.metrics.use.event_loop",
     "red": "obskit.metrics.red",
@@ -80,6 +82,7 @@ __all__ = [
     "instrument_sqlalchemy",
     "mark_deploy",
     "metrics_asgi_app",
+    "metrics_django_view",
     "metrics_wsgi_app",
     "monitor_event_loop",
     "red",

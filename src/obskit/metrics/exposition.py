@@ -28,6 +28,7 @@ __all__ = [
     "MetricsASGIApp",
     "MetricsServer",
     "metrics_asgi_app",
+    "metrics_django_view",
     "metrics_wsgi_app",
     "render",
     "start_metrics_server",
@@ -97,6 +98,28 @@ def metrics_wsgi_app(registry: Collector | None = None) -> Callable[..., Iterabl
         return [b"" if method == "HEAD" else body]
 
     return app
+
+
+# --- Django -------------------------------------------------------------------------------------
+
+
+def metrics_django_view(request: Any) -> Any:
+    """A Django view answering GET/HEAD with the metrics exposition of the current runtime.
+
+    ``path("metrics", obskit.metrics_django_view)`` in ``urlpatterns``; Django is imported only
+    when a scrape arrives. The runtime's default ``exclude`` keeps ``/metrics`` out of RED.
+    """
+    from django.http import HttpResponse, HttpResponseNotAllowed
+
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    body, headers = render(
+        scrape_source(None), request.headers.get("Accept"), request.headers.get("Accept-Encoding")
+    )
+    response = HttpResponse(b"" if request.method == "HEAD" else body)
+    for name, value in headers:
+        response[name] = value
+    return response
 
 
 # --- ASGI ---------------------------------------------------------------------------------------
