@@ -68,7 +68,9 @@ class Part:
     after: tuple[str, ...] = ()
 
 
-IDENTITY = frozenset({"service_name", "service_version", "environment", "resource_attributes"})
+IDENTITY = frozenset(
+    {"service_name", "service_version", "environment", "vcs_revision", "resource_attributes"}
+)
 # A change to one of these rebuilds every part.
 EVERYTHING = frozenset({"disabled", "registry"})
 # Settings read afresh at every (re)configuration without rebuilding a part: logging is
