@@ -163,7 +163,10 @@ def test_excluded_requests_leave_the_tail_sampler_nothing_to_decide() -> None:
             if sample.name.endswith("_total")
         )
         access = [x["path"] for x in capture.logs if x.get("logger") == "obskit.access"]
-    assert (0, 1) == (pending, decisions)
+        in_flight = capture.sample(
+            "http_server_active_requests", {"http_request_method": "GET", "url_scheme": "http"}
+        )
+    assert (0, 1, 0) == (pending, decisions, in_flight)
     assert ["/items/1"] == access
 
 

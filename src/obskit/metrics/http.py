@@ -73,6 +73,16 @@ class HttpServerMetrics:
         except Exception as exc:
             _guard.report("metrics.http", exc)
 
+    def request_left_out(self, method: str, scheme: str = "http") -> None:
+        """One fewer in flight, nothing recorded: a request excluded once its route was known."""
+        try:
+            child = self._active.get((method, scheme))
+            if child is None:
+                child = self._active_child(method, scheme)
+            child.leave()
+        except Exception as exc:
+            _guard.report("metrics.http", exc)
+
     def request_finished(
         self,
         method: str,

@@ -127,6 +127,7 @@ class Exchange:
     __slots__ = (
         "client",
         "correlation_id",
+        "counted",
         "ctx_token",
         "fields",
         "method",
@@ -161,6 +162,7 @@ class Exchange:
         self.client: str | None = None
         # An excluded request: ids and context as usual, nothing recorded (see begin, finish).
         self.quiet = path in plan.excluded_paths
+        self.counted = True  # in the in-flight gauge (a WebSocket session is not)
 
     def begin(
         self,
@@ -173,6 +175,8 @@ class Exchange:
     ) -> None:
         """Bind ids to the context and start the SERVER span (as the current span)."""
         plan = self.plan
+        if not counted:
+            self.counted = False
         cid = self.correlation_id = correlation_id or context.new_id()
         self.tenant_id = tenant_id
         fields = {context.CORRELATION_ID: cid}
@@ -313,11 +317,15 @@ class Exchange:
             self.leave()
 
     def forget(self) -> None:
-        """End an excluded request: no access line, no RED; its span, if one was started before
-        the route was known, is dropped with its trace (where the tail sampler can: a request
+        """End an excluded request: no access line, no RED (its in-flight count, taken before
+        the route was known, is given back); its span, if one was started, is dropped with its
+        trace (where the tail sampler can: a request
         whose handler started child spans is decided by the usual rules)."""
         span, self.span = self.span, None
         try:
+            metrics = self.plan.metrics
+            if metrics is not None and not self.quiet and self.counted:
+                metrics.request_left_out(self.method_label, self.scheme)  # started in begin()
             if span is not None and not (
                 type(span) is ServerSpan and span._origin.sampler.forget_server_span(span)
             ):
