@@ -7,7 +7,7 @@ copy of its creator's context), ``asyncio.to_thread`` (which copies the context)
 
 ``bound()`` sets with a token and resets in ``finally``. ``bind()`` sets for the rest of the
 current *unit of work*: a request (the middlewares end it when the request ends) or a call of an
-``@obskit.red`` function made outside any request (see :func:`call_in_scope`). What a handler binds
+``@obskit.red`` function made outside any request (see :func:`end_unit`). What a handler binds
 with ``structlog.contextvars.bind_contextvars`` ends with its unit of work as well, although
 structlog gives such a bind no token to reset: see :func:`structlog_snapshot`.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -31,13 +31,13 @@ __all__ = [
     "USER_ID",
     "bind",
     "bound",
-    "call_in_scope",
-    "call_in_scope_async",
     "carry",
     "clean_id",
+    "end_unit",
     "get_context",
     "new_id",
     "restore_structlog",
+    "set_fields",
     "set_loop_hook",
     "structlog_snapshot",
     "unbind",
@@ -159,58 +159,23 @@ def restore_structlog(snapshot: Any) -> None:
             variable.set(before)
 
 
-def call_in_scope(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Call ``fn`` as one unit of work: with a fresh correlation id, and with whatever it binds
-    (``bind()``, structlog's ``bind_contextvars``) undone when it returns.
+#: The fields variable's setter, for entry points that open a unit of work inline
+#: (``@obskit.red``); pair with :func:`end_unit`.
+set_fields: Final = _fields.set
 
-    ``@obskit.red`` calls a function this way when no unit of work is open (no request, no
-    outer decorated call); other context variables the function sets are left alone.
+
+def end_unit(token: contextvars.Token[dict[str, Any]], snapshot: Any) -> None:
+    """End a unit of work opened with ``token = set_fields({..., CORRELATION_ID: new_id()})``:
+    undo structlog's binds made since ``snapshot``, then restore obskit's fields exactly.
+
+    Never raises: a unit that ended in another context than it began in (only possible by
+    entering a Context by hand) is counted, and ends with that context instead.
     """
-    current = _fields.get()
-    token = _fields.set({**current, CORRELATION_ID: new_id()})
-    # (Inline: while structlog has no variable, a unit of work costs it two checks.)
-    snapshot = (
-        contextvars.copy_context()
-        if _STRUCTLOG_VARS
-        else (NO_SNAPSHOT if _STRUCTLOG_VARS is not None else structlog_snapshot())
-    )
     try:
-        return fn(*args, **kwargs)
-    finally:
         if _STRUCTLOG_VARS or _STRUCTLOG_VARS is None:
-            _forget_structlog(snapshot)
-        _end_scope(token)
-
-
-async def call_in_scope_async(
-    fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-) -> R:
-    """:func:`call_in_scope` for a coroutine function (the scope spans the awaited call)."""
-    current = _fields.get()
-    token = _fields.set({**current, CORRELATION_ID: new_id()})
-    snapshot = structlog_snapshot()
-    try:
-        return await fn(*args, **kwargs)
-    finally:
-        _forget_structlog(snapshot)
-        _end_scope(token)
-
-
-def _forget_structlog(snapshot: Any) -> None:
-    try:
-        restore_structlog(snapshot)
-    except Exception as exc:  # never raised into the caller: counted
-        from obskit import _guard
-
-        _guard.report("context.scope", exc)
-
-
-def _end_scope(token: contextvars.Token[dict[str, Any]]) -> None:
-    try:
+            restore_structlog(snapshot)
         _fields.reset(token)
-    except (ValueError, RuntimeError) as exc:
-        # The call ended in another context than it started in (only possible by entering a
-        # Context by hand): the scope ends with that context instead. Counted, never raised.
+    except Exception as exc:
         from obskit import _guard
 
         _guard.report("context.scope", exc)

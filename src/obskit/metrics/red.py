@@ -18,6 +18,7 @@ a real tracer is installed: with the no-op tracer that code is not reached at al
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
@@ -42,10 +43,18 @@ __all__ = ["FUNCTION_BUCKETS", "red"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# A call made outside any unit of work (no request, no outer decorated call) opens one: a fresh
+# correlation id, and whatever it binds (obskit's fields, structlog's) ends with it. Inline in
+# the wrappers: a call inside a request pays one dict lookup for it.
 _CORRELATION_ID = _context.CORRELATION_ID
 _current_fields = _context.current_fields
-_call_in_scope = _context.call_in_scope
-_call_in_scope_async = _context.call_in_scope_async
+_set_fields = _context.set_fields
+_new_id = _context.new_id
+_end_unit = _context.end_unit
+_structlog_vars = _context.STRUCTLOG_VARS
+_NO_SNAPSHOT = _context.NO_SNAPSHOT
+_structlog_snapshot = _context.structlog_snapshot
+_copy_context = contextvars.copy_context
 
 # --- the traced path (a real tracer is installed): cost is dominated by the span itself ---------
 
@@ -102,36 +111,49 @@ def _wrap_sync(fn: Callable[P, R], site: Site) -> Callable[P, R]:
             b = site.rebind()
         if b.off:
             return fn(*args, **kwargs)
-        if _CORRELATION_ID not in _current_fields():
-            # No unit of work is open (no request, no outer decorated call): this call is one.
-            return _call_in_scope(wrapper, *args, **kwargs)
-        if b.tracer is not None:
-            call = _begin(b)
-            if call is None:
-                return fn(*args, **kwargs)
+        outer = _current_fields()
+        if _CORRELATION_ID in outer:
+            unit = snapshot = None
+        else:  # this call is a unit of work (see above)
+            unit = _set_fields({**outer, _CORRELATION_ID: _new_id()})
+            snapshot = (
+                _copy_context()
+                if _structlog_vars
+                else _NO_SNAPSHOT
+                if _structlog_vars is not None
+                else _structlog_snapshot()
+            )
+        try:
+            if b.tracer is not None:
+                call = _begin(b)
+                if call is None:
+                    return fn(*args, **kwargs)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    call.finish(exc)
+                    raise
+                call.finish(None)
+                return result
+            # The untraced path, inline: this is the one the benchmark measures. ``enter`` and
+            # ``leave`` are C-level counters; observe() is a bisect and one uncontended lock.
+            b.enter()
+            start = perf_counter()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                call.finish(exc)
+                _failed(b, exc, perf_counter() - start)
                 raise
-            call.finish(None)
+            duration = perf_counter() - start
+            try:
+                b.leave()
+                b.ok.observe(duration)
+            except Exception as internal:
+                _guard.report("metrics.red", internal)
             return result
-        # The untraced path, inline: this is the one the benchmark measures. ``enter`` and
-        # ``leave`` are C-level counters; observe() is a bisect and one uncontended lock.
-        b.enter()
-        start = perf_counter()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            _failed(b, exc, perf_counter() - start)
-            raise
-        duration = perf_counter() - start
-        try:
-            b.leave()
-            b.ok.observe(duration)
-        except Exception as internal:
-            _guard.report("metrics.red", internal)
-        return result
+        finally:
+            if unit is not None:
+                _end_unit(unit, snapshot)
 
     return wrapper
 
@@ -144,31 +166,39 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
             b = site.rebind()
         if b.off:
             return await fn(*args, **kwargs)
-        if _CORRELATION_ID not in _current_fields():
-            return await _call_in_scope_async(wrapper, *args, **kwargs)
+        outer = _current_fields()
+        if _CORRELATION_ID in outer:
+            unit = snapshot = None
+        else:  # this call is a unit of work (see above); it spans the awaited call
+            unit = _set_fields({**outer, _CORRELATION_ID: _new_id()})
+            snapshot = _structlog_snapshot()
         # A worker's loop may run no middleware: its lag is watched from here (one identity
         # check once the loop is known).
         _ensure_loop_monitor()
-        if b.tracer is not None:
-            call = _begin(b)
-            if call is None:
-                return await fn(*args, **kwargs)
+        try:
+            if b.tracer is not None:
+                call = _begin(b)
+                if call is None:
+                    return await fn(*args, **kwargs)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    call.finish(exc)
+                    raise
+                call.finish(None)
+                return result
+            b.enter()
+            start = perf_counter()
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                call.finish(exc)
+                _failed(b, exc, perf_counter() - start)
                 raise
-            call.finish(None)
+            _succeeded(b, perf_counter() - start)
             return result
-        b.enter()
-        start = perf_counter()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            _failed(b, exc, perf_counter() - start)
-            raise
-        _succeeded(b, perf_counter() - start)
-        return result
+        finally:
+            if unit is not None:
+                _end_unit(unit, snapshot)
 
     return wrapper
 
