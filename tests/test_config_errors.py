@@ -147,8 +147,9 @@ def test_default_trace_sink_in_an_unusable_directory_fails_init(
 ) -> None:
     """With no endpoint and no trace_sink, the default file's directory is checked too."""
     monkeypatch.setattr(tempfile, "tempdir", os.path.join(_a_file(machine), "tmp"))
-    with pytest.raises(ConfigError, match="'trace_sink' \\(default\\)"):
+    with pytest.raises(ConfigError, match="'trace_sink' \\(default\\)") as info:
         obskit.init(registry=machine.registry)
+    assert "set OBSKIT_TRACE_SINK to a writable file" in str(info.value)
     machine.assert_untouched()
 
 

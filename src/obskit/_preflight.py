@@ -78,8 +78,17 @@ def _check_export(settings: Settings) -> None:
         return
     from obskit.tracing.sinks import default_sink_path
 
-    path = settings.trace_sink or default_sink_path(settings.service_name)
-    _writable_file(settings, "trace_sink", path)
+    if settings.trace_sink:
+        _writable_file(settings, "trace_sink", settings.trace_sink)
+        return
+    try:
+        _writable_file(settings, "trace_sink", default_sink_path(settings.service_name))
+    except ConfigError as exc:
+        # Nothing was configured: say what to configure (a read-only container, typically).
+        raise ConfigError(
+            f"{exc}. Kept traces need somewhere to go: set OBSKIT_TRACE_SINK to a writable file, "
+            "OTEL_EXPORTER_OTLP_ENDPOINT to export them, or OBSKIT_TRACING=false"
+        ) from None
 
 
 def _writable_file(settings: Settings, name: str, path: str) -> None:
