@@ -13,7 +13,10 @@ the services behave as described above): ``--version`` sets the service version
 (``obskit_build_info``); ``--tenant-pool TENANT:SIZE[:HOLD_MS]`` sends that tenant's checkouts
 through a pool of their own, ``orders-TENANT``, of SIZE connections, each held HOLD_MS (100 ms)
 — a size of 1 is the injected regression: the tenant's requests wait on the pool, its p99 rises
-while errors stay flat.
+while errors stay flat. ``--error-burst TENANT:ROUTE`` makes that tenant's requests to that route
+(a template: ``/checkout``, ``/products/{product_id}``) fail with a 500, for the process' whole
+life or, with ``--error-burst-switch FILE``, while FILE exists (an incident switched on and off
+at run time, as the incident timeline's tests script it).
 
 Run: ``python -m obskit.demo.services shop --port 8001 --inventory http://127.0.0.1:8002``.
 """
@@ -23,7 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,14 +44,34 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") / 2**32
 
 
+@dataclasses.dataclass(frozen=True)
+class ErrorBurst:
+    """Requests of ``tenant`` to ``route`` fail while the file ``switch`` exists (always, when
+    there is no switch)."""
+
+    tenant: str
+    route: str
+    switch: str = ""
+
+    def hits(self, route: str, tenant: str) -> bool:
+        """Whether a request of ``tenant`` to ``route`` fails now."""
+        if tenant != self.tenant or route != self.route:
+            return False
+        return not self.switch or os.path.exists(self.switch)
+
+
 def build_shop(
-    inventory_url: str, db_path: str, tenant_pool: tuple[str, int, int] | None = None
+    inventory_url: str,
+    db_path: str,
+    tenant_pool: tuple[str, int, int] | None = None,
+    error_burst: ErrorBurst | None = None,
 ) -> Any:
     """The front service: products, checkout, search, an admin report and /metrics.
 
     Orders go to SQLite through a small SQLAlchemy pool (two connections) from the loop's default
     executor, so the report has a connection pool and a thread pool to show saturation of.
     ``tenant_pool`` = (tenant, size, hold ms): that tenant's checkouts use a pool of their own.
+    ``error_burst``: that tenant's requests to that route fail while it is on.
     """
     import httpx
     import sqlalchemy
@@ -98,9 +123,15 @@ def build_shop(
         response.raise_for_status()
         return dict(response.json())
 
+    def burst(route: str, tenant: str) -> None:
+        if error_burst is not None and error_burst.hits(route, tenant):
+            log.error("orders.unavailable", reason="injected error burst", route=route)
+            raise RuntimeError(f"orders backend unavailable for tenant {tenant} (injected)")
+
     async def product(request: Request) -> JSONResponse:
         sku = request.path_params["product_id"]
         tenant = request.headers.get("x-tenant-id", "")
+        burst("/products/{product_id}", tenant)
         stock = await lookup_stock(sku, tenant)
         log.info("product.viewed", sku=sku, in_stock=stock["available"])
         return JSONResponse({"sku": sku, "stock": stock})
@@ -109,6 +140,7 @@ def build_shop(
         request_id = request.headers.get("x-request-id", "")
         tenant = request.headers.get("x-tenant-id", "")
         log.debug("cart.loaded", items=3, request_id=request_id)
+        burst("/checkout", tenant)
         stock = await lookup_stock("sku-checkout", tenant)
         log.debug("payment.authorizing", provider="acmepay", card_token="tok_live_123456789")
         if _stable_fraction(request_id) < 1 / FAILURE_ONE_IN:
@@ -191,7 +223,23 @@ def main(argv: list[str] | None = None) -> None:
         metavar="TENANT:SIZE[:HOLD_MS]",
         help="the tenant's checkouts use a pool of their own of SIZE connections (1: regression)",
     )
+    parser.add_argument(
+        "--error-burst",
+        type=_error_burst,
+        default=None,
+        metavar="TENANT:ROUTE",
+        help="the tenant's requests to the route (a template, e.g. /checkout) fail with a 500",
+    )
+    parser.add_argument(
+        "--error-burst-switch",
+        default="",
+        metavar="FILE",
+        help="with --error-burst: fail only while FILE exists",
+    )
     args = parser.parse_args(argv)
+    burst = args.error_burst
+    if burst is not None and args.error_burst_switch:
+        burst = dataclasses.replace(burst, switch=args.error_burst_switch)
 
     import logging
 
@@ -203,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     # As a service would: the HTTP client's wire-level debug lines are not this app's story.
     logging.getLogger("httpcore").setLevel(logging.INFO)
     app = (
-        build_shop(args.inventory, args.db, args.tenant_pool)
+        build_shop(args.inventory, args.db, args.tenant_pool, burst)
         if args.role == "shop"
         else build_inventory()
     )
@@ -222,6 +270,13 @@ def _tenant_pool(text: str) -> tuple[str, int, int]:
             f"expected TENANT:SIZE[:HOLD_MS] (SIZE >= 1, HOLD_MS whole ms), got {text!r}"
         )
     return tenant, int(size), int(hold)
+
+
+def _error_burst(text: str) -> ErrorBurst:
+    tenant, _, route = text.partition(":")
+    if not tenant or not route.startswith("/"):
+        raise argparse.ArgumentTypeError(f"expected TENANT:ROUTE (ROUTE a template), got {text!r}")
+    return ErrorBurst(tenant, route)
 
 
 if __name__ == "__main__":
