@@ -144,3 +144,37 @@ def test_expressions_answer_correctly_in_promtool(tmp_path: Path) -> None:
         },
     ]
     _promtool_test(tmp_path, series, tests)
+
+
+def test_aggregations_and_comparisons_answer_correctly_in_promtool(tmp_path: Path) -> None:
+    """``aggregate`` and ``compare`` build expressions promtool evaluates as meant, and refuse
+    operators PromQL does not have."""
+    series = [
+        {"series": 'obskit_build_info{instance="a",service_version="1"}', "values": "1x10"},
+        {"series": 'obskit_build_info{instance="b",service_version="2"}', "values": "1x10"},
+        {"series": 'slo_ratio{slo="x"}', "values": "0.2x10"},
+    ]
+    by_version = promql.aggregate("count", "obskit_build_info", ["service_version"])
+    tests = [
+        {
+            "expr": by_version,
+            "eval_time": "5m",
+            "exp_samples": [
+                {"labels": '{service_version="1"}', "value": 1},
+                {"labels": '{service_version="2"}', "value": 1},
+            ],
+        },
+        {
+            "expr": promql.compare("slo_ratio / 0.01", ">", "14.4"),
+            "eval_time": "5m",
+            "exp_samples": [{"labels": '{slo="x"}', "value": 20}],
+        },
+        {"expr": promql.compare("slo_ratio", ">", 0.5), "eval_time": "5m", "exp_samples": []},
+    ]
+    _promtool_test(tmp_path, series, tests)
+    with pytest.raises(ValueError, match="aggregation"):
+        promql.aggregate("median", "x")
+    with pytest.raises(ValueError, match="comparison"):
+        promql.compare("x", "=>", 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        promql.compare("x", ">", float("nan"))

@@ -55,6 +55,10 @@ COMMANDS: dict[str, Command] = {
         "obskit.incident.deploy_cli",
         "record a deployment: a log event, Grafana, Sentry and Datadog markers",
     ),
+    "incident": Command(
+        "obskit.incident.cli",
+        "an incident's timeline (changes, detection, symptoms, where to look) and postmortem draft",
+    ),
     "slo": Command(
         "obskit.slo.cli",
         "write SLO rules, promtool tests, Alertmanager routes, runbooks and a dashboard",

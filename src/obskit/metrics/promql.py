@@ -19,7 +19,9 @@ from obskit.metrics import catalogue
 __all__ = [
     "Matcher",
     "Selector",
+    "aggregate",
     "by_clause",
+    "compare",
     "duration",
     "group_left",
     "histogram_quantile",
@@ -271,6 +273,28 @@ def by_clause(labels: Sequence[str]) -> str:
 def sum_by(expr: str, labels: Sequence[str] = ()) -> str:
     """``sum by (labels) (expr)``; a plain ``sum`` without labels."""
     return f"sum{by_clause(labels)} ({expr})"
+
+
+_AGGREGATIONS = ("sum", "max", "min", "avg", "count")
+_COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
+
+
+def aggregate(op: str, expr: str, labels: Sequence[str] = ()) -> str:
+    """``<op> by (labels) (expr)`` for ``sum``, ``max``, ``min``, ``avg`` or ``count``."""
+    if op not in _AGGREGATIONS:
+        raise ValueError(f"not a PromQL aggregation obskit builds: {op!r}")
+    return f"{op}{by_clause(labels)} ({expr})"
+
+
+def compare(expr: str, op: str, threshold: float | str) -> str:
+    """``expr <op> threshold`` (a filter: the series whose value passes)."""
+    if op not in _COMPARISONS:
+        raise ValueError(f"not a PromQL comparison: {op!r}")
+    if isinstance(threshold, float):
+        if not math.isfinite(threshold):
+            raise ValueError(f"a threshold is a finite number, not {threshold}")
+        threshold = repr(threshold)
+    return f"{expr} {op} {threshold}"
 
 
 def ratio(numerator: str, denominator: str) -> str:
