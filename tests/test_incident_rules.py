@@ -6,17 +6,31 @@ import io
 import json
 import math
 import random
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import subprocess_env
 from obskit.cli import main
-from obskit.incident import changes, departures, logs, postmortem, render, times
+from obskit.incident import (
+    changes,
+    departures,
+    detection,
+    exemplars,
+    logs,
+    postmortem,
+    render,
+    signals,
+    times,
+)
 from obskit.incident.departures import Counts
 from obskit.incident.signals import Movement, Window
 from obskit.incident.timeline import Timeline
+from obskit.metrics.promql import Matcher
+from slo_support import check_promql
 
 T0 = 1_780_000_000.0
 
@@ -265,3 +279,69 @@ def test_the_cli_says_why_it_cannot_answer(capsys: pytest.CaptureFixture[str]) -
     assert "not a time: 'soon'" in capsys.readouterr().err
     assert 2 == main(["incident", "postmortem", "--prometheus", "prom:9090", "--from", "now-1h"])
     assert "--prometheus must be an http:// or https:// URL" in capsys.readouterr().err
+
+
+# --- every query the timeline asks is valid PromQL; the package stays beside the service -----
+
+
+class _Recorder:
+    """Stands in for the Prometheus client: records each expression, answers nothing."""
+
+    def __init__(self) -> None:
+        self.expressions: list[str] = []
+        self.calls = 0
+
+    def query(self, expr: str, at: float) -> list[Any]:
+        self.expressions.append(expr)
+        return []
+
+    def range(self, expr: str, start: float, end: float, step: float) -> list[Any]:
+        self.expressions.append(expr)
+        return []
+
+    def exemplars(self, expr: str, start: float, end: float) -> list[Any]:
+        self.expressions.append(expr)
+        return []
+
+    def alerting_rules(self) -> list[dict[str, Any]]:
+        query = (
+            '(\n  slo:sli_error:ratio_rate1h{slo="x"} / 0.01 > 14.4\nand\n'
+            '  slo:sli_error:ratio_rate5m{slo="x"} / 0.01 > 14.4\n)\n'
+        )
+        labels = {"slo": "x", "severity": "page", "long_window": "1h", "short_window": "5m"}
+        return [{"name": "SLOBurn", "query": query, "labels": labels, "duration": 120}]
+
+
+def test_every_timeline_query_is_valid_promql(tmp_path: Path) -> None:
+    """The queries behind every section (changes, flags, tiers, symptoms, saturation, budgets,
+    exemplars) parse in promtool."""
+    recorder: Any = _Recorder()
+    window = Window(T0, T0 + 600, 600, 15, (Matcher("job", "=", "shop"),))
+    changes.service_targets(recorder, "shop", window)
+    changes.build_changes(recorder, "shop", window)
+    changes.flag_changes(recorder, window)
+    detection.tiers(recorder, window)
+    detection.budget_spent(recorder, window, ["x"])
+    found, edges = signals.symptoms(recorder, window)
+    signals.saturation(recorder, window)
+    exemplars.find(recorder, window, found, edges, 10)
+    assert len(recorder.expressions) >= 18
+    check_promql(recorder.expressions, tmp_path)
+
+
+def test_the_package_imports_nothing_of_the_request_path() -> None:
+    """obskit.incident runs beside the service: no import from web/ or the tail sampler."""
+    root = Path(__file__).resolve().parents[1] / "src" / "obskit" / "incident"
+    text = "\n".join(path.read_text() for path in root.glob("*.py"))
+    assert "obskit.web" not in text
+    assert "obskit.tracing.tail" not in text
+    probe = "import obskit, sys; print(any(m.startswith('obskit.incident') for m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "False" == out.stdout.strip()
