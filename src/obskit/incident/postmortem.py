@@ -277,6 +277,9 @@ def _actions(timeline: Timeline) -> list[str]:
         else:
             judge += " --baseline SELECTOR --canary SELECTOR"
         judge += " --since 30m --by tenant_id"
+        if leading in timeline.saturation:
+            # The judge compares saturation always; it fails a canary on it only when asked.
+            judge += " --saturation-gates"
         rows.append(
             (
                 f"Gate rollouts on {leading.signal} for {leading.where}, which moved first "

@@ -99,7 +99,12 @@ class Movement:
         }
 
 
-_SHORT = {ROUTE: "route", TENANT: "tenant", "server_address": "dependency"}
+_SHORT = {
+    ROUTE: "route",
+    TENANT: "tenant",
+    "server_address": "dependency",
+    "db_client_connection_pool_name": "pool",
+}
 
 
 # --- histograms: per-interval counts per key --------------------------------------------------
@@ -248,7 +253,9 @@ def _histogram_signal(
                 0.99, Selector(family.bucket).matching(*window.scope), int(window.step), list(by)
             )
             found.append(
-                Movement(f"{name} latency", family.name, labels, "latency", slow, query, edge, p99)
+                Movement(
+                    _named(name, "latency"), family.name, labels, "latency", slow, query, edge, p99
+                )
             )
         if errors_too:
             pool_bad = sum(
@@ -261,9 +268,16 @@ def _histogram_signal(
             if moved is not None:
                 query = promql.ratio(error_query, window.increase(Selector(family.count), list(by)))
                 found.append(
-                    Movement(f"{name} errors", family.name, labels, "errors", moved, query)
+                    Movement(_named(name, "errors"), family.name, labels, "errors", moved, query)
                 )
     return found
+
+
+def _named(name: str, kind: str) -> str:
+    """``request latency``, ``outbound errors``; a wait or a lag is its own latency."""
+    if kind == "latency" and name.endswith(("wait", "lag")):
+        return name
+    return f"{name} {kind}"
 
 
 def symptoms(
