@@ -30,7 +30,7 @@ class ListSink:
     def force_flush(self, timeout: float) -> bool:
         return True
 
-    def shutdown(self, timeout: float) -> None:
+    def shutdown(self, timeout: float, undecided: int = 0) -> None:
         return None
 
     def after_fork_in_child(self) -> None:

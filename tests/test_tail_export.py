@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import threading
 import time
 import warnings
@@ -27,7 +28,7 @@ from opentelemetry.trace import Status, StatusCode
 import obskit
 import obskit.testing
 from obskit import _runtime
-from obskit.tracing.export import ExportLanes
+from obskit.tracing.export import LOST_AT_SHUTDOWN, ExportLanes
 from obskit.tracing.policies import LANE_BASELINE as BASELINE
 from obskit.tracing.policies import LANE_ERROR as ERROR
 from obskit.tracing.policies import LANE_RULE
@@ -184,6 +185,71 @@ def test_shutdown_returns_within_its_timeout_with_nothing_buffered() -> None:
     exporter.release.set()
     assert (0, 0, 0) == sampler.buffered()
     assert elapsed < 1.0 + 0.5, elapsed
+
+
+@pytest.fixture
+def hanging_collector() -> Iterator[tuple[str, threading.Event]]:
+    """A loopback HTTP server that accepts connections, reads, and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = threading.Event()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            held.append(conn)
+            accepted.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_shutdown_against_a_hanging_collector_counts_and_says_what_was_lost(
+    hanging_collector: tuple[str, threading.Event],
+) -> None:
+    """Against a collector that never answers, shutdown(2 s) returns on time; the batch in flight
+    and the queued spans are counted in a counter that outlives the runtime, and one warning line
+    says how many were lost, where."""
+    endpoint, accepted = hanging_collector
+    before = dict(LOST_AT_SHUTDOWN)
+    with obskit.testing.isolated(otlp_endpoint=endpoint) as env:
+        tracer = obskit.get_tracer()
+        for i in range(3_000):  # error traces, kept at once: the error lane
+            with tracer.start_as_current_span(f"failed-{i}") as span:
+                span.set_status(Status(StatusCode.ERROR))
+        assert accepted.wait(10)  # the first batch is on its way, unanswered
+        started = time.monotonic()
+        obskit.shutdown(timeout=2.0)
+        elapsed = time.monotonic() - started
+        warnings_ = [line for line in env.logs if "were not exported" in str(line.get("event"))]
+    lost = {k: v - before.get(k, 0) for k, v in LOST_AT_SHUTDOWN.items()}
+    assert elapsed <= 2.0 + 0.5, elapsed
+    assert 512 == lost.get(("error", "in_flight")), lost  # one batch: the exporter's 512
+    assert 3_000 == lost.get(("error", "in_flight"), 0) + lost.get(("error", "queued"), 0)
+    assert 1 == len(warnings_), env.logs
+    assert "warning" == warnings_[0]["level"]
+    assert "3000 spans" in warnings_[0]["event"]
+    assert "in flight to the exporter, unconfirmed: error 512" in warnings_[0]["event"]
+    # The next runtime's scrape still shows what the last shutdown lost.
+    with obskit.testing.isolated(collectors="none") as later:
+        sample = later.sample(
+            "obskit_export_lost_at_shutdown_spans_total", {"lane": "error", "stage": "in_flight"}
+        )
+    assert sample is not None
+    assert sample >= 512
 
 
 def test_forked_child_samples_and_exports(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["adopt", "condition", "event", "held_here", "lock", "register", "rlock"]
+__all__ = ["adopt", "condition", "event", "held_here", "lock", "owned", "register", "rlock"]
 
 
 _forkable: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -104,6 +104,11 @@ def event() -> threading.Event:
     made = threading.Event()
     register(made)
     return made
+
+
+def owned(item: Any) -> bool:
+    """Whether the calling thread holds ``item``, a lock made by :func:`rlock`."""
+    return bool(item._is_owned())
 
 
 def held_here() -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from obskit import _guard, _locks, _preflight
+from obskit import _closing, _guard, _locks, _preflight
 from obskit._config import ConfigError, Settings, load_settings
 from obskit.logs import setup as log_setup
 
@@ -250,22 +250,48 @@ class Runtime:
                 except KeyError:
                     pass
 
+    def detach(self) -> None:
+        """Make the components unreachable to new work, without waiting on anything.
+
+        Runs in ``shutdown()``'s caller, which may be a signal handler: each component's
+        ``detach`` (when it has one) only resets what it installed (tracer, gates), lock-free.
+        """
+        for name, component in reversed(list(self.components.items())):
+            detach = getattr(component, "detach", None)
+            if detach is None:
+                continue
+            try:
+                detach()
+            except Exception as exc:
+                _guard.report(f"shutdown.{name}", exc)
+
     def close(self, timeout: float) -> None:
         """Shut every part down in reverse order within ``timeout``; never raises."""
         self.close_parts([part.name for part in BUILDERS], timeout)
-        for collectors in self.owned.values():
+        self.unregister()
+        # A close that finished late (see obskit._closing) leaves the logging of a runtime
+        # built since then alone.
+        with _lock:
+            if not self.disabled and _runtime in (None, self):
+                log_setup.unconfigure()
+        if self in _closing_runtimes:
+            _closing_runtimes.remove(self)
+
+    def unregister(self) -> None:
+        """Take this runtime's collectors off its registry (once, whoever calls it first)."""
+        owned, self.owned = self.owned, {}
+        for collectors in owned.values():
             for collector in collectors:
                 try:
                     self.registry.unregister(collector)
                 except KeyError:
                     pass
-        self.owned.clear()
-        if not self.disabled:
-            log_setup.unconfigure()
 
 
 _lock = _locks.rlock()
 _runtime: Runtime | None = None
+# Runtimes shutdown() took out whose close has not finished (it may outlast its deadline).
+_closing_runtimes: list[Runtime] = []
 _generation = 0
 _fork_hook_installed = False
 
@@ -296,6 +322,9 @@ def init(**kwargs: Any) -> Runtime:
     and the bind) undoes the new runtime and leaves obskit uninitialised, as after shutdown().
     """
     global _runtime, _generation
+    _closing.wait()  # a shutdown still closing the previous runtime: until its deadline
+    for stale in list(_closing_runtimes):  # one that outlasted it: its collectors go now
+        stale.unregister()
     with _lock:
         live = _runtime
         previous = live if live is not None and live.pid == os.getpid() else None
@@ -403,13 +432,63 @@ def _shown(value: Any) -> str:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    """Decide and flush pending traces, stop threads and servers; returns within ``timeout``."""
-    global _runtime, _generation
-    with _lock:
-        runtime, _runtime = _runtime, None
-        _generation += 1
+    """Decide and flush pending traces, stop threads and servers; returns within ``timeout``.
+
+    From any thread, and from a signal handler: the work runs on a thread of its own
+    (:mod:`obskit._closing`) that the caller waits for until the deadline at most. A caller that
+    interrupted obskit inside one of its locks (a signal handler on that thread) does not wait:
+    the work goes on as soon as the interrupted code releases the lock, by the same deadline
+    (and an exit waits for it, as long as the deadline allows).
+    """
+    deadline = time.monotonic() + max(0.0, timeout)
+    interrupted = _locks.held_here()
+    runtime: Runtime | None = None
+    taken = False
+    # The runtime lock is held for the length of an init() (possibly by this very thread, in a
+    # signal handler that interrupted it): take the runtime out here only if that is quick.
+    if not _locks.owned(_lock) and _lock.acquire(timeout=0.0 if interrupted else timeout):
+        try:
+            runtime, taken = _take(), True
+        finally:
+            _lock.release()
     if runtime is not None:
-        runtime.close(timeout)
+        runtime.detach()  # lock-free: no new span, exemplar or held line reaches it from now
+    elif taken:  # nothing live: wait for a shutdown still closing, like the one it finishes
+        if not interrupted:
+            _closing.wait(deadline)
+        return
+
+    # The work stops waiting a little before the caller does: what it could not finish is
+    # counted and logged by then (see the export lanes' shutdown).
+    margin = min(0.25, 0.1 * max(0.0, timeout))
+
+    def work(deadline: float) -> None:
+        deadline -= margin
+        live = runtime
+        if not taken:
+            if not _lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                _log.warning("obskit shutdown: init() still running at the deadline; not closed")
+                return
+            try:
+                live = _take()
+            finally:
+                _lock.release()
+            if live is not None:
+                live.detach()
+        if live is not None:
+            live.close(max(0.0, deadline - time.monotonic()))
+
+    _closing.run(work, deadline, wait=not interrupted)
+
+
+def _take() -> Runtime | None:
+    """Take the live runtime out (under ``_lock``): later calls find none."""
+    global _runtime, _generation
+    runtime, _runtime = _runtime, None
+    _generation += 1
+    if runtime is not None:
+        _closing_runtimes.append(runtime)
+    return runtime
 
 
 def reset() -> None:

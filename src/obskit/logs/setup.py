@@ -338,6 +338,11 @@ def set_holder(holder: LineHolder | None) -> None:
     _gate.holder = holder
 
 
+def holder() -> LineHolder | None:
+    """The holder installed for below-emit lines, if any."""
+    return _gate.holder
+
+
 def sink() -> LineSink:
     """The sink at the end of the chain (``obskit.testing`` taps it)."""
     return _sink

@@ -347,8 +347,9 @@ EXPORT_SPANS = _f(
 )  # fmt: skip
 EXPORT_LOST_AT_SHUTDOWN = _f(
     "obskit_export_lost_at_shutdown_spans", "counter",
-    "Kept spans a shutdown could not export by its deadline, by lane and stage (in_flight: sent, "
-    "unconfirmed by the exporter; queued). Process-wide: it outlives the runtime that lost them.",
+    "Spans a shutdown could not export by its deadline, by lane and stage (in_flight: sent, "
+    "unconfirmed by the exporter; queued; undecided, lane none: still buffered, the buffer "
+    "busy). Process-wide: it outlives the runtime that lost them.",
     "tail", "lane", "stage",
 )  # fmt: skip
 EXPORT_QUEUED_SPANS = _f(

@@ -67,8 +67,8 @@ class KeptSink(Protocol):
     def force_flush(self, timeout: float) -> bool:
         """Export everything queued within ``timeout`` seconds."""
 
-    def shutdown(self, timeout: float) -> None:
-        """Flush within ``timeout`` and stop."""
+    def shutdown(self, timeout: float, undecided: int = 0) -> None:
+        """Flush within ``timeout`` and stop; ``undecided`` spans were lost before reaching it."""
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's queue and threads."""
@@ -229,11 +229,12 @@ class ExportLanes:
                 self._cond.wait(remaining)
         return True
 
-    def shutdown(self, timeout: float) -> None:
+    def shutdown(self, timeout: float, undecided: int = 0) -> None:
         """Flush within ``timeout``, stop the worker and shut the exporters down.
 
         What is still queued or in flight at the deadline is counted in :data:`LOST_AT_SHUTDOWN`
-        (and the lanes' dropped count) and named in one warning line.
+        (and the lanes' dropped count) and named in one warning line, with the ``undecided``
+        spans the tail sampler could not decide in time (lane ``none``).
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -241,6 +242,8 @@ class ExportLanes:
                 return  # already shut down
         self.force_flush(timeout)
         lost: dict[tuple[str, str], int] = {}
+        if undecided:
+            lost["none", "undecided"] = undecided
         with self._cond:
             self._stopping = True
             for name, queue, inflight in zip(LANES, self._queues, self._inflight, strict=True):
@@ -280,12 +283,13 @@ def _report_lost(lost: dict[tuple[str, str], int]) -> None:
         return ", ".join(counts) if counts else "none"
 
     _log.warning(
-        "obskit shutdown: %d kept spans were not exported by its deadline: in flight to the "
-        "exporter, unconfirmed: %s; still queued: %s (counted in "
-        "obskit_export_lost_at_shutdown_spans_total)",
+        "obskit shutdown: %d spans were not exported by its deadline: in flight to the "
+        "exporter, unconfirmed: %s; still queued: %s; not decided (the buffer was busy): %d "
+        "(counted in obskit_export_lost_at_shutdown_spans_total)",
         sum(lost.values()),
         part("in_flight"),
         part("queued"),
+        lost.get(("none", "undecided"), 0),
     )
 
 

@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util import types
 
-__all__ = ["SwitchingTracerProvider", "install_global"]
+__all__ = ["SwitchingTracerProvider", "detach", "install_global"]
 
 
 class SwitchingTracerProvider(trace.TracerProvider):
@@ -126,6 +126,12 @@ class _SwitchingTracer(trace.Tracer):
 
 
 _SWITCH = SwitchingTracerProvider()
+
+
+def detach(provider: trace.TracerProvider | None) -> None:
+    """Point the switch away from ``provider`` if it is the live one (lock-free)."""
+    if provider is not None and _SWITCH.target is provider:
+        _SWITCH.target = None
 
 
 def install_global(provider: trace.TracerProvider | None) -> bool:

@@ -146,12 +146,13 @@ def _lost_at_shutdown() -> Metric:
     lost = dict(LOST_AT_SHUTDOWN)
     family = CounterMetricFamily(
         "obskit_export_lost_at_shutdown_spans",
-        "Kept spans a shutdown could not export by its deadline, by lane and stage (in_flight: "
-        "sent, unconfirmed by the exporter; queued). Process-wide: it outlives the runtime that "
-        "lost them.",
+        "Spans a shutdown could not export by its deadline, by lane and stage (in_flight: sent, "
+        "unconfirmed by the exporter; queued; undecided, lane none: still buffered, the buffer "
+        "busy). Process-wide: it outlives the runtime that lost them.",
         labels=["lane", "stage"],
     )
     for lane in LANES:
         for stage in ("in_flight", "queued"):
             family.add_metric([lane, stage], lost.get((lane, stage), 0))
+    family.add_metric(["none", "undecided"], lost.get(("none", "undecided"), 0))
     return family

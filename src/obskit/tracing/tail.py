@@ -446,43 +446,61 @@ class TailSampler(RequestRoots, TraceViews, SpanProcessor):
                     _guard.report("tracing.listener", exc)
         return len(decided) + len(settled) + len(promoted)
 
-    def _decide_all(self, trigger: str) -> None:
+    def _decide_all(self, trigger: str, wait: float) -> int:
+        """Decide every pending trace; 0, or the spans left undecided because the buffer's lock
+        was not free within ``wait`` seconds (then nothing is decided)."""
         now = self._clock()
-        with self._lock:
+        if not self._lock.acquire(timeout=max(0.0, wait)):
+            try:  # read without the lock: its holder may change the buffer meanwhile
+                return sum(len(entry.spans) for entry in list(self._pending.values()))
+            except RuntimeError:
+                return len(self._pending)
+        try:
             decided = []
             for trace_id, entry in list(self._pending.items()):
                 verdict = self._forced(trace_id, entry, trigger, now)
                 decided.append(self._decide_locked(trace_id, entry, verdict))
             settled = self._decide_all_open_locked(trigger, now)
+        finally:
+            self._lock.release()
         self._finish(decided)
         for item in settled:
             self._after_open(*item)
+        return 0
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Decide every pending trace, then export what is queued within the timeout."""
-        deadline = time.monotonic() + timeout_millis / 1000
+        timeout = timeout_millis / 1000
+        deadline = time.monotonic() + timeout
+        undecided = 0
         try:
-            self._decide_all(FLUSH)
+            # Half the time at most for the buffer's lock: what is queued goes out regardless.
+            undecided = self._decide_all(FLUSH, timeout / 2)
         except Exception as exc:
             _guard.report("tracing.flush", exc)
-        return self._sink.force_flush(max(0.0, deadline - time.monotonic()))
+        flushed = self._sink.force_flush(max(0.0, deadline - time.monotonic()))
+        return flushed and not undecided
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop the tick, decide every pending trace and flush, all within ``timeout`` seconds."""
+        """Stop the tick, decide every pending trace and flush, all within ``timeout`` seconds.
+
+        Deciding waits half the time at most for the buffer's lock, so that what is already
+        queued still goes out; spans it could not decide are counted as lost with the rest.
+        """
         deadline = time.monotonic() + timeout
         if self._closed:
             return
         self._ticker.stop(0.0)
+        undecided = 0
         try:
-            self._decide_all(FLUSH)
+            undecided = self._decide_all(FLUSH, timeout / 2)
         except Exception as exc:
             _guard.report("tracing.shutdown", exc)
-        with self._lock:
-            self._closed = True
+        self._closed = True  # (read under the lock by on_start; a plain store is enough)
         # Later spans are ignored: shadowing the methods spares the hot path a flag test.
         self.on_end = self.end_server_span = _ignore  # type: ignore[method-assign]
         self.open_server_span = _ignore  # type: ignore[method-assign]
-        self._sink.shutdown(max(0.0, deadline - time.monotonic()))
+        self._sink.shutdown(max(0.0, deadline - time.monotonic()), undecided)
         self._ticker.stop(max(0.0, min(0.5, deadline - time.monotonic())))
 
     def _decision_counts_locked(self) -> dict[tuple[bool, str, str], int]:

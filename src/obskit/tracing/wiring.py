@@ -134,6 +134,8 @@ class TracingComponent:
         self.lanes: ExportLanes | None = None
         self.processor: SpanProcessor | None = None
         self.provider: TracerProvider | None = None
+        self.tracer: Any = None
+        self._gate: Any = None
         self.destination = ""
         self._start()
 
@@ -167,6 +169,7 @@ class TracingComponent:
             self.sampler = processor = sampler
             self.log_buffer = self._log_buffer(sampler)
             if settings.exemplars:
+                self._gate = sampler
                 _exemplars.set_gate(sampler)
         else:
             # Ranks by the cheap rules only: every span is kept, so the user's keep_if (which
@@ -174,13 +177,15 @@ class TracingComponent:
             match = policies.span_rule(int(settings.slow_threshold_ms * 1e6), settings.keep_rules)
             processor = ExportAll(lanes, mark=settings.sampling == "all", match=match)
             if settings.sampling == "collector":
-                _exemplars.set_gate(_NeverGate())
+                self._gate = _NeverGate()
+                _exemplars.set_gate(self._gate)
         self.processor = processor
         tracer_provider.add_span_processor(processor)
         self.provider = tracer_provider
         _set_propagators()
         provider.install_global(tracer_provider)
-        api.set_tracer(tracer_provider.get_tracer("obskit", OBSKIT_VERSION))
+        self.tracer = tracer_provider.get_tracer("obskit", OBSKIT_VERSION)
+        api.set_tracer(self.tracer)
 
     def _log_buffer(self, sampler: TailSampler) -> TraceLogBuffer | None:
         settings = self.settings
@@ -201,20 +206,31 @@ class TracingComponent:
         """Build everything afresh in the child, with a new instance id and threads."""
         self._start()
 
-    def shutdown(self, timeout: float) -> None:
-        """Decide every pending trace and flush within ``timeout``; then go back to no-op."""
+    def detach(self) -> None:
+        """Stop handing out this component's tracer, gate and holder (where still installed).
+
+        Lock-free, for ``shutdown()``'s caller (possibly a signal handler); it only undoes what
+        this component installed, so a late call cannot undo a newer component's.
+        """
         global _live
         if _live is self:
             _live = None
+        if api.get_tracer() is self.tracer:
+            api.set_tracer(None)
+        provider.detach(self.provider)
+        if self.log_buffer is not None and log_setup.holder() is self.log_buffer:
+            log_setup.set_holder(None)
+        if self._gate is not None and _exemplars.gate is self._gate:
+            _exemplars.set_gate(None)
+
+    def shutdown(self, timeout: float) -> None:
+        """Decide every pending trace and flush within ``timeout``; then go back to no-op."""
         try:
             processor = self.processor
             if isinstance(processor, (TailSampler, ExportAll)):
                 processor.shutdown(timeout)
         finally:
-            api.set_tracer(None)
-            provider.install_global(None)
-            log_setup.set_holder(None)
-            _exemplars.set_gate(None)
+            self.detach()
 
 
 def build(runtime: Runtime) -> TracingComponent | None:
