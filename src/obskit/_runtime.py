@@ -231,8 +231,11 @@ class Runtime:
             if component is not None:
                 self.components[part.name] = component
 
-    def close_parts(self, names: Collection[str], timeout: float) -> None:
-        """Shut the named parts down in reverse order within ``timeout``; never raises."""
+    def close_parts(self, names: Collection[str], timeout: float, unregister: bool = True) -> None:
+        """Shut the named parts down in reverse order within ``timeout``; never raises.
+
+        With ``unregister`` their collectors leave the registry as each part is shut down.
+        """
         deadline = time.monotonic() + timeout
         for part in reversed(BUILDERS):
             if part.name not in names:
@@ -244,7 +247,7 @@ class Runtime:
                     component.shutdown(remaining)
                 except Exception as exc:
                     _guard.report(f"shutdown.{part.name}", exc)
-            for collector in self.owned.pop(part.name, []):
+            for collector in self.owned.pop(part.name, []) if unregister else ():
                 try:
                     self.registry.unregister(collector)
                 except KeyError:
@@ -266,8 +269,16 @@ class Runtime:
                 _guard.report(f"shutdown.{name}", exc)
 
     def close(self, timeout: float) -> None:
-        """Shut every part down in reverse order within ``timeout``; never raises."""
-        self.close_parts([part.name for part in BUILDERS], timeout)
+        """Shut every part down within ``timeout``, then take the collectors off; never raises.
+
+        Tracing goes first (the pending traces are what a late close loses), the others in
+        reverse order; nothing waits on the registry's lock (a scrape's, or the interrupted
+        thread's) before the traces are out.
+        """
+        deadline = time.monotonic() + timeout
+        self.close_parts(["tracing"], timeout, unregister=False)
+        others = [part.name for part in BUILDERS if part.name != "tracing"]
+        self.close_parts(others, max(0.0, deadline - time.monotonic()), unregister=False)
         self.unregister()
         # A close that finished late (see obskit._closing) leaves the logging of a runtime
         # built since then alone.
