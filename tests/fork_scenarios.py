@@ -29,7 +29,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 import obskit
 from obskit import _guard
 from obskit.testing import flush
-from obskit.tracing import api as tracing_api
 
 CHILD_TIMEOUT_S = 5.0
 _counter = itertools.count()
@@ -63,7 +62,7 @@ class _Pool:
 
 
 def _spans(n: int = 3, error: bool = False) -> None:
-    tracer = tracing_api.get_tracer()
+    tracer = obskit.get_tracer("forks")
     with tracer.start_as_current_span("root"):
         for _ in range(n):
             with tracer.start_as_current_span("child") as span:
@@ -115,7 +114,7 @@ def _log_buffer() -> Callable[[], None]:
     log = obskit.get_logger("forks")
 
     def op() -> None:
-        with tracing_api.get_tracer().start_as_current_span("root"):
+        with obskit.get_tracer("forks").start_as_current_span("root"):
             for _ in range(5):
                 log.debug("held until the trace is decided", n=1)
 

@@ -16,7 +16,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 import obskit
 from obskit import _runtime
-from obskit.tracing import api as tracing_api
 from obskit.tracing.tail import RULE
 from web_support import http_scope
 
@@ -53,7 +52,7 @@ class SlowExporter(SpanExporter):
 
 async def _handler(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A request of 9 child spans, interleaved with every other request; 1 in 100 fails."""
-    tracer = tracing_api.get_tracer()
+    tracer = obskit.get_tracer("burst")
     failing = int(scope["path"].rsplit("/", 1)[1]) % ERROR_EVERY == 0
     for n in range(SPANS_PER_REQUEST - 1):
         with tracer.start_as_current_span(f"step-{n}") as span:

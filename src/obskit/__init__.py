@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from obskit.metrics.use.executors import track_executor
     from obskit.metrics.use.pools import track_pool, track_queue
     from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
-    from obskit.tracing.api import get_tracer
+    from obskit.tracing.provider import get_tracer
     from obskit.web.asgi import ASGIMiddleware
     from obskit.web.django import DjangoMiddleware
     from obskit.web.wsgi import WSGIMiddleware
@@ -46,7 +46,7 @@ _HOMES = {
     "doctor": "obskit._facade",
     "get_context": "obskit.context",
     "get_logger": "obskit.logs",
-    "get_tracer": "obskit.tracing.api",
+    "get_tracer": "obskit.tracing.provider",
     "init": "obskit._facade",
     "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
     "mark_deploy": "obskit.incident.markers",

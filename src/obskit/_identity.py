@@ -17,6 +17,7 @@ import datetime
 import os
 import platform
 import time
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ __all__ = [
     "Identity",
     "distribution_version",
     "identity",
+    "instance_id",
     "iso_time",
     "process_start_time",
 ]
@@ -79,6 +81,23 @@ def identity(settings: Settings) -> Identity:
         environment=settings.environment,
         vcs_revision=settings.vcs_revision or "",
     )
+
+
+_instance: tuple[int, str] = (0, "")
+
+
+def instance_id() -> str:
+    """This process's ``service.instance.id``: made once per process, kept across re-``init()``.
+
+    A forked child (a gunicorn or uvicorn worker) makes its own, so that every worker is one
+    instance, also when the application was loaded before the fork (``--preload``).
+    """
+    global _instance
+    pid = os.getpid()
+    made = _instance
+    if made[0] != pid:
+        made = _instance = (pid, str(uuid.uuid4()))
+    return made[1]
 
 
 def distribution_version(name: str) -> str | None:

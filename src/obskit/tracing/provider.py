@@ -4,14 +4,15 @@ The OpenTelemetry API lets the global provider be set only once per process. obs
 reconfigurable (``init()`` again, a fork rebuilding the tracing in the child, ``shutdown()``), so
 the global is a :class:`SwitchingTracerProvider` whose tracers forward to whichever SDK provider
 is live (or to a no-op tracer when none is). It is installed only if no provider was set before
-``init()``; an application that set its own keeps it, and obskit's spans then come from
-``obskit.get_tracer()`` only.
+``init()``; an application that set its own keeps it.
+
+:func:`get_tracer` (``obskit.get_tracer``) hands out the same switching tracers whether or not
+the switch is the global provider: a tracer taken at import time, before ``init()``, follows
+every later configuration and fork.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
@@ -19,7 +20,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util import types
 
-__all__ = ["SwitchingTracerProvider", "detach", "install_global"]
+from obskit._identity import OBSKIT_VERSION
+
+__all__ = ["SwitchingTracerProvider", "detach", "get_tracer", "install_global"]
 
 
 class SwitchingTracerProvider(trace.TracerProvider):
@@ -73,19 +76,28 @@ class SwitchingTracerProvider(trace.TracerProvider):
         )
 
 
+_NOOP = trace.NoOpTracer()
+
+
 class _SwitchingTracer(trace.Tracer):
+    """Starts each span on the tracer of the provider live at that moment (or a no-op one).
+
+    The tracer for a provider is looked up once and kept with it as one pair, so that a thread
+    reading it while another replaces it sees a provider and its own tracer, never a mix.
+    """
+
     def __init__(self, provider: SwitchingTracerProvider, args: tuple[Any, ...]) -> None:
         self._provider = provider
         self._args = args
-        self._for: trace.TracerProvider | None = None
-        self._tracer: trace.Tracer = trace.NoOpTracer()
+        self._live: tuple[trace.TracerProvider | None, trace.Tracer] = (None, _NOOP)
 
     def _current(self) -> trace.Tracer:
-        target = self._provider.target
-        if target is not self._for:
-            self._for = target
-            self._tracer = target.get_tracer(*self._args) if target else trace.NoOpTracer()
-        return self._tracer
+        target = self._provider._target
+        live = self._live
+        if live[0] is not target:
+            live = (target, target.get_tracer(*self._args) if target is not None else _NOOP)
+            self._live = live
+        return live[1]
 
     def start_span(
         self,
@@ -104,8 +116,7 @@ class _SwitchingTracer(trace.Tracer):
             set_status_on_exception,
         )  # fmt: skip
 
-    @contextmanager
-    def start_as_current_span(  # type: ignore[override]
+    def start_as_current_span(
         self,
         name: str,
         context: Context | None = None,
@@ -116,13 +127,15 @@ class _SwitchingTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
-    ) -> Iterator[Span]:
-        """Start a span on the live provider and make it current for the block."""
-        with self._current().start_as_current_span(
+    ) -> Any:
+        """Start a span on the live provider, current for the block (or the decorated call).
+
+        The live tracer's own context manager is handed back as it is: no wrapper per span.
+        """
+        return self._current().start_as_current_span(
             name, context, kind, attributes, links, start_time, record_exception,
             set_status_on_exception, end_on_exit,
-        ) as span:  # fmt: skip
-            yield span
+        )  # fmt: skip
 
 
 _SWITCH = SwitchingTracerProvider()
@@ -147,3 +160,21 @@ def install_global(provider: trace.TracerProvider | None) -> bool:
         trace.set_tracer_provider(_SWITCH)
         return trace.get_tracer_provider() is _SWITCH
     return False
+
+
+_OBSKIT_TRACER = _SWITCH.get_tracer("obskit", OBSKIT_VERSION)
+
+
+def get_tracer(name: str | None = None, version: str | None = None) -> trace.Tracer:
+    """A tracer for your code that starts every span on the tracer obskit has live right then.
+
+    Take it anywhere, also at import time before ``init()``: ``tracer =
+    obskit.get_tracer(__name__)``. Its spans are no-ops while obskit is not initialised (or
+    tracing is off), go through the tail sampler once it is, follow a re-``init()``, and in a
+    forked worker carry that worker's ``service.instance.id`` and reach its own sampler. As
+    OpenTelemetry's own proxy tracer does; ``name`` and ``version`` name the instrumentation
+    scope (obskit's own by default).
+    """
+    if name is None:
+        return _OBSKIT_TRACER
+    return _SWITCH.get_tracer(name, version)

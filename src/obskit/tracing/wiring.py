@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate
@@ -24,7 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from obskit import _exemplars, _guard
 from obskit._config import Settings
-from obskit._identity import OBSKIT_VERSION, identity
+from obskit._identity import OBSKIT_VERSION, identity, instance_id
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
 from obskit.tracing import api, policies, provider
@@ -51,7 +50,7 @@ def make_resource(settings: Settings, inherited: Resource | None = None) -> Reso
     thread pool, and starting threads inside an at-fork hook can hang the child (gunicorn
     ``--preload`` workers never booted).
     """
-    own: dict[str, Any] = {"service.instance.id": str(uuid.uuid4()), "process.pid": os.getpid()}
+    own: dict[str, Any] = {"service.instance.id": instance_id(), "process.pid": os.getpid()}
     if inherited is not None:
         return inherited.merge(Resource(own))
     attributes: dict[str, Any] = dict(settings.resource_attributes)
