@@ -80,7 +80,7 @@ def test_every_error_trace_is_kept(demo_run: tuple[Path, str]) -> None:
     }
     assert len(failed) == len(server_500) == report["error_traces"]["traces_kept"]
     for trace_id in server_500:
-        # Kept, and saying why (a trace promoted as slow before it failed keeps rule "slow").
+        # Kept, and saying why (a trace promoted as slow before it failed is an error trace).
         assert all(s["attributes"].get("obskit.sampling.rule") for s in spans_by_trace[trace_id])
 
 

@@ -237,19 +237,20 @@ def test_shutdown_against_a_hanging_collector_counts_and_says_what_was_lost(
         warnings_ = [line for line in env.logs if "were not exported" in str(line.get("event"))]
     lost = {k: v - before.get(k, 0) for k, v in LOST_AT_SHUTDOWN.items()}
     assert elapsed <= 2.0 + 0.5, elapsed
-    assert 512 == lost.get(("error", "in_flight")), lost  # one batch: the exporter's 512
-    assert 3_000 == lost.get(("error", "in_flight"), 0) + lost.get(("error", "queued"), 0)
+    in_flight = lost.get(("error", "in_flight"), 0)
+    assert 0 < in_flight <= 512, lost  # one batch (512 at most), sent and never answered
+    assert 3_000 == in_flight + lost.get(("error", "queued"), 0), lost
     assert 1 == len(warnings_), env.logs
     assert "warning" == warnings_[0]["level"]
     assert "3000 spans" in warnings_[0]["event"]
-    assert "in flight to the exporter, unconfirmed: error 512" in warnings_[0]["event"]
+    assert f"in flight to the exporter, unconfirmed: error {in_flight};" in warnings_[0]["event"]
     # The next runtime's scrape still shows what the last shutdown lost.
     with obskit.testing.isolated(collectors="none") as later:
         sample = later.sample(
             "obskit_export_lost_at_shutdown_spans_total", {"lane": "error", "stage": "in_flight"}
         )
     assert sample is not None
-    assert sample >= 512
+    assert sample >= in_flight
 
 
 def test_forked_child_samples_and_exports(tmp_path: Path) -> None:
