@@ -1,8 +1,13 @@
-"""`obskit demo` runs to its report, and every figure it states matches the artifacts."""
+"""`obskit demo` walks the incident loop, and every figure it states matches the artifacts.
+
+One run of the whole story (module-scoped); each test checks a part of the report against the
+files the run left: the recorded scrapes, the judge's looks, the kept spans, the logs.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -12,9 +17,18 @@ from typing import Any
 import pytest
 
 from conftest import subprocess_env
-from obskit.demo.analysis import Scrape, read_jsonl, red_by
+from obskit._terminal import Style
+from obskit.canary.api import plan
+from obskit.canary.checks import needed
+from obskit.canary.judge import Judge, JudgeOptions
+from obskit.canary.sources import ScrapeSource
+from obskit.demo import render
+from obskit.demo.analysis import Scrape, bucket_quantile, read_jsonl, red_by
+from obskit.demo.figures import Recorded, bucket_counts
+from obskit.demo.rollout import JUDGE_BY, Story
 
-REQUESTS = 400
+pytestmark = pytest.mark.slow
+SLOWED = Story().tenant
 
 
 @pytest.fixture(scope="module")
@@ -22,20 +36,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One demo run shared by the checks below."""
     out = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "obskit.cli",
-            "demo",
-            "--requests",
-            str(REQUESTS),
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "obskit.cli", "demo", "--out", str(out)],
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
     )
     assert 0 == result.returncode, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
@@ -45,95 +50,232 @@ def _report(out: Path) -> dict[str, Any]:
     return dict(json.loads((out / "report.json").read_text()))
 
 
-def test_report_walks_the_debugging_contract(demo_run: tuple[Path, str]) -> None:
-    """The printed report has every section, plain (no ANSI codes) when piped."""
+def _looks(out: Path) -> list[dict[str, Any]]:
+    return list(read_jsonl(out / "judge.jsonl"))
+
+
+def test_report_walks_the_loop_plain_when_piped(demo_run: tuple[Path, str]) -> None:
+    """The printed report has every step of the story and the old sections, with no ANSI codes."""
     _, stdout = demo_run
-    for heading in ("RED per route", "RED per tenant", "USE", "tail sampler", "Logs say WHY"):
+    for heading in (
+        "1. Steady state",
+        "RED per route",
+        "RED per tenant",
+        "USE of shop-1",
+        "2. A change",
+        "3. Detect",
+        "4. Find the path",
+        "tail sampler kept",
+        "every log line of failed request",
+        "5. Mitigate",
+        "6. Guardrail",
+    ):
         assert heading in stdout
     assert "\x1b[" not in stdout
 
 
+def test_text_report_is_rendered_from_the_json_report(demo_run: tuple[Path, str]) -> None:
+    """The text report is exactly report.json rendered: nothing in it comes from elsewhere."""
+    out, stdout = demo_run
+    text = render.render(_report(out), Style(False))
+    assert stdout.rstrip().endswith(text.rstrip())
+
+
+def test_numbers_read_well(demo_run: tuple[Path, str]) -> None:
+    """No padded zeros (`28.000`, `0.000`) and table columns line up under their headers."""
+    _, stdout = demo_run
+    assert not re.search(r"\b\d+\.000\b", stdout)
+    lines = stdout.splitlines()
+    for n, line in enumerate(lines):
+        if re.fullmatch(r"  [- ]*-{3,}", line):  # a table's header rule
+            width = len(line)
+            body = [row for row in lines[n + 1 : n + 6] if row.startswith("  ") and row.strip()]
+            assert all(len(row) <= width for row in body[:3]), (lines[n - 1], body[:3])
+
+
+def test_verdicts_fail_the_canary_and_never_the_aa_parts(demo_run: tuple[Path, str]) -> None:
+    """INCONCLUSIVE first, FAIL last before the rollback; no FAIL on the A/A parts."""
+    out, _ = demo_run
+    looks = _looks(out)
+    by_phase: dict[str, list[str]] = defaultdict(list)
+    for look in looks:
+        by_phase[look["phase"]].append(look["verdict"])
+    assert by_phase["steady"]
+    assert by_phase["rollback"]
+    assert "FAIL" not in by_phase["steady"] + by_phase["rollback"]
+    canary = by_phase["canary"]
+    assert "INCONCLUSIVE" == canary[0]
+    assert "FAIL" == canary[-1]
+    report = _report(out)
+    fail_t = next(look["t"] for look in looks if look["verdict"] == "FAIL")
+    assert report["story"]["deployed_t"] < fail_t <= report["story"]["rolled_back_t"]
+
+
+def test_the_judge_names_the_slowed_tenant_and_p99(demo_run: tuple[Path, str]) -> None:
+    """The failing checks are latency checks of the tenant v2 slowed, and no other tenant."""
+    out, _ = demo_run
+    report = _report(out)
+    assert [SLOWED] == report["tenant_named"]
+    canary = json.loads((out / "judge-canary.json").read_text())
+    failed = [c for c in canary["checks"] if c["decision"] == "FAIL" and c["role"] == "gate"]
+    assert any(c["metric"] == "latency p99" for c in failed)
+    tenants = {c["segment"]["tenant_id"] for c in failed if "tenant_id" in c["segment"]}
+    assert {SLOWED} == tenants
+    errors = [c for c in canary["checks"] if c["metric"] == "error rate"]
+    assert all(c["decision"] != "FAIL" for c in errors)  # the error rate stays flat
+    pool = [
+        c
+        for c in canary["checks"]
+        if c["metric"] == "pool wait p99"
+        and c["segment"].get("db_client_connection_pool_name") == f"orders-{SLOWED}"
+    ]
+    assert pool
+    assert pool[0]["canary"]["value"] > pool[0]["baseline"]["value"]
+
+
+def test_judge_replays_from_the_recorded_scrapes(demo_run: tuple[Path, str]) -> None:
+    """Judging the recorded snapshots again gives the verdict of every look in judge.jsonl."""
+    out, _ = demo_run
+    recorded = Recorded(out)
+    looks = _looks(out)
+    arms = {"steady": (["shop-1"], ["shop-2"]), "canary": (["shop-1", "shop-2"], ["shop-canary"])}
+    arms["rollback"] = arms["steady"]
+    for phase, (baseline, canary) in arms.items():
+        specs = plan(by=JUDGE_BY)
+        engine = Judge(specs, JudgeOptions(min_requests=Story().min_requests, by=JUDGE_BY))
+        texts: dict[str, bytes] = {}
+        source = ScrapeSource(baseline, canary, needed(specs), reader=texts.__getitem__)
+        seqs = sorted({r["seq"] for r in recorded.rows if r["phase"] == phase})
+        replayed = []
+        for seq in seqs:
+            rows = {r["instance"]: r for r in recorded.rows if r["seq"] == seq}
+            if not all(name in rows for name in (*baseline, *canary)):
+                continue
+            texts.clear()
+            texts.update({n: (out / rows[n]["file"]).read_bytes() for n in (*baseline, *canary)})
+            counts = source.scrape()
+            if counts is not None:
+                engine.observe(*counts)
+                replayed.append(engine.report().verdict)
+        assert [look["verdict"] for look in looks if look["phase"] == phase] == replayed
+
+
+def test_kept_traces_of_the_tenant_on_v2_show_the_pool_wait(demo_run: tuple[Path, str]) -> None:
+    """The sink of v2 holds kept traces of the slowed tenant; the one shown waits on the pool
+    longer than the v1 trace beside it."""
+    out, _ = demo_run
+    spans = list(read_jsonl(out / "shop-canary-spans.jsonl"))
+    servers = [
+        s
+        for s in spans
+        if s["kind"] == "SERVER"
+        and s["attributes"].get("tenant_id") == SLOWED
+        and s["attributes"].get("http.route") == "/checkout"
+    ]
+    assert servers
+    paths = _report(out)["paths"]
+    assert paths["canary"]["trace_id"] in {s["trace_id"] for s in servers}
+    assert paths["canary"]["pool_wait_s"] > paths["stable"]["pool_wait_s"]
+    labels = " ".join(bar["label"] for bar in paths["canary"]["bars"])
+    assert "orders.pool_wait" in labels
+    lines = _report(out)["slow_request"]["log_lines"]
+    assert lines
+    assert all(line["trace_id"] == paths["canary"]["trace_id"] for line in lines)
+
+
+def test_tenant_p99_recovers_after_the_rollback(demo_run: tuple[Path, str]) -> None:
+    """The tenant's checkout p99 per phase is the recorded scrapes' and falls back on v1."""
+    out, _ = demo_run
+    recorded = Recorded(out)
+    rows = {(r["phase"], r["version"]): r for r in _report(out)["tenant_p99"]}
+    labels = {"tenant_id": SLOWED, "http_route": "/checkout"}
+    row = rows[("canary", "v2")]
+    seq = {r["seq"]: r for r in recorded.rows if r["instance"] == "shop-canary"}
+    end = bucket_counts(
+        [recorded.scrape(seq[row["to_seq"][0]])], "http_server_request_duration_seconds", **labels
+    )
+    assert row["requests"] == round(max(end.values()))
+    assert row["p99_s"] == bucket_quantile(0.99, end)
+    assert rows[("rollback", "v1")]["p99_s"] < rows[("canary", "v2")]["p99_s"]
+
+
+def test_steady_red_figures_come_from_the_snapshots(demo_run: tuple[Path, str]) -> None:
+    """Per-tenant RED of the steady state is the sum of the v1 snapshots the report names."""
+    out, _ = demo_run
+    report = _report(out)
+    recorded = Recorded(out)
+    files = [
+        r for r in recorded.rows if r["seq"] in report["steady"]["seqs"] and r["phase"] == "steady"
+    ]
+    merged = Scrape("")
+    for row in files:
+        if row["instance"] in ("shop-1", "shop-2") and row["seq"] == max(report["steady"]["seqs"]):
+            merged.samples.extend(recorded.scrape(row).samples)
+    rows = {row["key"]: row for row in report["steady"]["red_by_tenant"]}
+    for tenant, red in red_by(merged, "tenant_id").items():
+        assert int(red.requests) == rows[tenant or "(none)"]["requests"]
+
+
 def test_traffic_figures_match_requests_sent(demo_run: tuple[Path, str]) -> None:
-    """Requests and 5xx counts in the report equal those in requests.jsonl."""
+    """Requests and 5xx counts in the report equal those in requests.jsonl, split by instance."""
     out, _ = demo_run
     sent = list(read_jsonl(out / "requests.jsonl"))
-    report = _report(out)
-    assert REQUESTS == len(sent) == report["traffic"]["requests"]
-    assert sum(1 for r in sent if r["status"] >= 500) == report["traffic"]["responses_5xx"]
-    assert REQUESTS == report["traffic"]["ids_echoed"]
+    traffic = _report(out)["traffic"]
+    assert len(sent) == traffic["requests"] == traffic["ids_echoed"]
+    assert sum(1 for r in sent if r["status"] >= 500) == traffic["responses_5xx"]
+    assert {"shop-1", "shop-2", "shop-canary"} == set(traffic["by_instance"])
 
 
 def test_every_error_trace_is_kept(demo_run: tuple[Path, str]) -> None:
-    """Kept error traces equal the 5xx responses sent, checked against the span sink itself."""
+    """Kept 5xx server spans in the sinks equal the 5xx responses sent."""
     out, _ = demo_run
-    report = _report(out)
     failed = {r["request_id"] for r in read_jsonl(out / "requests.jsonl") if r["status"] >= 500}
-    assert failed, "the fixed traffic plan contains failing checkouts"
-    spans_by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for span in read_jsonl(out / "shop-spans.jsonl"):
-        spans_by_trace[span["trace_id"]].append(span)
-    server_500 = {
-        trace_id
-        for trace_id, spans in spans_by_trace.items()
-        for span in spans
+    assert failed
+    kept = {
+        span["attributes"].get("correlation_id")
+        for name in ("shop-1", "shop-2", "shop-canary")
+        for span in read_jsonl(out / f"{name}-spans.jsonl")
         if span["kind"] == "SERVER" and span["attributes"].get("http.response.status_code") == 500
     }
-    assert len(failed) == len(server_500) == report["error_traces"]["traces_kept"]
-    for trace_id in server_500:
+    assert failed == kept
+    assert len(failed) == _report(out)["error_traces"]["traces_kept"]
+    for name in ("shop-1", "shop-2", "shop-canary"):
         # Kept, and saying why (a trace promoted as slow before it failed is an error trace).
-        assert all(s["attributes"].get("obskit.sampling.rule") for s in spans_by_trace[trace_id])
-
-
-def test_baseline_is_a_small_share(demo_run: tuple[Path, str]) -> None:
-    """Ordinary traces are kept only at the small baseline rate, not wholesale."""
-    out, _ = demo_run
-    decisions = Scrape((out / "shop-metrics.txt").read_text())
-    baseline = decisions.total("obskit_tail_decisions_total", decision="keep", rule="baseline")
-    dropped = decisions.total("obskit_tail_decisions_total", decision="drop")
-    assert dropped > 0
-    assert baseline / (baseline + dropped) < 0.05
-
-
-def test_red_figures_come_from_the_snapshot(demo_run: tuple[Path, str]) -> None:
-    """Per-tenant RED in the report is the snapshot's; the slow tenant stands out."""
-    out, _ = demo_run
-    report = _report(out)
-    scrape = Scrape((out / "shop-metrics.txt").read_text())
-    by_tenant = red_by(scrape, "tenant_id")
-    rows = {row["key"]: row for row in report["red_by_tenant"]}
-    for tenant, red in by_tenant.items():
-        assert int(red.requests) == rows[tenant or "(none)"]["requests"]
-    slow = rows["globex"]["p50_ms"]
-    assert all(slow > rows[t]["p50_ms"] for t in ("acme", "initech", "umbrella", "hooli"))
-
-
-def test_waterfall_crosses_both_services(demo_run: tuple[Path, str]) -> None:
-    """The waterfall shows one kept slow trace with spans from shop and inventory."""
-    out, _ = demo_run
-    bars = _report(out)["waterfall"]["bars"]
-    labels = " ".join(bar["label"] for bar in bars)
-    assert "shop:" in labels
-    assert "inventory:" in labels
+        assert all(
+            span["attributes"].get("obskit.sampling.rule")
+            for span in read_jsonl(out / f"{name}-spans.jsonl")
+        )
 
 
 def test_failed_request_logs_include_flushed_debug_lines(demo_run: tuple[Path, str]) -> None:
-    """The failed request's lines include held debug lines, written because its trace was kept."""
+    """The failed request's lines include held debug lines, flushed because its trace was kept."""
     out, _ = demo_run
     failed = _report(out)["failed_request"]
-    levels = [line["level"] for line in failed["log_lines"]]
-    assert "debug" in levels
+    assert "debug" in [line["level"] for line in failed["log_lines"]]
     access = [line for line in failed["log_lines"] if line.get("logger") == "obskit.access"]
     assert 500 in {line.get("status") for line in access}
     assert all(line["correlation_id"] == failed["request_id"] for line in failed["log_lines"])
-    assert "tok_live_123456789" not in (out / "shop.log").read_text()
+    for name in ("shop-1", "shop-2", "shop-canary"):
+        assert "tok_live_123456789" not in (out / f"{name}.log").read_text()
 
 
-def test_blocking_call_shows_as_loop_lag(demo_run: tuple[Path, str]) -> None:
-    """The injected 200 ms blocking call appears in the shop's loop-lag histogram (USE)."""
+def test_deploy_marker_precedes_the_failure(demo_run: tuple[Path, str]) -> None:
+    """The deploy marker of v2 is in deploys.log, stamped before the judge's first FAIL."""
     out, _ = demo_run
-    scrape = Scrape((out / "shop-metrics.txt").read_text())
-    total = scrape.total("obskit_event_loop_lag_seconds_count")
-    under_100ms = scrape.total("obskit_event_loop_lag_seconds_bucket", le="0.1")
-    assert total > under_100ms
-    rows = {row["resource"]: row["value"] for row in _report(out)["use"]}
-    assert "event-loop lag p99 (ms)" in rows
+    marks = [
+        line for line in read_jsonl(out / "deploys.log") if line.get("event") == "deployment.marked"
+    ]
+    assert 1 == len(marks)
+    assert "2.0.0" == marks[0]["service_version"]
+    first_fail = next(look for look in _looks(out) if look["verdict"] == "FAIL")
+    from obskit.incident.times import parse_time
+
+    assert parse_time(marks[0]["deployment.started"]) < first_fail["at"]
+
+
+def test_guardrail_names_the_pool_of_the_tenant(demo_run: tuple[Path, str]) -> None:
+    """The action item is a canary check on the pool wait of the slowed tenant's pool."""
+    out, _ = demo_run
+    actions = " ".join(item["action"] for item in _report(out)["guardrail"])
+    assert "pool wait p99" in actions
+    assert f"orders-{SLOWED}" in actions

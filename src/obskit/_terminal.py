@@ -42,11 +42,21 @@ class Style:
         return self._wrap("2", text)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str = "  ") -> str:
-    """Columns aligned: text left, numbers right."""
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    indent: str = "  ",
+    right: Sequence[bool] | None = None,
+) -> str:
+    """Columns aligned: text left, numbers right (``right`` says so per column instead, for
+    numbers already formatted as text)."""
     cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
+    numeric = (
+        list(right)
+        if right is not None
+        else [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
+    )
     lines = []
     for n, row in enumerate(cells):
         parts = [

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from obskit._selfcalls import quiet
@@ -200,7 +200,11 @@ class PrometheusSource:
 
 
 class ScrapeSource:
-    """Each arm is a set of ``/metrics`` URLs, scraped by :meth:`scrape`."""
+    """Each arm is a set of ``/metrics`` URLs, scraped by :meth:`scrape`.
+
+    ``reader`` reads one URL's exposition (default: GET it); a recorded run passes one that
+    returns what was scraped then, so the judge can be replayed from its artifacts.
+    """
 
     def __init__(
         self,
@@ -211,6 +215,7 @@ class ScrapeSource:
         baseline_matchers: Sequence[Matcher] = (),
         canary_matchers: Sequence[Matcher] = (),
         timeout: float = 10.0,
+        reader: Callable[[str], bytes] | None = None,
     ) -> None:
         if not baseline or not canary:
             raise ValueError("each arm needs at least one /metrics URL")
@@ -221,6 +226,7 @@ class ScrapeSource:
         self.needed = list(needed)
         self.samples = {q.sample for q, _ in self.needed}
         self.timeout = timeout
+        self.reader = reader
         self._last: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
         self.scrapes = 0
 
@@ -264,7 +270,10 @@ class ScrapeSource:
     def _read(self, url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         from prometheus_client.parser import text_string_to_metric_families
 
-        body = fetch(url, self.timeout, accept="text/plain; version=0.0.4")
+        if self.reader is not None:
+            body = self.reader(url)
+        else:
+            body = fetch(url, self.timeout, accept="text/plain; version=0.0.4")
         values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         try:
             for family in text_string_to_metric_families(body.decode("utf-8")):

@@ -1,136 +1,40 @@
-"""``obskit demo``: two instrumented services, bounded mixed traffic, and the debugging report.
+"""``obskit demo``: the incident loop on loopback, in about a minute, ending in a report.
 
-The services run as separate processes under real uvicorn servers on 127.0.0.1 (``shop`` calls
-``inventory``). With no endpoint configured nothing leaves the machine: kept spans go to each
-service's local JSON-lines sink inside the artifacts directory, logs to a file per service.
+Steady state (v1 serves mixed traffic from five tenants), a change (v2 deployed as a canary,
+with a deploy marker), detection (the canary judge every interval), the path (kept traces and
+log lines), mitigation (the rollback) and the guardrail it suggests — see
+:mod:`obskit.demo.rollout` for the run and :mod:`obskit.demo.report` for the figures. Nothing
+leaves the machine: kept spans go to each service's local JSON-lines sink in the artifacts
+directory, logs to a file per service.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 from obskit._terminal import Style
-from obskit.demo import report, traffic
+from obskit.demo import processes, render, report, rollout
+from obskit.demo.processes import Service
 
 __all__ = ["add_arguments", "run"]
-
-SERVICES = ("inventory", "shop")
-DEFAULT_REQUESTS = 2000
-# The slow tenant's dependency takes ~300 ms: a trace above 250 ms counts as slow.
-SLOW_THRESHOLD_MS = "250"
-
-
-@dataclasses.dataclass
-class Service:
-    """One running service process and where its artifacts go."""
-
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    spans_path: Path
-
-    @property
-    def url(self) -> str:
-        """Its base URL on loopback."""
-        return f"http://127.0.0.1:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(name: str, out: Path, extra_args: list[str]) -> Service:
-    port = _free_port()
-    log_path, spans_path = out / f"{name}.log", out / f"{name}-spans.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSKIT_", "OTEL_"))}
-    env.update(
-        OBSKIT_TRACE_SINK=str(spans_path),
-        OBSKIT_LOG_FORMAT="json",
-        OBSKIT_LOG_STREAM="stdout",
-        OBSKIT_SLOW_THRESHOLD_MS=SLOW_THRESHOLD_MS,
-        PYTHONUNBUFFERED="1",
-    )
-    # The child imports this very obskit, installed or from a source tree.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "obskit.demo.services", name, "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*command, *extra_args],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    return Service(name, port, process, log_path, spans_path)
-
-
-def _wait_ready(service: Service, deadline_s: float = 30.0) -> None:
-    stop_at = time.monotonic() + deadline_s
-    while time.monotonic() < stop_at:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited early; see {service.log_path}")
-        try:
-            with urllib.request.urlopen(f"{service.url}/metrics/", timeout=1.0) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{service.name} did not start within {deadline_s:.0f} s")
-
-
-def _scrape(service: Service) -> str:
-    with urllib.request.urlopen(f"{service.url}/metrics/", timeout=10.0) as response:
-        return str(response.read().decode("utf-8"))
-
-
-def _stop(service: Service, timeout: float = 15.0) -> None:
-    if service.process.poll() is None:
-        service.process.send_signal(signal.SIGTERM)
-        try:
-            service.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            service.process.kill()
-            service.process.wait(timeout=5.0)
-
-
-@contextlib.contextmanager
-def _running(out: Path) -> Iterator[dict[str, Service]]:
-    services: dict[str, Service] = {}
-    try:
-        services["inventory"] = _start("inventory", out, [])
-        _wait_ready(services["inventory"])
-        shop_args = ["--inventory", services["inventory"].url, "--db", str(out / "orders.db")]
-        services["shop"] = _start("shop", out, shop_args)
-        _wait_ready(services["shop"])
-        yield services
-    finally:
-        for service in reversed(list(services.values())):
-            _stop(service)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``obskit demo``'s options."""
     parser.add_argument("--serve", action="store_true", help="keep serving after the report")
-    parser.add_argument("--requests", type=int, default=None, help="requests to send")
+    parser.add_argument(
+        "--requests", type=int, default=None, help="stop the story after this many requests"
+    )
     parser.add_argument("--out", default=None, help="directory for the artifacts")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,46 +48,60 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"obskit demo needs the demo extra: pip install '{DISTRIBUTION}[demo]' ({exc})")
         return 2
-    count = args.requests or DEFAULT_REQUESTS
-    if not 1 <= count <= 100_000:
-        print("obskit demo: --requests must be between 1 and 100000")
-        return 2
+    story = rollout.Story()
+    if args.requests is not None:
+        if not 1 <= args.requests <= 100_000:
+            print("obskit demo: --requests must be between 1 and 100000")
+            return 2
+        story = dataclasses.replace(story, max_requests=args.requests)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="obskit-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     style = Style.for_stream(sys.stdout)
-    print(f"obskit demo: starting shop and inventory on 127.0.0.1 (artifacts in {out})")
-    with _running(out) as services:
-        shop = services["shop"]
-        planned = traffic.plan(count)
-        print(f"sending {count} requests from {len(traffic.TENANTS)} tenants to {shop.url} ...")
-        started = time.monotonic()
-        outcomes = asyncio.run(traffic.drive(shop.url, planned, concurrency=16, deadline_s=90))
-        elapsed = time.monotonic() - started
-        _write_jsonl(out / "requests.jsonl", [dataclasses.asdict(o) for o in outcomes])
-        scrapes = {}
-        for name, service in services.items():
-            # Root spans end when the response is sent; give the export lanes a moment.
-            time.sleep(0.5)
-            scrapes[name] = _scrape(service)
-            (out / f"{name}-metrics.txt").write_text(scrapes[name])
+
+    def say(text: str) -> None:
+        if not args.json:
+            print(text, flush=True)
+
+    say(f"obskit demo: inventory, shop v1 x2 and the v2 canary on 127.0.0.1 (artifacts in {out})")
+    services: dict[str, Service] = {}
+    try:
+        result = rollout.run_story(out, story, services, say)
+        _write_jsonl(out / "requests.jsonl", [dataclasses.asdict(o) for o in result.outcomes])
+        time.sleep(0.5)  # root spans end when the response is sent: the export lanes catch up
+        (out / "inventory-metrics.txt").write_text(processes.scrape(services["inventory"]))
         if not args.serve:
             for service in reversed(list(services.values())):
-                _stop(service)  # SIGTERM: obskit.shutdown() decides and flushes every trace
-        figures = report.build(
-            out,
-            outcomes,
-            elapsed,
-            scrapes,
-            urls={name: f"{service.url}/metrics/" for name, service in services.items()},
-        )
-        (out / "report.json").write_text(json.dumps(figures, indent=2, sort_keys=True))
-        print(report.render(figures, style))
+                processes.stop(service)  # SIGTERM: obskit.shutdown() flushes every trace
+        facts = {
+            **dataclasses.asdict(story),
+            "baseline_version": rollout.BASELINE_VERSION,
+            "canary_version": rollout.CANARY_VERSION,
+            "capped": result.capped,
+        }
+        times = {
+            "started": result.started,
+            "deployed": result.deployed,
+            "rolled_back": result.rolled_back,
+            "finished": result.finished,
+        }
+        figures = report.build(out, result.outcomes, times, facts)
+        written = json.dumps(figures, indent=2, sort_keys=True)
+        (out / "report.json").write_text(written)
+        # The text is rendered from the JSON as written: nothing in it comes from elsewhere.
+        print(written if args.json else render.render(json.loads(written), style))
         if args.serve:
+            shop = services["shop-1"]
+            for name in ("shop-2", "shop-canary"):
+                if name in services:
+                    processes.stop(services[name])
             print(f"\nserving: shop metrics at {shop.url}/metrics/ — Ctrl-C to stop", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 signal.signal(signal.SIGTERM, _raise_interrupt)
-                while all(s.process.poll() is None for s in services.values()):
+                while shop.running and services["inventory"].running:
                     time.sleep(0.5)
+    finally:
+        for service in reversed(list(services.values())):
+            processes.stop(service)
     return 0
 
 

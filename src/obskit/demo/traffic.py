@@ -2,6 +2,11 @@
 
 The plan is drawn from a seeded random generator so two runs send the same requests. The run is
 bounded twice: by the number of requests and by a deadline.
+
+:func:`drive` is a closed loop (a fixed number of clients, each sending its next request when the
+previous one answered). :func:`drive_open` is what the demo's rollout uses: requests arrive at a
+fixed rate whatever the servers do (as users do), each to the instance a :class:`Router` picks,
+with a cap on requests in flight.
 """
 
 from __future__ import annotations
@@ -10,9 +15,16 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 TENANTS = (("acme", 0.35), ("initech", 0.25), ("globex", 0.15), ("umbrella", 0.15), ("hooli", 0.10))
+# Share of product views and of checkouts (the rest: searches).
+ROUTE_MIX = (0.50, 0.35)
+TENANT_ROUTE_MIX = {"initech": (0.50, 0.25)}
+# initech's order integration sends its checkouts in batches of this many at once (in
+# drive_open: at the same instant, to the same instance, as one client connection would).
+BATCHES = {"initech": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +36,7 @@ class Planned:
     path: str
     route: str
     tenant: str
+    batch: str = ""
 
 
 @dataclasses.dataclass
@@ -39,6 +52,8 @@ class Outcome:
     seconds: float
     echoed_id: str | None
     retried: bool = False
+    instance: str = ""
+    sent_at: float = 0.0
 
 
 def plan(count: int, seed: int = 7) -> list[Planned]:
@@ -51,16 +66,21 @@ def plan(count: int, seed: int = 7) -> list[Planned]:
         tenant = rng.choices(names, weights)[0]
         request_id = f"demo-{n:05d}"
         pick = rng.random()
+        products, checkouts = TENANT_ROUTE_MIX.get(tenant, ROUTE_MIX)
         if n % 150 == 75:
             method, path, route = "GET", "/admin/report", "/admin/report"
-        elif pick < 0.50:
+        elif pick < products:
             sku = f"sku-{rng.randrange(1000):04d}"
             method, path, route = "GET", f"/products/{sku}", "/products/{product_id}"
-        elif pick < 0.85:
+        elif pick < products + checkouts:
             method, path, route = "POST", "/checkout", "/checkout"
         else:
             method, path, route = "GET", f"/search?q=term{rng.randrange(50)}", "/search"
-        requests.append(Planned(request_id, method, path, route, tenant))
+        size = BATCHES.get(tenant, 1) if route == "/checkout" else 1
+        for k in range(size):
+            item_id = request_id if size == 1 else f"{request_id}-{k}"
+            batch = request_id if size > 1 else ""
+            requests.append(Planned(item_id, method, path, route, tenant, batch))
     return requests
 
 
@@ -121,3 +141,124 @@ async def drive(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return outcomes
+
+
+class Router:
+    """Which instance serves the next request: weights a rollout changes as it goes."""
+
+    def __init__(self, urls: dict[str, str], weights: dict[str, float], seed: int = 3) -> None:
+        self.urls = dict(urls)
+        self.weights = dict(weights)
+        self._rng = random.Random(seed)
+        self.in_flight: dict[str, int] = {}
+
+    def set(self, weights: dict[str, float], urls: dict[str, str] | None = None) -> None:
+        """New weights (and URLs for new instances); an instance at 0 gets no new request."""
+        self.urls.update(urls or {})
+        self.weights = dict(weights)
+
+    def pick(self) -> str:
+        """An instance name, drawn by weight."""
+        names = [name for name, weight in self.weights.items() if weight > 0]
+        return self._rng.choices(names, [self.weights[n] for n in names])[0]
+
+    async def drained(self, name: str, timeout: float) -> bool:
+        """Wait until ``name`` has no request in flight (True) or ``timeout`` passed."""
+        stop_at = time.monotonic() + timeout
+        while self.in_flight.get(name, 0) > 0 and time.monotonic() < stop_at:
+            await asyncio.sleep(0.05)
+        return self.in_flight.get(name, 0) == 0
+
+
+async def _send(
+    client: Any, router: Router, item: Planned, origin: float, instance: str
+) -> Outcome:
+    import httpx
+
+    router.in_flight[instance] = router.in_flight.get(instance, 0) + 1
+    headers = {"x-request-id": item.request_id, "x-tenant-id": item.tenant}
+    sent_at = time.monotonic() - origin
+    started = time.perf_counter()
+    status, echoed, retried = 0, None, False
+    try:
+        for attempt in range(2):
+            try:
+                url = router.urls[instance] + item.path
+                response = await client.request(item.method, url, headers=headers)
+                status, echoed = response.status_code, response.headers.get("x-request-id")
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # As in drive(): a request sent on a connection the server just closed.
+                retried = attempt == 0
+            except httpx.HTTPError:
+                break
+    finally:
+        router.in_flight[instance] -= 1
+    seconds = time.perf_counter() - started
+    return Outcome(
+        item.request_id,
+        item.method,
+        item.path,
+        item.route,
+        item.tenant,
+        status,
+        seconds,
+        echoed,
+        retried,
+        instance,
+        round(sent_at, 4),
+    )
+
+
+async def drive_open(
+    router: Router,
+    requests: Iterable[Planned],
+    rate: float,
+    stop: asyncio.Event,
+    *,
+    deadline_s: float,
+    max_in_flight: int = 128,
+    seed: int = 5,
+) -> list[Outcome]:
+    """Send ``requests`` as Poisson arrivals at ``rate`` a second until ``stop`` is set, the
+    plan runs out or ``deadline_s`` passes; at most ``max_in_flight`` wait for an answer (a
+    request beyond that waits to be sent). Every request sent is answered before returning."""
+    import httpx
+
+    rng = random.Random(seed)
+    origin = time.monotonic()
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    slots = asyncio.Semaphore(max_in_flight)
+    outcomes: list[Outcome] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    async with httpx.AsyncClient(timeout=15.0, limits=limits) as client:
+
+        async def one(item: Planned, instance: str) -> None:
+            try:
+                outcomes.append(await _send(client, router, item, origin, instance))
+            finally:
+                slots.release()
+
+        due = origin
+        batch, instance = "", ""
+        for item in requests:
+            if not item.batch or item.batch != batch:
+                due += rng.expovariate(rate)  # a batch's requests arrive together
+                instance = router.pick()
+            batch = item.batch
+            delay = due - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+            if stop.is_set() or time.monotonic() - origin > deadline_s:
+                break
+            await slots.acquire()
+            task = asyncio.create_task(one(item, instance))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=20.0)
+    return sorted(outcomes, key=lambda o: o.sent_at)

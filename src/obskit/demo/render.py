@@ -1,0 +1,222 @@
+"""The demo report as text: the incident loop, step by step; styled only on a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from obskit._terminal import Bar, Style, table, waterfall
+from obskit.demo.figures import count, ms, percent, sig
+
+__all__ = ["render"]
+
+_RED_HEADERS = ("", "req", "req/s", "5xx", "err %", "p50 ms", "p95 ms", "p99 ms")
+_RED_RIGHT = (False, True, True, True, True, True, True, True)
+
+
+def _red_table(rows: list[dict[str, Any]]) -> str:
+    return table(
+        _RED_HEADERS,
+        [
+            (
+                row["key"],
+                count(row["requests"]),
+                sig(row["rate_per_s"], 2),
+                count(row["errors"]),
+                percent(row["error_ratio"]),
+                ms(row["p50_s"]),
+                ms(row["p95_s"]),
+                ms(row["p99_s"]),
+            )
+            for row in rows
+        ],
+        right=_RED_RIGHT,
+    )
+
+
+def _use_value(row: dict[str, Any]) -> str:
+    if row["unit"] == "share":
+        return percent(row["value"])
+    if row["unit"] == "seconds":
+        return f"{ms(row['value'])} ms"
+    return count(row["value"])
+
+
+def _value(check: dict[str, Any], key: str) -> str:
+    value = check[key]
+    if value is None:
+        return "-"
+    if "latency" in check["metric"] or check["metric"].endswith("p99"):
+        return f"{ms(value)} ms"
+    return percent(value)
+
+
+def _log_line(line: dict[str, Any], style: Style) -> list[str]:
+    keys = ("timestamp", "service", "level", "logger", "event")
+    head = " ".join(str(line.get(k, "")) for k in keys)
+    skip = (*keys, "service_version", "environment", "exception", "correlation_id", "pid")
+    rest = " ".join(f"{k}={v}" for k, v in line.items() if k not in skip)
+    lines = [f"  {head} {style.dim(rest)}"]
+    for exc in line.get("exception") or []:
+        lines.append(style.bad(f"      exception: {exc.get('exc_type')}: {exc.get('exc_value')}"))
+    return lines
+
+
+def _trace(view: dict[str, Any] | None, title: str, style: Style) -> list[str]:
+    if not view:
+        return [style.heading(title), "  (no such trace kept in this run)"]
+    wait = view["pool_wait_s"]
+    head = (
+        f"{title}: {view['trace_id']} on {view['instance']} ({view['route']} "
+        f"tenant={view['tenant']}, {ms(view['duration_s'])} ms, pool wait "
+        f"{ms(wait) + ' ms' if wait is not None else '-'})"
+    )
+    return [style.heading(head), waterfall([Bar(**bar) for bar in view["bars"]], style=style)]
+
+
+def render(figures: dict[str, Any], style: Style) -> str:
+    """The report as text."""
+    traffic, story, judge = figures["traffic"], figures["story"], figures["judge"]
+    tenant = story["tenant"]
+    deployed, rolled = story["deployed_t"], story["rolled_back_t"]
+    steady_s = sig(figures["steady"]["seconds"])
+    parts = [
+        style.heading("obskit demo: a canary raises one tenant's p99, errors stay flat"),
+        f"  {traffic['requests']} requests in {sig(traffic['elapsed_s'])} s "
+        f"({sig(traffic['rate_per_s'], 2)}/s offered) from 5 tenants; statuses "
+        + ", ".join(f"{k}: {v}" for k, v in traffic["statuses"].items())
+        + "; by instance: "
+        + ", ".join(f"{k} {v}" for k, v in traffic["by_instance"].items())
+        + f"; request ids echoed: {traffic['ids_echoed']}/{traffic['requests']}",
+        style.heading(f"1. Steady state: v1 on shop-1 and shop-2 (first {steady_s} s)"),
+        "  RED per route:",
+        _red_table(figures["steady"]["red_by_route"]),
+        "  RED per tenant (globex's slow dependency is old news: both versions have it):",
+        _red_table(figures["steady"]["red_by_tenant"]),
+        "  the dependency, inventory, per tenant (whole run):",
+        _red_table(figures["dependency_by_tenant"]),
+        "  USE of shop-1:",
+        table(
+            ("resource", "value"),
+            [(row["resource"], _use_value(row)) for row in figures["use"]],
+            right=(False, True),
+        )
+        if figures["use"]
+        else "  (no USE collectors exposed)",
+    ]
+    marker = story.get("deploy_marker") or {}
+    parts += [
+        style.heading("2. A change: v2 deployed as a canary"),
+        f"  t={sig(deployed) if deployed is not None else '-'} s: shop-canary runs "
+        f"{story['canary_version']} beside v1 and takes a third of the traffic; deploy marker "
+        f"{marker.get('deployment.id', '(missing)')} ({marker.get('timestamp', '-')})",
+        f"  what v2 changed: {tenant}'s checkouts use a pool of {story['canary_pool']} "
+        f"connection(s), v1 has {story['baseline_pool']}; each holds it {story['pool_hold_ms']} ms",
+    ]
+    looks = judge["looks"]
+    sequence = []
+    for phase in ("steady", "canary", "rollback"):
+        verdicts = [look["verdict"] for look in looks if look["phase"] == phase]
+        runs: list[tuple[str, int]] = []
+        for verdict in verdicts:
+            if runs and runs[-1][0] == verdict:
+                runs[-1] = (verdict, runs[-1][1] + 1)
+            else:
+                runs.append((verdict, 1))
+        shown = " -> ".join(f"{v} x{n}" for v, n in runs) or "(no look)"
+        sequence.append(f"  {phase:<9} {shown}")
+    first_fail = judge["first_fail"]
+    parts += [
+        style.heading("3. Detect: the canary judge, asked every interval"),
+        "  verdicts per look (A/A before the deploy and after the rollback):",
+        *sequence,
+    ]
+    if first_fail:
+        parts.append(
+            f"  FAIL at t={sig(first_fail['t'])} s, look {first_fail['look']} of the canary; "
+            f"tenant named: {', '.join(figures['tenant_named']) or 'none'}"
+        )
+    rows = [
+        (
+            "gate"
+            if c["role"] == "gate"
+            else ("moved with it" if decided else "moving (not decisive yet)"),
+            c["metric"],
+            ", ".join(f"{k}={v}" for k, v in c["segment"].items()) or "all",
+            _value(c, "baseline"),
+            _value(c, "canary"),
+            sig(c["e_value"]) if c["e_value"] is not None else "-",
+            sig(c["threshold"]) if c["threshold"] is not None else "-",
+        )
+        for c, decided in zip(judge["failed_checks"], judge["decided"], strict=True)
+    ]
+    if rows:
+        parts.append(
+            table(
+                ("", "check", "segment", "v1", "v2", "evidence e", "needed"),
+                rows,
+                right=(False, False, False, True, True, True, True),
+            )
+        )
+    paths = figures["paths"]
+    parts += _trace(
+        paths.get("canary"), f"4. Find the path: the slowest kept {tenant} checkout on v2", style
+    )
+    parts += _trace(paths.get("stable"), f"   beside a typical kept {tenant} checkout on v1", style)
+    slow = figures["slow_request"]
+    parts.append(style.heading(f"   the log lines of that v2 request ({slow['request_id']})"))
+    for line in slow["log_lines"]:
+        parts += _log_line(line, style)
+    parts.append(style.heading("   what the tail sampler kept, and why"))
+    for sampling in figures["sampling"]:
+        kept = ", ".join(f"{rule}: {n}" for rule, n in sampling["kept_by_rule"].items())
+        parts.append(
+            f"  {sampling['service']}: {sampling['traces_decided']} traces decided, "
+            f"{sampling['traces_kept_in_sink']} kept ({kept or 'none'})"
+        )
+    errors = figures["error_traces"]
+    check = "every one" if errors["traces_kept"] == errors["responses_5xx"] else "NOT all"
+    parts.append(
+        f"  5xx responses: {errors['responses_5xx']}; their traces kept: {errors['traces_kept']} "
+        f"({check}) — errors are flat: the same 1 in 50 checkouts fail on both versions"
+    )
+    failed = figures["failed_request"]
+    parts.append(style.heading(f"   every log line of failed request {failed['request_id']}"))
+    for line in failed["log_lines"]:
+        parts += _log_line(line, style)
+    parts += [
+        style.heading("5. Mitigate: the canary is rolled back"),
+        f"  t={sig(rolled) if rolled is not None else '-'} s: v2 stopped, its share back to v1; "
+        f"the judge's last verdict after the rollback: {judge['final'].get('rollback', '-')}",
+        f"  {tenant}'s checkout p99 per phase (from the recorded scrapes):",
+        table(
+            ("phase", "version", "checkouts", "p99 ms"),
+            [
+                (row["phase"], row["version"], count(row["requests"]), ms(row["p99_s"]))
+                for row in figures["tenant_p99"]
+            ],
+            right=(False, False, True, True),
+        ),
+        style.heading("6. Guardrail: the action items the data suggests"),
+    ]
+    for item in figures["guardrail"] or [{"action": "(no cause moved with the failure)"}]:
+        parts.append(f"  - {item['action']}")
+        if item.get("command"):
+            parts.append(f"    {style.dim(item['command'])}")
+    artifacts = figures["artifacts"]
+    parts.append(style.heading("Artifacts (every figure above comes from these)"))
+    parts.append(
+        table(
+            ("what", "where"),
+            [
+                ("directory", artifacts["directory"]),
+                ("requests sent", artifacts["requests"]),
+                ("metrics snapshots (index)", artifacts["scrapes"]),
+                ("judge looks", artifacts["judge"]),
+                ("deploy marker", artifacts["deploys"]),
+                *[(f"kept spans ({k})", v) for k, v in artifacts["kept_spans"].items()],
+                *[(f"logs ({k})", v) for k, v in artifacts["logs"].items()],
+                ("this report as JSON", artifacts["report"]),
+            ],
+        )
+    )
+    return "\n".join(parts)

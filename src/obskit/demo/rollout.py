@@ -1,0 +1,273 @@
+"""The demo's rollout: steady state, a canary deploy, the judge every interval, the rollback.
+
+The fleet is ``inventory`` and two replicas of the shop at v1 (``shop-1``, ``shop-2``). While
+traffic arrives at a fixed rate, every ``interval`` the recorder scrapes each live shop, writes
+the exposition to ``scrapes/`` (the run's metrics snapshots, indexed in ``scrapes.jsonl``) and
+feeds the judge of the current phase from those very texts:
+
+1. **steady**: shop-1 against shop-2, both v1 — an A/A comparison, which must never fail;
+2. **canary**: v2 starts as ``shop-canary`` beside them (a deploy marker is written), takes a
+   third of the traffic, and is judged against the v1 replicas until the judge says FAIL (or
+   the canary's time runs out);
+3. **rollback**: the canary's share goes back to v1, v2 is stopped, and the v1 replicas are
+   judged A/A again while the tenant recovers.
+
+v2's regression is real: for one tenant its checkouts use a pool of one connection where v1 has
+four, so that tenant's requests wait on the pool; nothing fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from obskit.canary.api import plan as check_plan
+from obskit.canary.checks import needed
+from obskit.canary.judge import Judge, JudgeOptions
+from obskit.canary.report import Report
+from obskit.canary.sources import ScrapeSource
+from obskit.demo import processes, traffic
+from obskit.demo.processes import Service
+
+__all__ = ["Story", "StoryResult", "run_story"]
+
+BASELINE_VERSION, CANARY_VERSION = "1.0.0", "2.0.0"
+JUDGE_BY = ("tenant_id",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Story:
+    """The story's timing, load and injected regression."""
+
+    rate: float = 28.0
+    interval: float = 1.0
+    steady_s: float = 12.0
+    canary_max_s: float = 40.0
+    recovery_s: float = 12.0
+    tenant: str = "initech"
+    pool_hold_ms: int = 250
+    baseline_pool: int = 4
+    canary_pool: int = 1
+    min_requests: int = 100
+    max_requests: int = 100_000
+
+    def shop_args(self, inventory: str, db: Path, pool: int) -> list[str]:
+        """A shop's options: its dependency, its database and the tenant's pool."""
+        pool_option = f"{self.tenant}:{pool}:{self.pool_hold_ms}"
+        return ["--inventory", inventory, "--db", str(db), "--tenant-pool", pool_option]
+
+
+@dataclasses.dataclass
+class StoryResult:
+    """What the rollout did, with the times (seconds since the epoch) of each step."""
+
+    started: float
+    deployed: float | None
+    rolled_back: float | None
+    finished: float
+    outcomes: list[traffic.Outcome]
+    looks: list[dict[str, Any]]
+    services: dict[str, Service]
+    capped: bool
+
+
+class _Phase:
+    """One judge over fixed arms, fed from the recorder's texts."""
+
+    def __init__(self, name: str, baseline: list[str], canary: list[str], story: Story) -> None:
+        self.name, self.baseline, self.canary = name, baseline, canary
+        specs = check_plan(by=JUDGE_BY)
+        self.engine = Judge(specs, JudgeOptions(min_requests=story.min_requests, by=JUDGE_BY))
+        self.texts: dict[str, str] = {}
+        wanted = needed(specs)
+        self.families = tuple(
+            {q.sample.removesuffix("_bucket").removesuffix("_count") for q, _ in wanted}
+        )
+        self.source = ScrapeSource(baseline, canary, wanted, reader=self._read)
+        self.report: Report | None = None
+
+    def _read(self, name: str) -> bytes:
+        # Only the families the checks read: parsing the whole exposition costs the most.
+        keep = self.families
+        lines = [
+            line
+            for line in self.texts[name].splitlines()
+            if line.startswith(keep) or (line.startswith("# ") and line[7:].startswith(keep))
+        ]
+        return ("\n".join(lines) + "\n").encode()
+
+    def feed(self, texts: dict[str, str]) -> Report | None:
+        """One look: the increases since the previous texts; None on the first."""
+        self.texts = texts
+        counts = self.source.scrape()
+        if counts is None:
+            return None
+        self.engine.observe(*counts)
+        self.report = self.engine.report(
+            {"phase": self.name, "baseline": self.baseline, "canary": self.canary}
+        )
+        return self.report
+
+
+class _Recorder:
+    """Scrapes the live shops every interval, writes the snapshots, feeds the phase's judge."""
+
+    def __init__(self, out: Path, started: float) -> None:
+        self.dir = out / "scrapes"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.index = (out / "scrapes.jsonl").open("w", encoding="utf-8")
+        self.judge_log = (out / "judge.jsonl").open("w", encoding="utf-8")
+        self.out = out
+        self.started = started
+        self.seq = 0
+        self.looks: list[dict[str, Any]] = []
+
+    def record(self, shops: dict[str, Service], phase: _Phase | None) -> Report | None:
+        self.seq += 1
+        texts: dict[str, str] = {}
+        taken = time.time()
+        for name, service in shops.items():
+            try:
+                texts[name] = processes.scrape(service)
+            except OSError:
+                continue
+            path = self.dir / f"{self.seq:04d}-{name}.txt"
+            path.write_text(texts[name], encoding="utf-8")
+            row = {
+                "seq": self.seq,
+                "at": round(taken, 3),
+                "t": round(taken - self.started, 3),
+                "instance": name,
+                "version": service.version,
+                "phase": phase.name if phase else "",
+                "file": str(path.relative_to(self.out)),
+            }
+            self.index.write(json.dumps(row, sort_keys=True) + "\n")
+        self.index.flush()
+        if phase is None or not all(n in texts for n in (*phase.baseline, *phase.canary)):
+            return None
+        report = phase.feed({n: texts[n] for n in (*phase.baseline, *phase.canary)})
+        if report is None:
+            return None
+        look = {
+            "phase": phase.name,
+            "look": report.looks,
+            "seq": self.seq,
+            "at": round(taken, 3),
+            "t": round(taken - self.started, 3),
+            "verdict": report.verdict,
+            "reasons": report.reasons,
+        }
+        self.looks.append(look)
+        self.judge_log.write(json.dumps(look, sort_keys=True) + "\n")
+        self.judge_log.flush()
+        (self.out / f"judge-{phase.name}.json").write_text(report.to_json(), encoding="utf-8")
+        return report
+
+    def close(self) -> None:
+        self.index.close()
+        self.judge_log.close()
+
+
+def _mark_deploy(out: Path, at: float) -> None:
+    """``obskit deploy mark`` as a pipeline would run it; its log line goes to deploys.log."""
+    command = [sys.executable, "-m", "obskit.cli", "deploy", "mark", "--version", CANARY_VERSION]
+    command += ["--environment", "demo", "--service", "shop", "--description"]
+    command += ["shop-canary: v2 beside v1, a third of the traffic", "--started", f"{at:.3f}"]
+    env = {**processes.child_env(), "OBSKIT_LOG_FORMAT": "json", "OBSKIT_LOG_STREAM": "stdout"}
+    with (out / "deploys.log").open("ab") as log:
+        subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=60, check=False
+        )
+
+
+async def _story(out: Path, story: Story, services: dict[str, Service], say: Any) -> StoryResult:
+    inventory = processes.start("inventory", "inventory", out, [])
+    services["inventory"] = inventory
+    for name in ("shop-1", "shop-2"):
+        args = story.shop_args(inventory.url, out / f"orders-{name}.db", story.baseline_pool)
+        services[name] = processes.start(name, "shop", out, args, BASELINE_VERSION)
+    # v2 starts beside v1 with no traffic (as a rollout's canary pod does); the deploy gives it
+    # its share. Starting it now keeps its start-up out of the steady state's measurements.
+    args = story.shop_args(inventory.url, out / "orders-canary.db", story.canary_pool)
+    canary = services["shop-canary"] = processes.start(
+        "shop-canary", "shop", out, args, CANARY_VERSION
+    )
+    for service in list(services.values()):
+        await asyncio.to_thread(processes.wait_ready, service)
+
+    started = time.time()
+    recorder = _Recorder(out, started)
+    shops = {n: services[n] for n in ("shop-1", "shop-2")}
+    router = traffic.Router({n: s.url for n, s in shops.items()}, {"shop-1": 1, "shop-2": 1})
+    stop = asyncio.Event()
+    planned = traffic.plan(story.max_requests)
+    total = story.steady_s + story.canary_max_s + story.recovery_s + 30
+    sender = asyncio.create_task(
+        traffic.drive_open(router, planned, story.rate, stop, deadline_s=total)
+    )
+    phase: _Phase | None = _Phase("steady", ["shop-1"], ["shop-2"], story)
+    deployed = rolled_back = None
+    marking: asyncio.Task[None] | None = None
+    say(
+        f"steady state: v1 on shop-1 and shop-2, {story.rate:g} requests/s from "
+        f"{len(traffic.TENANTS)} tenants; the judge compares the two replicas (A/A)"
+    )
+    tick = time.monotonic()
+    while not sender.done():
+        tick += story.interval
+        await asyncio.sleep(max(0.0, tick - time.monotonic()))
+        now = time.time() - started
+        report = await asyncio.to_thread(recorder.record, dict(shops), phase)
+        if report is not None and phase is not None:
+            say(f"  t={now:5.1f}s  judge ({phase.name}): {report.verdict}")
+        if deployed is None and now >= story.steady_s:
+            deployed = time.time()
+            marking = asyncio.create_task(asyncio.to_thread(_mark_deploy, out, deployed))
+            shops["shop-canary"] = canary
+            router.set({"shop-1": 1, "shop-2": 1, "shop-canary": 1}, {"shop-canary": canary.url})
+            phase = _Phase("canary", ["shop-1", "shop-2"], ["shop-canary"], story)
+            say(f"deploy: v2 on shop-canary takes a third of the traffic (t={now:.1f}s)")
+            continue
+        canary_done = (
+            deployed is not None
+            and rolled_back is None
+            and (
+                (report is not None and report.verdict == "FAIL")
+                or time.time() - deployed >= story.canary_max_s
+            )
+        )
+        if canary_done:
+            say(f"rollback: v2 stopped, its share back to v1 (t={now:.1f}s)")
+            router.set({"shop-1": 1, "shop-2": 1})
+            await router.drained("shop-canary", 10.0)
+            # The canary's last requests, answered after it left the pool: one more look.
+            last = {n: shops[n] for n in ("shop-1", "shop-2", "shop-canary")}
+            await asyncio.to_thread(recorder.record, last, phase)
+            await asyncio.to_thread(processes.stop, canary)
+            shops.pop("shop-canary", None)
+            rolled_back = time.time()
+            phase = _Phase("rollback", ["shop-1"], ["shop-2"], story)
+        if rolled_back is not None and time.time() - rolled_back >= story.recovery_s:
+            stop.set()
+    outcomes = await sender
+    if marking is not None:
+        await marking
+    capped = rolled_back is None or time.time() - rolled_back < story.recovery_s - 1
+    recorder.record(dict(shops), None)
+    recorder.close()
+    return StoryResult(
+        started, deployed, rolled_back, time.time(), outcomes, recorder.looks, services, capped
+    )
+
+
+def run_story(out: Path, story: Story, services: dict[str, Service], say: Any) -> StoryResult:
+    """Run the rollout; every service started is in ``services``, left running for the caller
+    to stop (also when this raises)."""
+    return asyncio.run(_story(out, story, services, say))
