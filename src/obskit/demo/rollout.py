@@ -6,9 +6,9 @@ the exposition to ``scrapes/`` (the run's metrics snapshots, indexed in ``scrape
 feeds the judge of the current phase from those very texts:
 
 1. **steady**: shop-1 against shop-2, both v1 — an A/A comparison, which must never fail;
-2. **canary**: v2 starts as ``shop-canary`` beside them (a deploy marker is written), takes a
-   third of the traffic, and is judged against the v1 replicas until the judge says FAIL (or
-   the canary's time runs out);
+2. **canary**: v2 (``shop-canary``, started beside them with no traffic) takes a third of the
+   traffic (a deploy marker is written) and is judged against the v1 replicas until the judge
+   says FAIL twice in a row (or the canary's time runs out);
 3. **rollback**: the canary's share goes back to v1, v2 is stopped, and the v1 replicas are
    judged A/A again while the tenant recovers.
 
@@ -47,14 +47,16 @@ class Story:
 
     rate: float = 28.0
     interval: float = 1.0
-    steady_s: float = 12.0
+    steady_s: float = 10.0
     canary_max_s: float = 40.0
     recovery_s: float = 12.0
     tenant: str = "initech"
-    pool_hold_ms: int = 250
-    baseline_pool: int = 4
+    pool_hold_ms: int = 150
+    baseline_pool: int = 5
     canary_pool: int = 1
     min_requests: int = 100
+    # As Argo Rollouts' failureLimit: the rollout aborts at this many FAIL looks in a row.
+    fail_looks: int = 2
     max_requests: int = 100_000
 
     def shop_args(self, inventory: str, db: Path, pool: int) -> list[str]:
@@ -215,6 +217,7 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
     phase: _Phase | None = _Phase("steady", ["shop-1"], ["shop-2"], story)
     deployed = rolled_back = None
     marking: asyncio.Task[None] | None = None
+    failing = 0
     say(
         f"steady state: v1 on shop-1 and shop-2, {story.rate:g} requests/s from "
         f"{len(traffic.TENANTS)} tenants; the judge compares the two replicas (A/A)"
@@ -235,13 +238,12 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
             phase = _Phase("canary", ["shop-1", "shop-2"], ["shop-canary"], story)
             say(f"deploy: v2 on shop-canary takes a third of the traffic (t={now:.1f}s)")
             continue
+        if report is not None and phase is not None and phase.name == "canary":
+            failing = failing + 1 if report.verdict == "FAIL" else 0
         canary_done = (
             deployed is not None
             and rolled_back is None
-            and (
-                (report is not None and report.verdict == "FAIL")
-                or time.time() - deployed >= story.canary_max_s
-            )
+            and (failing >= story.fail_looks or time.time() - deployed >= story.canary_max_s)
         )
         if canary_done:
             say(f"rollback: v2 stopped, its share back to v1 (t={now:.1f}s)")

@@ -24,7 +24,7 @@ ROUTE_MIX = (0.50, 0.35)
 TENANT_ROUTE_MIX = {"initech": (0.50, 0.25)}
 # initech's order integration sends its checkouts in batches of this many at once (in
 # drive_open: at the same instant, to the same instance, as one client connection would).
-BATCHES = {"initech": 4}
+BATCHES = {"initech": 5}
 
 
 @dataclasses.dataclass(frozen=True)
