@@ -22,6 +22,7 @@ __all__ = [
     "Service",
     "child_env",
     "scrape",
+    "scrape_url",
     "start",
     "stop",
     "wait_ready",
@@ -118,9 +119,12 @@ def wait_ready(service: Service, deadline_s: float = 60.0) -> None:
 
 def scrape(service: Service, timeout: float = 10.0, openmetrics: bool = False) -> str:
     """The service's exposition now (OpenMetrics, with exemplars, when asked)."""
-    request = urllib.request.Request(
-        service.metrics_url, headers={"Accept": OPENMETRICS} if openmetrics else {}
-    )
+    return scrape_url(service.metrics_url, timeout, openmetrics)
+
+
+def scrape_url(url: str, timeout: float = 10.0, openmetrics: bool = False) -> str:
+    """The exposition at ``url`` now."""
+    request = urllib.request.Request(url, headers={"Accept": OPENMETRICS} if openmetrics else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return str(response.read().decode("utf-8"))
 

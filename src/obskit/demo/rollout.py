@@ -8,7 +8,7 @@ feeds the judge of the current phase from those very texts:
 1. **steady**: shop-1 against shop-2, both v1 — an A/A comparison, which must never fail;
 2. **canary**: v2 (``shop-canary``, started beside them with no traffic) takes a third of the
    traffic (a deploy marker is written) and is judged against the v1 replicas until the judge
-   says FAIL twice in a row (or the canary's time runs out);
+   says FAIL three times in a row (or the canary's time runs out);
 3. **rollback**: the canary's share goes back to v1, v2 is stopped, and the v1 replicas are
    judged A/A again while the tenant recovers.
 
@@ -19,11 +19,14 @@ four, so that tenant's requests wait on the pool; nothing fails.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +59,7 @@ class Story:
     canary_pool: int = 1
     min_requests: int = 100
     # As Argo Rollouts' failureLimit: the rollout aborts at this many FAIL looks in a row.
-    fail_looks: int = 2
+    fail_looks: int = 3
     max_requests: int = 100_000
 
     def shop_args(self, inventory: str, db: Path, pool: int) -> list[str]:
@@ -130,13 +133,15 @@ class _Recorder:
         self.seq = 0
         self.looks: list[dict[str, Any]] = []
 
-    def record(self, shops: dict[str, Service], phase: _Phase | None) -> Report | None:
+    def record(
+        self, shops: dict[str, tuple[str, str]], phase: _Phase | None
+    ) -> dict[str, Any] | None:
         self.seq += 1
         texts: dict[str, str] = {}
         taken = time.time()
-        for name, service in shops.items():
+        for name, (url, version) in shops.items():
             try:
-                texts[name] = processes.scrape(service)
+                texts[name] = processes.scrape_url(url)
             except OSError:
                 continue
             path = self.dir / f"{self.seq:04d}-{name}.txt"
@@ -146,7 +151,7 @@ class _Recorder:
                 "at": round(taken, 3),
                 "t": round(taken - self.started, 3),
                 "instance": name,
-                "version": service.version,
+                "version": version,
                 "phase": phase.name if phase else "",
                 "file": str(path.relative_to(self.out)),
             }
@@ -170,11 +175,36 @@ class _Recorder:
         self.judge_log.write(json.dumps(look, sort_keys=True) + "\n")
         self.judge_log.flush()
         (self.out / f"judge-{phase.name}.json").write_text(report.to_json(), encoding="utf-8")
-        return report
+        return look
 
     def close(self) -> None:
         self.index.close()
         self.judge_log.close()
+
+
+# The recorder lives in a process of its own: parsing expositions and judging every interval
+# would otherwise take the interpreter from the traffic it is measuring.
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_open(out: Path, started: float, story: Story) -> None:
+    _WORKER.update(recorder=_Recorder(out, started), story=story, phase=None)
+
+
+def _worker_record(
+    shops: dict[str, tuple[str, str]], arms: tuple[str, list[str], list[str]] | None
+) -> dict[str, Any] | None:
+    phase = _WORKER["phase"]
+    if arms is not None and (phase is None or phase.name != arms[0]):
+        phase = _WORKER["phase"] = _Phase(*arms, _WORKER["story"])
+    recorder: _Recorder = _WORKER["recorder"]
+    return recorder.record(shops, phase if arms is not None else None)
+
+
+def _worker_close() -> list[dict[str, Any]]:
+    recorder: _Recorder = _WORKER["recorder"]
+    recorder.close()
+    return recorder.looks
 
 
 def _mark_deploy(out: Path, at: float) -> None:
@@ -205,7 +235,23 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
         await asyncio.to_thread(processes.wait_ready, service)
 
     started = time.time()
-    recorder = _Recorder(out, started)
+    loop = asyncio.get_running_loop()
+    worker = concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("fork")
+    )
+    await loop.run_in_executor(worker, _worker_open, out, started, story)
+
+    def targets(names: Iterable[str]) -> dict[str, tuple[str, str]]:
+        return {n: (services[n].metrics_url, services[n].version) for n in names}
+
+    async def record(
+        names: Iterable[str], arms: tuple[str, list[str], list[str]] | None
+    ) -> dict[str, Any] | None:
+        look: dict[str, Any] | None = await loop.run_in_executor(
+            worker, _worker_record, targets(names), arms
+        )
+        return look
+
     shops = {n: services[n] for n in ("shop-1", "shop-2")}
     router = traffic.Router({n: s.url for n, s in shops.items()}, {"shop-1": 1, "shop-2": 1})
     stop = asyncio.Event()
@@ -214,7 +260,7 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
     sender = asyncio.create_task(
         traffic.drive_open(router, planned, story.rate, stop, deadline_s=total)
     )
-    phase: _Phase | None = _Phase("steady", ["shop-1"], ["shop-2"], story)
+    phase: tuple[str, list[str], list[str]] | None = ("steady", ["shop-1"], ["shop-2"])
     deployed = rolled_back = None
     marking: asyncio.Task[None] | None = None
     failing = 0
@@ -227,19 +273,19 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
         tick += story.interval
         await asyncio.sleep(max(0.0, tick - time.monotonic()))
         now = time.time() - started
-        report = await asyncio.to_thread(recorder.record, dict(shops), phase)
-        if report is not None and phase is not None:
-            say(f"  t={now:5.1f}s  judge ({phase.name}): {report.verdict}")
+        report = await record(shops, phase)
+        if report is not None:
+            say(f"  t={now:5.1f}s  judge ({report['phase']}): {report['verdict']}")
         if deployed is None and now >= story.steady_s:
             deployed = time.time()
             marking = asyncio.create_task(asyncio.to_thread(_mark_deploy, out, deployed))
             shops["shop-canary"] = canary
             router.set({"shop-1": 1, "shop-2": 1, "shop-canary": 1}, {"shop-canary": canary.url})
-            phase = _Phase("canary", ["shop-1", "shop-2"], ["shop-canary"], story)
+            phase = ("canary", ["shop-1", "shop-2"], ["shop-canary"])
             say(f"deploy: v2 on shop-canary takes a third of the traffic (t={now:.1f}s)")
             continue
-        if report is not None and phase is not None and phase.name == "canary":
-            failing = failing + 1 if report.verdict == "FAIL" else 0
+        if report is not None and report["phase"] == "canary":
+            failing = failing + 1 if report["verdict"] == "FAIL" else 0
         canary_done = (
             deployed is not None
             and rolled_back is None
@@ -250,22 +296,22 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
             router.set({"shop-1": 1, "shop-2": 1})
             await router.drained("shop-canary", 10.0)
             # The canary's last requests, answered after it left the pool: one more look.
-            last = {n: shops[n] for n in ("shop-1", "shop-2", "shop-canary")}
-            await asyncio.to_thread(recorder.record, last, phase)
+            await record(("shop-1", "shop-2", "shop-canary"), phase)
             await asyncio.to_thread(processes.stop, canary)
             shops.pop("shop-canary", None)
             rolled_back = time.time()
-            phase = _Phase("rollback", ["shop-1"], ["shop-2"], story)
+            phase = ("rollback", ["shop-1"], ["shop-2"])
         if rolled_back is not None and time.time() - rolled_back >= story.recovery_s:
             stop.set()
     outcomes = await sender
     if marking is not None:
         await marking
     capped = rolled_back is None or time.time() - rolled_back < story.recovery_s - 1
-    recorder.record(dict(shops), None)
-    recorder.close()
+    await record(shops, None)
+    looks = await loop.run_in_executor(worker, _worker_close)
+    worker.shutdown()
     return StoryResult(
-        started, deployed, rolled_back, time.time(), outcomes, recorder.looks, services, capped
+        started, deployed, rolled_back, time.time(), outcomes, looks, services, capped
     )
 
 
