@@ -106,13 +106,9 @@ class _AsgiExchange(Exchange):
     def done(self, error: BaseException | None) -> None:
         """Record the outcome once the application returned (or raised ``error``)."""
         try:
-            status = self.status
-            if error is None and self.complete and status < 500:
-                error_type = ""  # the common outcome: no rule to apply
-            else:
-                status, error, error_type = outcome(
-                    status, self.complete, self.disconnected, error, self.scope
-                )
+            status, error, error_type = outcome(
+                self.status, self.complete, self.disconnected, error, self.scope
+            )
             route = self.routes.route(self.scope, self.outer, status)
             ended = self.ended if self.ended is not None else _perf()
         except Exception as exc:

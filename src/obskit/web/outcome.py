@@ -46,6 +46,8 @@ def outcome(
     ``carrier``: the request's scope or environ (where a framework leaves an exception it
     answered itself).
     """
+    if error is None and complete and status < 500:
+        return status, None, ""  # most requests: no rule to apply
     failure = ""
     if error is None and status >= 500:
         handled = carrier.get(ERROR_KEY)

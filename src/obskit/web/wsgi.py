@@ -300,13 +300,11 @@ def finish_response(
     """Record the request (its route read from ``environ`` or ``state``); call exactly once."""
     state.finished = True
     try:
-        status = state.status
         # A body given without start_response() was never a response.
         complete = state.complete and state.first_byte is not None
-        if error is None and complete and status < 500:
-            error_type = ""  # the common outcome: no rule to apply
-        else:
-            status, error, error_type = outcome(status, complete, state.client_gone, error, environ)
+        status, error, error_type = outcome(
+            state.status, complete, state.client_gone, error, environ
+        )
         route = wsgi_route(environ, state.route)
         ended = state.ended if state.ended is not None else _perf()
     except Exception as exc:
