@@ -87,17 +87,6 @@ def test_same_labels_reuse_one_child() -> None:
         assert 1 == len(metrics._series)
 
 
-def test_unknown_methods_fold_to_other() -> None:
-    """Known methods are upper-cased; anything else becomes _OTHER, as semconv says."""
-    with obskit.testing.isolated():
-        metrics = server_metrics()
-        assert metrics is not None
-        assert "GET" == metrics.normalize_method("get")
-        assert "PATCH" == metrics.normalize_method("PATCH")
-        assert "_OTHER" == metrics.normalize_method("BREW")
-        assert "_OTHER" == metrics.normalize_method("")
-
-
 def test_tenant_goes_through_the_guard() -> None:
     """A steady tenant earns its own label value; a one-off tenant is folded into __other__."""
     with obskit.testing.isolated(label_top_k=2) as cap:

@@ -173,3 +173,57 @@ def test_every_signal_names_the_exception_alike() -> None:
         assert expected == (span.attributes or {}).get("error.type"), span.name
         events = [e for e in span.events if e.name == "exception"]
         assert [expected] == [(e.attributes or {}).get("exception.type") for e in events], span.name
+
+
+# --- one method label -------------------------------------------------------------------------
+
+
+async def _ok_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_a_method_semconv_does_not_name_is_other_on_every_signal() -> None:
+    """A method semconv does not know is _OTHER on the metrics and the spans (server, client)."""
+    method = "BREW"
+    with (
+        obskit.testing.isolated(baseline_ratio=1.0) as cap,
+        obskit.testing.capture_spans() as spans,
+    ):
+
+        async def serve() -> None:
+            transport = httpx.ASGITransport(app=obskit.ASGIMiddleware(_ok_app))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                assert 200 == (await client.request(method, "/pot")).status_code
+
+        asyncio.run(serve())
+        ok = httpx.MockTransport(lambda request: httpx.Response(200))
+        with httpx.Client(transport=ok) as client:
+            assert 200 == client.request(method, "http://bank.test/").status_code
+        obskit.testing.flush()
+        server_count = cap.sample(
+            "http_server_request_duration_seconds_count",
+            {
+                "http_request_method": "_OTHER",
+                "url_scheme": "http",
+                "http_route": "__unmatched__",
+                "http_response_status_code": "200",
+                "error_type": "",
+                "tenant_id": "",
+            },
+        )
+        client_count = cap.sample(
+            "http_client_request_duration_seconds_count",
+            {
+                "server_address": "bank.test",
+                "http_request_method": "_OTHER",
+                "http_response_status_code": "200",
+                "error_type": "",
+            },
+        )
+    assert (1.0, 1.0) == (server_count, client_count)
+    (server,) = [s for s in spans if s.kind.name == "SERVER"]
+    assert "_OTHER" == (server.attributes or {}).get("http.request.method")
+    assert method == (server.attributes or {}).get("http.request.method_original")
+    (bank,) = [s for s in spans if "bank.test" in str((s.attributes or {}).get("url.full"))]
+    assert "_OTHER" == (bank.attributes or {}).get("http.request.method")

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from obskit._semconv import LEVELS
+
 __all__ = [
     "Parser",
     "kind_of",
@@ -139,7 +141,7 @@ def parse_logger_names(value: Any) -> tuple[str, ...]:
 
 typed("str | Sequence[str]", parse_logger_names)
 
-parse_level = parse_choice("debug", "info", "warning", "error", "critical")
+parse_level = parse_choice(*LEVELS)
 
 
 def parse_paths(value: Any) -> tuple[str, ...]:

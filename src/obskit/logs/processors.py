@@ -18,6 +18,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
 from obskit import _otel_context, context
+from obskit._semconv import METHOD_LEVEL_NAME
 from obskit.logs.redaction import Redactor
 
 __all__ = [
@@ -28,18 +29,6 @@ __all__ = [
     "format_timestamp",
     "neutralise_control_chars",
 ]
-
-_LEVEL_NAMES: Final = {
-    "debug": "debug",
-    "info": "info",
-    "msg": "info",
-    "warning": "warning",
-    "warn": "warning",
-    "error": "error",
-    "exception": "error",
-    "critical": "critical",
-    "fatal": "critical",
-}
 
 _Span = otel_trace.Span
 _time_ns = time.time_ns
@@ -176,7 +165,7 @@ class Enricher:
             bound = cached[1] if cached[0] is bound and cached[2] else self.clean_bound(bound)
         line: dict[str, Any] = {
             "timestamp": format_timestamp.now() if created is None else format_timestamp(created),
-            "level": _LEVEL_NAMES.get(method_name, method_name),
+            "level": METHOD_LEVEL_NAME.get(method_name, method_name),
             "logger": logger_name,
             "event": event,
             **self._service,

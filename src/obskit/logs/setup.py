@@ -20,11 +20,12 @@ from structlog._base import BoundLoggerBase
 
 from obskit import _guard
 from obskit._config import Settings
+from obskit._semconv import LEVELS, METHOD_LEVEL
 from obskit.logs import libraries
 from obskit.logs.processors import Enricher, neutralise_control_chars
 from obskit.logs.redaction import Redactor
 from obskit.logs.render import LineSink, json_renderer
-from obskit.logs.writer import METHOD_LEVEL, Gate, LineHolder, LineWriter
+from obskit.logs.writer import Gate, LineHolder, LineWriter
 
 __all__ = [
     "LineHolder",
@@ -39,11 +40,9 @@ __all__ = [
     "writer_for",
 ]
 
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
 
 Processor = Callable[[Any, str, dict[str, Any]], Any]
-_METHOD_LEVEL = METHOD_LEVEL
 
 _gate = Gate()
 _sink = LineSink(None)
@@ -122,7 +121,7 @@ class ObskitBoundLogger(BoundLoggerBase):
 
 def _early_gate(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Drop a below-emit line at once unless its trace may still keep it."""
-    if _METHOD_LEVEL.get(method_name, 20) < _gate.emit:
+    if METHOD_LEVEL.get(method_name, 20) < _gate.emit:
         holder = _gate.holder
         if holder is None or not holder.active():
             raise DropEvent
@@ -139,7 +138,7 @@ class _Emit:
         if _sink.taps:
             _sink.tap(event_dict)
         line = self._renderer(logger, method_name, event_dict)
-        if _METHOD_LEVEL.get(method_name, 20) < _gate.emit:
+        if METHOD_LEVEL.get(method_name, 20) < _gate.emit:
             holder = _gate.holder
             if holder is not None:
                 holder.hold(line, event_dict)
@@ -215,7 +214,7 @@ class StdlibBridge(logging.Handler):
         """Convert ``record`` to an event dict and run the chain; never raises."""
         try:
             method = record.levelname.lower()
-            if method not in _METHOD_LEVEL:
+            if method not in METHOD_LEVEL:
                 method = "debug" if record.levelno < 20 else "info"
             try:
                 message = record.getMessage()

@@ -10,24 +10,13 @@ byte for byte the line the chain writes; ``tests/test_logs_writer.py`` compares 
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
+from obskit._semconv import METHOD_LEVEL
 from obskit.logs.processors import Enricher
 from obskit.logs.render import LineSink, json_line, json_renderer
 
-__all__ = ["METHOD_LEVEL", "Gate", "LineHolder", "LineWriter"]
-
-METHOD_LEVEL: Final = {
-    "debug": 10,
-    "info": 20,
-    "msg": 20,
-    "warning": 30,
-    "warn": 30,
-    "error": 40,
-    "exception": 40,
-    "critical": 50,
-    "fatal": 50,
-}
+__all__ = ["Gate", "LineHolder", "LineWriter"]
 
 
 class LineHolder(Protocol):

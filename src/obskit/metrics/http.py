@@ -16,7 +16,6 @@ from typing import Any
 
 from obskit import _exemplars, _guard, _locks
 from obskit import _runtime as _rt
-from obskit._semconv import KNOWN_METHODS, OTHER_METHOD
 from obskit.metrics import catalogue
 from obskit.metrics._store import Store, observe_pair
 from obskit.metrics.cardinality import CardinalityGuard
@@ -49,19 +48,7 @@ class HttpServerMetrics:
         # byte, the duration's exemplar): one lookup finds all three.
         self._series: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         self._active: dict[tuple[str, str], Any] = {}
-        self._methods: dict[str, str] = {m: m for m in KNOWN_METHODS}
         self._lock = _locks.lock()
-
-    def normalize_method(self, raw: str) -> str:
-        """``raw`` upper-cased when semconv knows the method, ``"_OTHER"`` otherwise."""
-        known = self._methods.get(raw)
-        if known is not None:
-            return known
-        upper = raw.upper() if isinstance(raw, str) else ""
-        method = upper if upper in KNOWN_METHODS else OTHER_METHOD
-        if len(self._methods) < 256:  # lower-case spellings of known methods, mostly
-            self._methods[raw] = method
-        return method
 
     def request_started(self, method: str, scheme: str = "http") -> None:
         """One more request in flight for ``method`` (already normalised) over ``scheme``."""

@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from obskit import _exemplars, _guard
 from obskit._config import Settings
 from obskit._identity import OBSKIT_VERSION, identity, instance_id
+from obskit._semconv import LEVELS
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
 from obskit.tracing import api, policies, provider
@@ -188,7 +189,7 @@ class TracingComponent:
 
     def _log_buffer(self, sampler: TailSampler) -> TraceLogBuffer | None:
         settings = self.settings
-        levels = log_setup.LEVELS
+        levels = LEVELS
         buffer_level = settings.log_buffer_level
         if buffer_level is None or levels[buffer_level] >= levels[settings.log_level]:
             return None

@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from obskit import _guard, _otel_context, _runtime, context
-from obskit._semconv import KNOWN_METHODS
+from obskit._semconv import method_label
 from obskit.logs import Redactor
 from obskit.logs.server import note_request_error
 from obskit.metrics import flags as _flags
@@ -46,6 +46,7 @@ _leave = _otel_context.leave
 _push = context.push
 _pop = context.pop
 _flags_noted = _flags.current
+_method_label = method_label
 
 
 class RequestPlan:
@@ -149,7 +150,7 @@ class Exchange:
         self.plan = plan
         self.method = method
         self.scheme = scheme  # as the server reported it; the metrics bound its label values
-        self.method_label = method if method in KNOWN_METHODS else "_OTHER"
+        self.method_label = _method_label(method)
         self.path = path
         self.query = query
         self.started = _perf()

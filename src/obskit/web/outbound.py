@@ -30,7 +30,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _guard, _locks, context
 from obskit._selfcalls import suppressed
-from obskit._semconv import KNOWN_METHODS, error_type, status_error_type
+from obskit._semconv import error_type, status_error_type
+from obskit._semconv import method_label as _method_label
 from obskit.metrics import catalogue
 from obskit.tracing.api import get_tracer
 from obskit.web.propagation import format_baggage, format_traceparent, format_tracestate
@@ -112,7 +113,7 @@ class _Calls:
         self.tracing = settings.tracing
 
     def start(self, method: str, host: str, port: int | None, url: str) -> tuple[Any, Any, float]:
-        method_label = method if method in KNOWN_METHODS else "_OTHER"
+        method_label = _method_label(method)
         span = token = None
         if self.tracing:
             tracer = get_tracer()
@@ -138,7 +139,7 @@ class _Calls:
     ) -> None:
         span, token, t0 = started
         seconds = _perf() - t0
-        method_label = method if method in KNOWN_METHODS else "_OTHER"
+        method_label = _method_label(method)
         # semconv: the exception's type, else a failed status (for a client, 4xx too).
         failure = error_type(error) if error is not None else status_error_type(status, client=True)
         try:
