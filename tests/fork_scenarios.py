@@ -71,9 +71,9 @@ def _spans(n: int = 3, error: bool = False) -> None:
 
 
 def _store() -> Callable[[], None]:
-    from obskit.metrics.wiring import current_store
+    from obskit._live import metrics_store
 
-    store = current_store()
+    store = metrics_store()
     assert store is not None
     family = store.histogram("fork_test_seconds", "A family whose label sets keep growing.", ["k"])
     counter = store.counter("fork_test", "A counter whose label sets keep growing.", ["k"])
@@ -87,9 +87,9 @@ def _store() -> Callable[[], None]:
 
 
 def _guard_op() -> Callable[[], None]:
-    from obskit.metrics.wiring import current
+    from obskit._live import metrics
 
-    component = current()
+    component = metrics()
     assert component is not None
     guard = component.tenant_guard
 

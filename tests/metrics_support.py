@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 import obskit
-from obskit.metrics import wiring
+from obskit import _live
 from obskit.metrics.exposition import render
 from obskit.web.streams import stream_metrics
 from web_support import http_scope
@@ -123,7 +123,7 @@ def every_family_driven() -> Iterator[list[object]]:
 
 def scrape(accept: str = "") -> str:
     """The live runtime's exposition in the format ``accept`` asks for (text by default)."""
-    component = wiring.current()
+    component = _live.metrics()
     assert component is not None
     body, _ = render(component.scrape_source(), accept, None)
     return body.decode()

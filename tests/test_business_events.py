@@ -166,9 +166,9 @@ def test_forked_child_events_add_up_in_multiprocess_mode(tmp_path: Path) -> None
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert 0 == status
-        from obskit.metrics import wiring
+        from obskit import _live
 
-        component = wiring.current()
+        component = _live.metrics()
         assert component is not None
         text = generate_latest(component.scrape_source()).decode()  # type: ignore[arg-type]
         series = f'{TOTAL}{{event="checkout",outcome="success",tenant_id=""}}'

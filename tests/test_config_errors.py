@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import logging
 import os
 import socket
@@ -215,18 +214,12 @@ def test_a_setting_unusable_only_while_building_undoes_everything(
     machine: Machine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A ConfigError from a part's builder tears down the parts built before it, logging too."""
-    module = type(sys)("obskit_failing_part")
-    module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None)
 
     def build(runtime: _runtime.Runtime) -> None:
         raise ConfigError("obskit setting 'x' cannot be used here")
 
-    module.build = build  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
     monkeypatch.setattr(
-        _runtime,
-        "BUILDERS",
-        (*_runtime.BUILDERS, _runtime.Part("failing", f"{module.__name__}:build", frozenset())),
+        _runtime, "BUILDERS", (*_runtime.BUILDERS, _runtime.Part("failing", build, frozenset()))
     )
     with pytest.raises(ConfigError, match="cannot be used here"):
         obskit.init(metrics_port=0, registry=machine.registry)

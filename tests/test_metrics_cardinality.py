@@ -162,12 +162,12 @@ def test_forked_child_gets_a_lock_nobody_holds() -> None:
     import pytest
 
     import obskit.testing
-    from obskit.metrics import wiring
+    from obskit import _live
 
     if not hasattr(os, "fork"):
         pytest.skip("no fork on this platform")
     with obskit.testing.isolated(tracing=False):
-        component = wiring.current()
+        component = _live.metrics()
         assert component is not None
         guard = component.tenant_guard
         inside, release = threading.Event(), threading.Event()

@@ -99,10 +99,10 @@ def test_standalone_server_on_loopback() -> None:
 
 def test_metrics_port_setting_starts_a_server() -> None:
     """init(metrics_port=0) starts a server bound to the loopback address."""
-    from obskit.metrics import wiring
+    from obskit import _live
 
     with obskit.testing.isolated(metrics_port=0):
-        component = wiring.current()
+        component = _live.metrics()
         assert component is not None
         assert component.server is not None
         assert "127.0.0.1" == component.server.addr

@@ -14,10 +14,9 @@ from tests.conftest import require_binary
 
 import obskit
 import obskit.testing
-from obskit import _runtime
+from obskit import _live, _runtime
 from obskit._config import load_settings
 from obskit._identity import OBSKIT_VERSION, identity, iso_time, process_start_time
-from obskit.metrics import wiring
 from obskit.metrics._store import Store
 
 
@@ -148,7 +147,7 @@ def test_metrics_off_leaves_no_component() -> None:
         return 7
 
     with obskit.testing.isolated(metrics=False, tracing=False) as cap:
-        assert wiring.current() is None
+        assert _live.metrics() is None
         assert 7 == job()
         assert b"obskit_function" not in generate_latest(cap.registry)
 
@@ -181,7 +180,7 @@ def test_promtool_accepts_function_families_with_static_labels() -> None:
 def test_one_guard_per_label_shares_settings() -> None:
     """guard(label) returns one guard per label, configured by label_top_k and label_allow."""
     with obskit.testing.isolated(label_top_k=3, label_allow="vip") as cap:
-        component = wiring.current()
+        component = _live.metrics()
         assert component is not None
         users = component.guard("user_id")
         assert users is component.guard("user_id")

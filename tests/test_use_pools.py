@@ -185,10 +185,10 @@ class TestGeneric:
 
     def test_cap_and_replacement_are_counted(self) -> None:
         """Past the cap a new name is refused and counted; a reused name replaces and counts."""
-        from obskit.metrics.use import tracking
+        from obskit.metrics.use import tracked
 
         registry = CollectorRegistry()
-        keep = [queue.Queue() for _ in range(tracking.DEFAULT_CAP + 1)]  # type: ignore[var-annotated]
+        keep = [queue.Queue() for _ in range(tracked.DEFAULT_CAP + 1)]  # type: ignore[var-annotated]
         for index, item in enumerate(keep):
             obskit.track_queue(item, f"q{index}", registry=registry)
         obskit.track_queue(keep[1], "q0", registry=registry)

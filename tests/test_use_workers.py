@@ -16,14 +16,14 @@ from prometheus_client import generate_latest
 
 import obskit.testing
 from conftest import PYTHON, require_binary, subprocess_env
-from obskit.metrics import wiring as metrics_wiring
+from obskit import _live
 
 
 def test_published_with_pid_and_status_once(tmp_path: Path) -> None:
     """With shared files, gauges (status included) carry the pid, counters are summed, once each."""
     promtool = require_binary("promtool")
     with obskit.testing.isolated(multiprocess_dir=str(tmp_path)):
-        component = metrics_wiring.current()
+        component = _live.metrics()
         assert component is not None
         text = generate_latest(component.scrape_source()).decode()
     pid = str(os.getpid())

@@ -132,11 +132,11 @@ def test_explicit_traceparent_is_kept(upstream: str) -> None:
 
 def test_server_addresses_are_bounded_and_overflow_counted() -> None:
     """Past MAX_SERVERS distinct dependencies, calls fold into __other__ and are counted."""
-    from obskit.metrics.wiring import current_store
+    from obskit._live import metrics_store
     from obskit.web import outbound
 
     with obskit.testing.isolated() as capture:
-        recorder = outbound.ClientRecorder(current_store())
+        recorder = outbound.ClientRecorder(metrics_store())
         for i in range(outbound.MAX_SERVERS + 5):
             recorder.observe(f"host-{i}:80", "GET", 200, "", 0.01)
         other = {

@@ -25,9 +25,8 @@ if TYPE_CHECKING:
     )
     from obskit.metrics.red import red
     from obskit.metrics.use.event_loop import monitor_event_loop
-    from obskit.metrics.use.executors import track_executor
-    from obskit.metrics.use.pools import track_pool, track_queue
     from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
+    from obskit.metrics.use.tracking import track_executor, track_pool, track_queue
     from obskit.tracing.provider import get_tracer
     from obskit.web.asgi import ASGIMiddleware
     from obskit.web.django import DjangoMiddleware
@@ -57,9 +56,9 @@ _HOMES = {
     "red": "obskit.metrics.red",
     "shutdown": "obskit._facade",
     "start_metrics_server": "obskit.metrics.exposition",
-    "track_executor": "obskit.metrics.use.executors",
-    "track_pool": "obskit.metrics.use.pools",
-    "track_queue": "obskit.metrics.use.pools",
+    "track_executor": "obskit.metrics.use.tracking",
+    "track_pool": "obskit.metrics.use.tracking",
+    "track_queue": "obskit.metrics.use.tracking",
     "unbind": "obskit.context",
     "WSGIMiddleware": "obskit.web.wsgi",
 }

@@ -4,13 +4,15 @@ One :class:`Runtime` exists at a time. Each part (logs, tracing, metrics, collec
 :class:`Component`: started in order, shut down in reverse, told after a fork so it can restart
 its threads in the child. ``generation`` changes with every (re)configuration so that cached
 hot-path state (decorator metric children, for instance) knows when to rebuild.
+
+The parts are plain imports: a part missing from an installation fails ``import obskit._runtime``
+(so ``obskit.init()``), never silently leaves tracing or metrics out. The parts themselves read the
+live runtime from :mod:`obskit._live`, which this module writes; they never import this one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import logging
 import os
 import time
@@ -19,9 +21,14 @@ from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from obskit import _closing, _guard, _locks, _preflight
+from obskit import _closing, _guard, _live, _locks, _preflight
 from obskit._config import ConfigError, Settings, load_settings
+from obskit._live import current
 from obskit.logs import setup as log_setup
+from obskit.metrics import wiring as metrics_wiring
+from obskit.metrics.use import wiring as collectors_wiring
+from obskit.tracing import wiring as tracing_wiring
+from obskit.web import wiring as web_wiring
 
 __all__ = [
     "BUILDERS",
@@ -33,7 +40,6 @@ __all__ = [
     "current",
     "generation",
     "init",
-    "live_collectors",
     "reset",
     "shutdown",
 ]
@@ -63,7 +69,7 @@ class Part:
     """
 
     name: str
-    builder: str  # "module:function" returning the component, or None when switched off
+    builder: Callable[[Runtime], Component | None]  # None when the settings leave it out
     reads: frozenset[str]
     after: tuple[str, ...] = ()
 
@@ -104,7 +110,7 @@ LIVE = frozenset(
 BUILDERS: tuple[Part, ...] = (
     Part(
         "tracing",
-        "obskit.tracing.wiring:build",
+        tracing_wiring.build,
         IDENTITY
         | {
             "tracing",
@@ -131,7 +137,7 @@ BUILDERS: tuple[Part, ...] = (
     ),
     Part(
         "metrics",
-        "obskit.metrics.wiring:build",
+        metrics_wiring.build,
         IDENTITY
         | {
             "metrics",
@@ -145,27 +151,17 @@ BUILDERS: tuple[Part, ...] = (
     ),
     Part(
         "collectors",
-        "obskit.metrics.use.wiring:build",
+        collectors_wiring.build,
         frozenset({"metrics", "collectors"}),
         after=("metrics",),
     ),
     Part(
         "web",
-        "obskit.web.wiring:build",
+        web_wiring.build,
         frozenset({"tracing", "metrics", "request_id_headers"}),
         after=("tracing", "metrics"),
     ),
 )
-
-
-def _load_builder(path: str) -> Callable[[Runtime], Component | None] | None:
-    module_name, _, function = path.partition(":")
-    try:
-        if importlib.util.find_spec(module_name) is None:
-            return None
-    except ModuleNotFoundError:  # the part is not built (yet) in this tree
-        return None
-    return getattr(importlib.import_module(module_name), function)  # type: ignore[no-any-return]
 
 
 @dataclasses.dataclass
@@ -219,8 +215,7 @@ class Runtime:
             try:
                 if part.name == "metrics" and self.settings.metrics:
                     self.register(_guard.InternalErrorCollector())
-                builder = _load_builder(part.builder)
-                component = builder(self) if builder is not None else None
+                component = part.builder(self)
             except ConfigError:
                 raise
             except Exception as exc:
@@ -283,7 +278,7 @@ class Runtime:
         # A close that finished late (see obskit._closing) leaves the logging of a runtime
         # built since then alone.
         with _lock:
-            if not self.disabled and _runtime in (None, self):
+            if not self.disabled and _live.runtime in (None, self):
                 log_setup.unconfigure()
         if self in _closing_runtimes:
             _closing_runtimes.remove(self)
@@ -300,27 +295,14 @@ class Runtime:
 
 
 _lock = _locks.rlock()
-_runtime: Runtime | None = None
 # Runtimes shutdown() took out whose close has not finished (it may outlast its deadline).
 _closing_runtimes: list[Runtime] = []
-_generation = 0
 _fork_hook_installed = False
-
-
-def current() -> Runtime | None:
-    """The live runtime, or None before ``init()`` / after ``shutdown()``."""
-    return _runtime
-
-
-def live_collectors() -> list[Any]:
-    """The collectors of the live runtime (a part kept across init() calls reads it anew)."""
-    runtime = _runtime
-    return runtime.collectors if runtime is not None else []
 
 
 def generation() -> int:
     """Changes whenever the runtime is (re)built or torn down."""
-    return _generation
+    return _live.generation
 
 
 def init(**kwargs: Any) -> Runtime:
@@ -332,12 +314,11 @@ def init(**kwargs: Any) -> Runtime:
     setting found unusable only while building (rare: the metrics port taken between the check
     and the bind) undoes the new runtime and leaves obskit uninitialised, as after shutdown().
     """
-    global _runtime, _generation
     _closing.wait()  # a shutdown still closing the previous runtime: until its deadline
     for stale in list(_closing_runtimes):  # one that outlasted it: its collectors go now
         stale.unregister()
     with _lock:
-        live = _runtime
+        live = _live.runtime
         previous = live if live is not None and live.pid == os.getpid() else None
         given = {**(live.given if live is not None else {})}
         given.update({key: value for key, value in kwargs.items() if value is not None})
@@ -353,23 +334,23 @@ def init(**kwargs: Any) -> Runtime:
         if previous is not None:
             previous.close_parts(rebuild, timeout=5.0)
             kept, owned = dict(previous.components), dict(previous.owned)
-        _generation += 1
+        _live.generation += 1
         registry = settings.extras.get("registry") or REGISTRY
         runtime = Runtime(
             settings=settings,
             registry=registry,
-            generation=_generation,
+            generation=_live.generation,
             components=kept,
             owned=owned,
             given=given,
         )
-        _runtime = runtime
+        _live.runtime = runtime
         _install_fork_hook()
         try:
             runtime.start()
         except ConfigError:
-            _runtime = None
-            _generation += 1
+            _live.runtime = None
+            _live.generation += 1
             runtime.close(timeout=2.0)
             raise
     for notice in settings.notices:
@@ -494,9 +475,8 @@ def shutdown(timeout: float = 5.0) -> None:
 
 def _take() -> Runtime | None:
     """Take the live runtime out (under ``_lock``): later calls find none."""
-    global _runtime, _generation
-    runtime, _runtime = _runtime, None
-    _generation += 1
+    runtime, _live.runtime = _live.runtime, None
+    _live.generation += 1
     if runtime is not None:
         _closing_runtimes.append(runtime)
     return runtime
@@ -509,11 +489,10 @@ def reset() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _generation
-    runtime = _runtime
+    runtime = _live.runtime
     if runtime is None:
         return
-    _generation += 1
+    _live.generation += 1
     runtime.pid = os.getpid()
     for name, component in runtime.components.items():
         try:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from obskit import _guard
+from obskit import _guard, _live
 from obskit._selfcalls import quietly
 from obskit.incident._http import HttpError, request
 from obskit.incident.destinations import Destination, from_environment
@@ -132,9 +132,7 @@ class DeployMark:
 def _defaults() -> dict[str, str]:
     """Service, version, environment and revision of the live configuration (or the
     environment's, before ``init()``)."""
-    from obskit import _runtime
-
-    runtime = _runtime.current()
+    runtime = _live.current()
     if runtime is not None:
         settings = runtime.settings
     else:
@@ -196,9 +194,7 @@ def send_all(
 
 def _count(outcomes: Sequence[Outcome]) -> None:
     """Count each outcome in the live runtime's ``obskit_deploy_markers_total``."""
-    from obskit.metrics import wiring
-
-    component = wiring.current()
+    component = _live.metrics()
     if component is None:
         return
     family = component.store.counter(

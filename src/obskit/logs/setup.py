@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from structlog import DropEvent
-from structlog._base import BoundLoggerBase
+from structlog import BoundLoggerBase, DropEvent
 
 from obskit import _guard
 from obskit._config import Settings
 from obskit._semconv import LEVELS, METHOD_LEVEL
-from obskit.logs import libraries
+from obskit.logs import libraries, server_errors
 from obskit.logs.processors import Enricher, neutralise_control_chars
 from obskit.logs.redaction import Redactor
 from obskit.logs.render import LineSink, json_renderer
@@ -302,10 +301,7 @@ def adopt_server_loggers(names: Sequence[str] = SERVER_LOGGERS) -> None:
     """
     if "root" not in _saved:
         return
-    # (Imported here: ``python -m obskit.logs.server`` must not find it imported already.)
-    from obskit.logs import server
-
-    server.install_error_filter()
+    server_errors.install_error_filter()
     for name in names:
         logger = logging.getLogger(name)
         key = f"logger:{name}"
@@ -359,9 +355,7 @@ def unconfigure() -> None:
         root.setLevel(level)
         structlog.reset_defaults()
         libraries.release()
-        from obskit.logs import server
-
-        server.remove_error_filter()
+        server_errors.remove_error_filter()
     for key in [k for k in _saved if k.startswith("logger:")]:
         handlers, propagate = _saved.pop(key)
         logger = logging.getLogger(key.removeprefix("logger:"))

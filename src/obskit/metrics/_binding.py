@@ -10,19 +10,21 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.trace import NoOpTracer
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _guard, _locks
-from obskit import _runtime as _rt
+from obskit import _guard, _live, _locks
 from obskit._semconv import error_type as _error_type
 from obskit.metrics import catalogue
 from obskit.metrics._store import OVERFLOW, Store
 from obskit.metrics.catalogue import FUNCTION_BUCKETS
 from obskit.tracing import api as tracing_api
+
+if TYPE_CHECKING:
+    from obskit._runtime import Runtime
 
 __all__ = ["BASE_LABELS", "FUNCTION_BUCKETS", "LABEL_NAME", "RESERVED", "Binding", "Site"]
 
@@ -123,10 +125,8 @@ def _families_of(store: Store) -> _FunctionFamilies:
         return families
 
 
-def _store_for(registry: CollectorRegistry | None, runtime: _rt.Runtime | None) -> Store | None:
-    from obskit.metrics import wiring
-
-    component = wiring.current()
+def _store_for(registry: CollectorRegistry | None, runtime: Runtime | None) -> Store | None:
+    component = _live.metrics()
     if registry is None or (component is not None and registry is component.registry):
         return component.store if component is not None else None
     with _families_lock:
@@ -161,7 +161,7 @@ class Site:
 
     def rebind(self) -> Binding:
         """Resolve children (and the tracer) for the current runtime generation."""
-        generation = _rt._generation
+        generation = _live.generation
         binding = Binding(self, generation)
         try:
             self._fill(binding)
@@ -172,7 +172,7 @@ class Site:
         return binding
 
     def _fill(self, binding: Binding) -> None:
-        runtime = _rt.current()
+        runtime = _live.current()
         if runtime is not None and runtime.disabled:
             return
         if runtime is not None and runtime.settings.tracing:

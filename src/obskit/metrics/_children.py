@@ -4,7 +4,9 @@ A histogram child finds its bucket with ``bisect`` and updates non-cumulative co
 under its lock; an in-flight gauge is two ``itertools.count`` objects (their ``__next__`` is
 atomic under the GIL and needs no lock at all). :func:`observe_pair` records a request's two
 histograms (duration, time to first byte) under one acquisition when they share a lock.
-(Multi-process children are in :mod:`obskit.metrics._mp_children`.)
+The protocols every child meets (:class:`CounterChild`, :class:`GaugeChild`,
+:class:`HistogramChild`) are declared here, beside the children; the multi-process children
+(:mod:`obskit.metrics._mp_children`) meet them too.
 """
 
 from __future__ import annotations
@@ -14,17 +16,51 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable
 from threading import Lock
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client.samples import Exemplar
 
 from obskit import _locks
 from obskit.metrics.catalogue import le as bucket_label
 
-if TYPE_CHECKING:
-    from obskit.metrics._store import HistogramChild
+__all__ = [
+    "Counter",
+    "CounterChild",
+    "Gauge",
+    "GaugeChild",
+    "Histogram",
+    "HistogramChild",
+    "PairObserver",
+    "bucket_label",
+    "observe_pair",
+]
 
-__all__ = ["Counter", "Gauge", "Histogram", "PairObserver", "bucket_label", "observe_pair"]
+
+class CounterChild(Protocol):
+    """One counter series."""
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (>= 0)."""
+
+
+class GaugeChild(Protocol):
+    """One gauge series; ``enter``/``leave`` are the cheap +1/-1 of an in-flight count."""
+
+    enter: Callable[[], object]
+    leave: Callable[[], object]
+
+    def set(self, value: float) -> None:
+        """Set the value."""
+
+
+class HistogramChild(Protocol):
+    """One histogram series."""
+
+    def observe(self, value: float) -> None:
+        """Count one observation."""
+
+    def exemplar(self, value: float, trace_id: int) -> None:
+        """Attach ``trace_id`` as the exemplar of the bucket ``value`` falls in."""
 
 
 def _count_value(counter: itertools.count[int]) -> int:

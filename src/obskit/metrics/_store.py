@@ -23,7 +23,7 @@ labels are all ``__other__``, counted in ``obskit_label_overflow_total{label="<f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -33,8 +33,11 @@ from obskit import _locks
 from obskit.metrics import catalogue
 from obskit.metrics._children import (
     Counter,
+    CounterChild,
     Gauge,
+    GaugeChild,
     Histogram,
+    HistogramChild,
     PairObserver,
     bucket_label,
     observe_pair,
@@ -58,33 +61,6 @@ __all__ = [
 DEFAULT_MAX_CHILDREN = 10_000
 
 Extra = tuple[tuple[str, str], ...]
-
-
-class CounterChild(Protocol):
-    """One counter series."""
-
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount`` (>= 0)."""
-
-
-class GaugeChild(Protocol):
-    """One gauge series; ``enter``/``leave`` are the cheap +1/-1 of an in-flight count."""
-
-    enter: Callable[[], object]
-    leave: Callable[[], object]
-
-    def set(self, value: float) -> None:
-        """Set the value."""
-
-
-class HistogramChild(Protocol):
-    """One histogram series."""
-
-    def observe(self, value: float) -> None:
-        """Count one observation."""
-
-    def exemplar(self, value: float, trace_id: int) -> None:
-        """Attach ``trace_id`` as the exemplar of the bucket ``value`` falls in."""
 
 
 # --- families ----------------------------------------------------------------------------------

@@ -36,8 +36,7 @@ from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _guard, _locks, context
-from obskit import _runtime as _rt
+from obskit import _guard, _live, _locks, context
 from obskit.metrics._store import OVERFLOW, Store
 from obskit.metrics.cardinality import MAX_VALUE_LENGTH, CardinalityGuard
 from obskit.metrics.catalogue import BUSINESS_EVENTS
@@ -105,24 +104,20 @@ def _runtime_events() -> _Events | None:
     """The runtime's business-event family (None before init() or with metrics off)."""
     global _current
     generation, events = _current
-    if generation == _rt._generation:
+    if generation == _live.generation:
         return events
-    from obskit.metrics import wiring
-
-    component = wiring.current()
-    runtime = _rt.current()
+    component = _live.metrics()
+    runtime = _live.current()
     if component is None or runtime is None or runtime.disabled:
         events = None
     else:
         events = _Events(component.store, component.tenant_guard)
-    _current = (_rt._generation, events)
+    _current = (_live.generation, events)
     return events
 
 
 def _registry_events(registry: CollectorRegistry) -> _Events:
-    from obskit.metrics import wiring
-
-    component = wiring.current()
+    component = _live.metrics()
     if component is not None and registry is component.registry:
         events = _runtime_events()
         if events is not None:

@@ -22,7 +22,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from obskit import _runtime as _rt
+from obskit import _live
 
 __all__ = [
     "MetricsASGIApp",
@@ -46,12 +46,10 @@ def scrape_source(registry: Collector | None = None) -> Collector:
     """What a scrape reads: ``registry`` if given, else the current runtime's metrics."""
     if registry is not None:
         return registry
-    from obskit.metrics import wiring
-
-    component = wiring.current()
+    component = _live.metrics()
     if component is not None:
         return component.scrape_source()
-    runtime = _rt.current()
+    runtime = _live.current()
     return runtime.registry if runtime is not None else REGISTRY
 
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 import contextvars
 from typing import Any, Final
 
-from obskit import _guard, _locks
-from obskit import _runtime as _rt
+from obskit import _guard, _live, _locks
 from obskit.metrics.catalogue import FEATURE_FLAG_EVALUATIONS, FEATURE_FLAG_REQUEST_DURATION
 
 __all__ = ["current", "evaluated", "request_finished"]
@@ -71,13 +70,11 @@ _cached: tuple[int, _Families | None] = (-1, None)
 def _families() -> _Families | None:
     global _cached
     generation, families = _cached
-    if generation == _rt._generation:
+    if generation == _live.generation:
         return families
-    from obskit.metrics import wiring
-
-    component = wiring.current()
+    component = _live.metrics()
     families = _Families(component) if component is not None else None
-    _cached = (_rt._generation, families)
+    _cached = (_live.generation, families)
     return families
 
 

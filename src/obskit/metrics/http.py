@@ -14,8 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from obskit import _exemplars, _guard, _locks
-from obskit import _runtime as _rt
+from obskit import _exemplars, _guard, _live, _locks
 from obskit.metrics import catalogue
 from obskit.metrics._store import Store, observe_pair
 from obskit.metrics.cardinality import CardinalityGuard
@@ -147,12 +146,10 @@ def server_metrics() -> HttpServerMetrics | None:
     """The current runtime's HTTP server families; None before init() / when metrics are off."""
     global _cached
     generation, value = _cached
-    now = _rt._generation  # read the global directly: this runs once per request
+    now = _live.generation  # read the global directly: this runs once per request
     if generation == now:
         return value
-    from obskit.metrics import wiring
-
-    component = wiring.current()
+    component = _live.metrics()
     value = component.http() if component is not None else None
     _cached = (now, value)
     return value

@@ -31,8 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _exemplars, _guard
-from obskit import _runtime as _rt
+from obskit import _exemplars, _guard, _live
 from obskit import context as _context
 from obskit._semconv import error_type
 from obskit.metrics._binding import FUNCTION_BUCKETS, LABEL_NAME, RESERVED, Binding, Site
@@ -107,7 +106,7 @@ def _wrap_sync(fn: Callable[P, R], site: Site) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         b = site.binding
-        if b.generation != _rt._generation:  # the global itself: a function call costs more
+        if b.generation != _live.generation:  # the global itself: a function call costs more
             b = site.rebind()
         if b.off:
             return fn(*args, **kwargs)
@@ -162,7 +161,7 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         b = site.binding
-        if b.generation != _rt._generation:
+        if b.generation != _live.generation:
             b = site.rebind()
         if b.off:
             return await fn(*args, **kwargs)
@@ -252,7 +251,7 @@ def _wrap_generator(fn: Callable[P, Generator[Any, Any, Any]], site: Site) -> Ca
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
         b = site.binding
-        if b.generation != _rt._generation:
+        if b.generation != _live.generation:
             b = site.rebind()
         if b.off:
             return (yield from fn(*args, **kwargs))
@@ -281,7 +280,7 @@ def _wrap_async_generator(
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
         b = site.binding
-        if b.generation != _rt._generation:
+        if b.generation != _live.generation:
             b = site.rebind()
         inner = fn(*args, **kwargs)
         if not b.off:

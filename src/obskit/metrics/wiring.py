@@ -4,6 +4,9 @@
 whether this process is one worker of a multi-process server (then every family writes shared
 files that any worker's scrape aggregates) or a process of its own (then families keep counts in
 memory behind one collector on the runtime's registry).
+
+This module builds; it is not where the other parts find what it built. They ask
+:func:`obskit._live.metrics` (and :func:`obskit._live.metrics_store`), which need no import of it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,12 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from obskit import _locks
-from obskit import _runtime as _rt
+from obskit import _live, _locks
 from obskit._config import ConfigError
 from obskit._identity import Identity, identity, iso_time, process_start_time
 from obskit._preflight import metrics_url
@@ -27,12 +29,13 @@ from obskit.metrics import catalogue, multiprocess
 from obskit.metrics._store import Store
 from obskit.metrics.cardinality import CardinalityGuard
 from obskit.metrics.exposition import MetricsServer
+from obskit.metrics.http import HttpServerMetrics
 from obskit.metrics.workers import Publisher, WorkerScrape
 
 if TYPE_CHECKING:
-    from obskit.metrics.http import HttpServerMetrics
+    from obskit._runtime import Runtime
 
-__all__ = ["BuildInfoCollector", "MetricsComponent", "build", "current", "current_store"]
+__all__ = ["BuildInfoCollector", "MetricsComponent", "build"]
 
 _log = logging.getLogger("obskit")
 
@@ -61,11 +64,11 @@ class BuildInfoCollector(Collector):
 
 
 class MetricsComponent:
-    """What ``init()`` wired for metrics; reachable through :func:`current`."""
+    """What ``init()`` wired for metrics; reachable through :func:`obskit._live.metrics`."""
 
     name = "metrics"
 
-    def __init__(self, runtime: _rt.Runtime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self.settings = settings
         self.registry = runtime.registry
@@ -80,7 +83,7 @@ class MetricsComponent:
             # obskit's own collectors (USE, tail sampler, internal errors) are registered on
             # the runtime: read at each publication, so those built after this one count too
             # (and those of parts a later init() rebuilt while this one was kept).
-            self.publisher = Publisher(_rt.live_collectors, mp.value_class)
+            self.publisher = Publisher(_live.collectors, mp.value_class)
             self._scrape = WorkerScrape(runtime.registry, mp.collector(), self.publisher)
         self._guards: dict[str, CardinalityGuard] = {}
         self._lock = _locks.lock()
@@ -148,8 +151,6 @@ class MetricsComponent:
     def http(self) -> HttpServerMetrics:
         """The HTTP server families, created on first use."""
         if self._http is None:
-            from obskit.metrics.http import HttpServerMetrics
-
             with self._lock:
                 if self._http is None:
                     self._http = HttpServerMetrics(
@@ -181,23 +182,8 @@ class MetricsComponent:
             self.multiprocess.close()
 
 
-def build(runtime: _rt.Runtime) -> MetricsComponent | None:
+def build(runtime: Runtime) -> MetricsComponent | None:
     """The metrics component, or None when metrics are switched off."""
     if not runtime.settings.metrics:
         return None
     return MetricsComponent(runtime)
-
-
-def current() -> MetricsComponent | None:
-    """The live runtime's metrics component, or None."""
-    runtime = _rt._runtime
-    if runtime is None:
-        return None
-    component: Any = runtime.components.get("metrics")
-    return component if isinstance(component, MetricsComponent) else None
-
-
-def current_store() -> Store | None:
-    """The live runtime's sample store (for families built by other parts), or None."""
-    component = current()
-    return component.store if component is not None else None

@@ -13,7 +13,6 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
@@ -113,6 +112,11 @@ class _NeverGate:
 
 
 def _set_propagators() -> None:
+    # Imported here, not with this module: opentelemetry.propagate reads OTEL_PROPAGATORS when
+    # imported and raises on a name that is not installed, and this module is imported with
+    # obskit._runtime, before init() has checked the variable (and said so as a ConfigError).
+    from opentelemetry import propagate
+
     # OTEL_PROPAGATORS, when set, is the operator's explicit choice: leave it alone.
     if os.environ.get("OTEL_PROPAGATORS"):
         return

@@ -10,16 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextvars import Token
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from obskit import _guard, _otel_context, _runtime, context
+from obskit import _guard, _live, _otel_context, context
 from obskit._semconv import method_label
 from obskit.logs import Redactor
-from obskit.logs.server import note_request_error
+from obskit.logs.server_errors import note_request_error
 from obskit.metrics import flags as _flags
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
@@ -27,6 +27,9 @@ from obskit.tracing.server_span import ServerSpan, start_server_span
 from obskit.web.access_log import AccessLog, QueryRedactor
 from obskit.web.routes import UNMATCHED
 from obskit.web.streams import StreamMetrics, stream_metrics
+
+if TYPE_CHECKING:
+    from obskit._runtime import Runtime
 
 __all__ = [
     "CLIENT_CLOSED",
@@ -52,7 +55,7 @@ _method_label = method_label
 class RequestPlan:
     """The request-independent choices for the current configuration."""
 
-    def __init__(self, runtime: _runtime.Runtime) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self.generation = runtime.generation
         self.id_headers: tuple[str, ...] = settings.request_id_headers
@@ -108,9 +111,9 @@ def current_plan() -> RequestPlan | None:
     global _plan
     plan = _plan
     # The module global, not generation(): this runs on every request.
-    if plan is not None and plan.generation == _runtime._generation:
+    if plan is not None and plan.generation == _live.generation:
         return plan
-    runtime = _runtime.current()
+    runtime = _live.current()
     if runtime is None or runtime.disabled:
         _plan = None
         return None

@@ -28,7 +28,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from obskit import _guard, _locks, context
+from obskit import _guard, _live, _locks, context
 from obskit._selfcalls import suppressed
 from obskit._semconv import error_type, status_error_type
 from obskit._semconv import method_label as _method_label
@@ -108,7 +108,7 @@ class _Calls:
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
         self.echo = settings.request_id_headers[0] if settings.request_id_headers else None
-        store = _metrics_store() if settings.metrics else None
+        store = _live.metrics_store() if settings.metrics else None
         self.recorder = ClientRecorder(store) if store is not None else None
         self.tracing = settings.tracing
 
@@ -160,14 +160,6 @@ class _Calls:
                 otel_context.detach(token)
             if span is not None:
                 span.end()
-
-
-def _metrics_store() -> Any:
-    try:
-        from obskit.metrics.wiring import current_store
-    except ImportError:
-        return None
-    return current_store()
 
 
 def _url_parts(url: Any) -> tuple[str, int | None, str]:

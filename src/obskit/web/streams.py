@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from obskit import _guard, _locks
-from obskit import _runtime as _rt
+from obskit import _guard, _live, _locks
 from obskit.metrics import catalogue
 
 __all__ = ["STREAM_BUCKETS", "StreamMetrics", "stream_metrics"]
@@ -65,21 +64,17 @@ _cached: tuple[Any, int, StreamMetrics | None] = (None, -1, None)
 def stream_metrics() -> StreamMetrics | None:
     """The stream families on the live runtime's sample store; None without metrics."""
     global _cached
-    try:
-        from obskit.metrics.wiring import current_store
-    except ImportError:
-        return None
-    store = current_store()
+    store = _live.metrics_store()
     if store is None:
         return None
     cached_store, generation, families = _cached
     # A fork keeps the store but clears its families (new generation): cached children are stale.
-    if cached_store is store and generation == _rt._generation and families is not None:
+    if cached_store is store and generation == _live.generation and families is not None:
         return families
     try:
         families = StreamMetrics(store)
     except Exception as exc:
         _guard.report("web.streams", exc)
         return None
-    _cached = (store, _rt._generation, families)
+    _cached = (store, _live.generation, families)
     return families

@@ -26,7 +26,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from obskit import _locks
@@ -41,9 +40,9 @@ from obskit.metrics.use.collector import (
     histogram_of,
     standalone_collect,
 )
-from obskit.metrics.use.tracking import Trackers, default_trackers, trackers_for
+from obskit.metrics.use.tracked import Trackers, default_trackers
 
-__all__ = ["ExecutorCollector", "ExecutorStats", "track_executor"]
+__all__ = ["ExecutorCollector", "ExecutorStats", "track_in"]
 
 WAIT_BUCKETS = catalogue.EXECUTOR_QUEUE_WAIT.buckets
 DEFAULT_LOOP_EXECUTOR = "asyncio_default"
@@ -101,26 +100,8 @@ class ExecutorStats:
             del executor.submit
 
 
-def track_executor(
-    executor: concurrent.futures.Executor,
-    name: str,
-    registry: CollectorRegistry | None = None,
-) -> None:
-    """Report saturation of ``executor`` as ``name``: workers busy, queue depth, queue wait.
-
-    The executor is held weakly (its series disappear once it is garbage). Tracking another
-    executor under a live name replaces the first. Never raises.
-    """
-    try:
-        trackers = trackers_for(registry)
-        _track(trackers, executor, name)
-    except Exception as exc:
-        from obskit import _guard
-
-        _guard.report("collectors.executors", exc)
-
-
-def _track(trackers: Trackers, executor: concurrent.futures.Executor, name: str) -> None:
+def track_in(trackers: Trackers, executor: concurrent.futures.Executor, name: str) -> None:
+    """Track ``executor`` as ``name`` in ``trackers`` (wrapping a thread pool's ``submit``)."""
     stats = trackers.executors.find(executor)
     if stats is None:
         stats = ExecutorStats(executor)
@@ -196,7 +177,7 @@ class ExecutorCollector:
             if executor is None or self.trackers.executors.find(executor) is not None:
                 continue
             name = DEFAULT_LOOP_EXECUTOR if index == 0 else f"{DEFAULT_LOOP_EXECUTOR}_{index}"
-            _track(self.trackers, executor, name)
+            track_in(self.trackers, executor, name)
 
 
 _FAMILIES: tuple[FamilySpec, ...] = catalogue.group("use.executors")

@@ -5,7 +5,7 @@ scrape time through the given callables (each receives the pool, so none needs t
 returns a :class:`PoolHandle` for what only the acquiring code sees: ``with handle.waiting():``
 around an acquisition counts it as pending, times the wait and counts timeouts.
 ``obskit.track_queue(queue, name=...)`` reports ``qsize()`` against ``maxsize``. Tracked objects
-are held weakly (see :mod:`obskit.metrics.use.tracking`).
+are held weakly (see :mod:`obskit.metrics.use.tracked`).
 
 Families, following the semantic conventions for ``db.client.connection.*``
 (label ``db_client_connection_pool_name``):
@@ -26,10 +26,9 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
-from obskit import _guard, _locks
+from obskit import _locks
 from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -41,9 +40,9 @@ from obskit.metrics.use.collector import (
     histogram_of,
     standalone_collect,
 )
-from obskit.metrics.use.tracking import Trackers, default_trackers, trackers_for
+from obskit.metrics.use.tracked import Trackers, default_trackers
 
-__all__ = ["PoolCollector", "PoolHandle", "attach_pool", "track_pool", "track_queue"]
+__all__ = ["PoolCollector", "PoolHandle", "Reader", "add_pool"]
 
 WAIT_BUCKETS = catalogue.POOL_WAIT.buckets
 # Reads one value of a tracked object at scrape time; None means "not known".
@@ -126,30 +125,8 @@ class _PoolEntry:
         self.used, self.idle, self.max, self.pending = used, idle, max, pending
 
 
-def track_pool(
-    pool: Any,
-    name: str,
-    *,
-    used: Reader | None = None,
-    idle: Reader | None = None,
-    max: Reader | float | None = None,
-    pending: Reader | None = None,
-    timeout_errors: tuple[type[BaseException], ...] = (TimeoutError,),
-    registry: CollectorRegistry | None = None,
-) -> PoolHandle:
-    """Report a connection pool as ``name``; returns the handle for waits and timeouts.
-
-    ``used``, ``idle``, ``pending`` are called with the pool at scrape time; ``max`` is a number
-    or such a callable. Pending acquisitions counted by the handle add to ``pending``'s value.
-    The pool is held weakly; tracking another pool under a live name replaces the first.
-    Never raises: on an internal error the returned handle simply is not read.
-    """
-    handle = PoolHandle(timeout_errors)
-    attach_pool(handle, pool, name, used, idle, max, pending, registry)
-    return handle
-
-
-def attach_pool(
+def add_pool(
+    trackers: Trackers,
     handle: PoolHandle,
     pool: Any,
     name: str,
@@ -157,25 +134,9 @@ def attach_pool(
     idle: Reader | None,
     max: Reader | float | None,
     pending: Reader | None,
-    registry: CollectorRegistry | None,
 ) -> None:
-    """Track ``pool`` as ``name`` with an existing handle (a replaced pool keeps its counts)."""
-    try:
-        trackers = trackers_for(registry)
-        trackers.pools.add(pool, name, _PoolEntry(handle, used, idle, max, pending))
-    except Exception as exc:
-        _guard.report("collectors.pools", exc)
-
-
-def track_queue(queue: Any, name: str, registry: CollectorRegistry | None = None) -> None:
-    """Report ``queue.qsize()`` (and ``maxsize`` when positive) as ``name``; never raises.
-
-    Works for :class:`queue.Queue`, :class:`asyncio.Queue` and anything with ``qsize()``.
-    """
-    try:
-        trackers_for(registry).queues.add(queue, name, None)
-    except Exception as exc:
-        _guard.report("collectors.pools", exc)
+    """Track ``pool`` as ``name`` in ``trackers``, read through the given callables."""
+    trackers.pools.add(pool, name, _PoolEntry(handle, used, idle, max, pending))
 
 
 class PoolCollector:

@@ -20,7 +20,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from obskit import _guard
-from obskit.metrics.use.pools import PoolHandle, attach_pool
+from obskit.metrics.use.pools import PoolHandle
+from obskit.metrics.use.tracking import attach_pool
 
 __all__ = ["instrument_sqlalchemy"]
 

@@ -1,109 +1,30 @@
-"""Objects the application asked obskit to watch (executors, pools, queues), held weakly.
+"""What the application asks obskit to watch: thread pools, connection pools and queues.
 
-``track_executor``, ``track_pool`` and ``track_queue`` put an entry here; the executors and pools
-collectors read the live entries at scrape time. Entries hold their object through a weak
-reference, so tracking never keeps a pool or an executor alive: once it is garbage, its series
-disappear at the next scrape. Each kind is capped; an entry refused at the cap, or replaced by a
-newer object tracked under the same name, is counted in
-``obskit_use_tracked_dropped_total{kind,reason}``.
-
-Tracked objects go to the process-wide trackers read by ``init()``'s collectors, or, when a
-``registry=`` other than the runtime's is given, to trackers with a collector of their own on
-that registry.
+``obskit.track_executor``, ``obskit.track_pool`` and ``obskit.track_queue`` put an entry in the
+process-wide trackers read by ``init()``'s collectors (:mod:`obskit.metrics.use.tracked`), or,
+when a ``registry=`` other than the runtime's is given, in trackers of that registry's own, read
+by executors and pools sources this module attaches to the registry's USE collector. Each of
+them is never-raise: an internal error is counted, and the application's call returns.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import weakref
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from obskit import _locks
+from obskit import _guard, _live, _locks
+from obskit.metrics.use.collector import attach
+from obskit.metrics.use.executors import ExecutorCollector, track_in
+from obskit.metrics.use.pools import PoolCollector, PoolHandle, Reader, add_pool
+from obskit.metrics.use.tracked import Trackers, default_trackers
 
-__all__ = ["DEFAULT_CAP", "Tracker", "Trackers", "default_trackers", "trackers_for"]
-
-DEFAULT_CAP = 256
-E = TypeVar("E")
-
-
-class Tracker(Generic[E]):
-    """Entries of one kind by name, each alive while its object is."""
-
-    def __init__(self, kind: str, cap: int = DEFAULT_CAP) -> None:
-        self.kind = kind
-        self.cap = cap
-        self._lock = _locks.lock()
-        self._entries: dict[str, tuple[weakref.ref[Any], E]] = {}
-        self.dropped: dict[str, int] = {}
-
-    def add(self, obj: Any, name: str, entry: E) -> bool:
-        """Track ``obj`` as ``name``; False (and counted) when the kind is at its cap."""
-        with self._lock:
-            self._prune()
-            current = self._entries.get(name)
-            if current is not None and current[0]() is not obj:
-                self.dropped["replaced"] = self.dropped.get("replaced", 0) + 1
-            elif current is None and len(self._entries) >= self.cap:
-                self.dropped["cap"] = self.dropped.get("cap", 0) + 1
-                return False
-            self._entries[name] = (weakref.ref(obj), entry)
-        return True
-
-    def find(self, obj: Any) -> E | None:
-        """The entry tracking ``obj``, if any."""
-        with self._lock:
-            for ref, entry in self._entries.values():
-                if ref() is obj:
-                    return entry
-        return None
-
-    def live(self) -> list[tuple[str, Any, E]]:
-        """(name, object, entry) of every entry whose object is alive, by name."""
-        with self._lock:
-            self._prune()
-            items = [(name, ref(), entry) for name, (ref, entry) in self._entries.items()]
-        return sorted(((n, o, e) for n, o, e in items if o is not None), key=lambda i: i[0])
-
-    def remove(self, name: str) -> E | None:
-        """Stop tracking ``name``; its entry, if it had one."""
-        with self._lock:
-            item = self._entries.pop(name, None)
-        return None if item is None else item[1]
-
-    def clear(self) -> list[tuple[Any, E]]:
-        """Forget every entry; (object, entry) of the live ones, to undo what tracking did."""
-        with self._lock:
-            items, self._entries = list(self._entries.values()), {}
-        return [(obj, entry) for ref, entry in items if (obj := ref()) is not None]
-
-    def _prune(self) -> None:
-        dead = [name for name, (ref, _) in self._entries.items() if ref() is None]
-        for name in dead:
-            del self._entries[name]
-
-
-class Trackers:
-    """The trackers one set of collectors reads: executors, pools and queues."""
-
-    def __init__(self) -> None:
-        self.executors: Tracker[Any] = Tracker("executor")
-        self.pools: Tracker[Any] = Tracker("pool")
-        self.queues: Tracker[Any] = Tracker("queue")
-
+__all__ = ["attach_pool", "track_executor", "track_pool", "track_queue", "trackers_for"]
 
 _lock = _locks.lock()
-_default: Trackers | None = None
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, Trackers] = weakref.WeakKeyDictionary()
-
-
-def default_trackers() -> Trackers:
-    """The process-wide trackers, read by the collectors ``init()`` registers."""
-    global _default
-    with _lock:
-        if _default is None:
-            _default = Trackers()
-        return _default
 
 
 def trackers_for(registry: CollectorRegistry | None) -> Trackers:
@@ -112,9 +33,7 @@ def trackers_for(registry: CollectorRegistry | None) -> Trackers:
     Any other registry gets trackers of its own, read by executors and pools sources attached to
     that registry's USE collector (see :func:`obskit.metrics.use.collector.attach`).
     """
-    from obskit import _runtime
-
-    runtime = _runtime.current()
+    runtime = _live.current()
     if registry is None or (runtime is not None and registry is runtime.registry):
         return default_trackers()
     with _lock:
@@ -122,11 +41,74 @@ def trackers_for(registry: CollectorRegistry | None) -> Trackers:
         if trackers is not None:
             return trackers
         trackers = _by_registry[registry] = Trackers()
-    from obskit.metrics.use.collector import attach
-    from obskit.metrics.use.executors import ExecutorCollector
-    from obskit.metrics.use.pools import PoolCollector
-
     attach(
         registry, [ExecutorCollector(trackers, adopt_loop_executors=False), PoolCollector(trackers)]
     )
     return trackers
+
+
+def track_executor(
+    executor: concurrent.futures.Executor,
+    name: str,
+    registry: CollectorRegistry | None = None,
+) -> None:
+    """Report saturation of ``executor`` as ``name``: workers busy, queue depth, queue wait.
+
+    The executor is held weakly (its series disappear once it is garbage). Tracking another
+    executor under a live name replaces the first. Never raises.
+    """
+    try:
+        track_in(trackers_for(registry), executor, name)
+    except Exception as exc:
+        _guard.report("collectors.executors", exc)
+
+
+def track_pool(
+    pool: Any,
+    name: str,
+    *,
+    used: Reader | None = None,
+    idle: Reader | None = None,
+    max: Reader | float | None = None,
+    pending: Reader | None = None,
+    timeout_errors: tuple[type[BaseException], ...] = (TimeoutError,),
+    registry: CollectorRegistry | None = None,
+) -> PoolHandle:
+    """Report a connection pool as ``name``; returns the handle for waits and timeouts.
+
+    ``used``, ``idle``, ``pending`` are called with the pool at scrape time; ``max`` is a number
+    or such a callable. Pending acquisitions counted by the handle add to ``pending``'s value.
+    The pool is held weakly; tracking another pool under a live name replaces the first.
+    Never raises: on an internal error the returned handle simply is not read.
+    """
+    handle = PoolHandle(timeout_errors)
+    attach_pool(handle, pool, name, used, idle, max, pending, registry)
+    return handle
+
+
+def attach_pool(
+    handle: PoolHandle,
+    pool: Any,
+    name: str,
+    used: Reader | None,
+    idle: Reader | None,
+    max: Reader | float | None,
+    pending: Reader | None,
+    registry: CollectorRegistry | None,
+) -> None:
+    """Track ``pool`` as ``name`` with an existing handle (a replaced pool keeps its counts)."""
+    try:
+        add_pool(trackers_for(registry), handle, pool, name, used, idle, max, pending)
+    except Exception as exc:
+        _guard.report("collectors.pools", exc)
+
+
+def track_queue(queue: Any, name: str, registry: CollectorRegistry | None = None) -> None:
+    """Report ``queue.qsize()`` (and ``maxsize`` when positive) as ``name``; never raises.
+
+    Works for :class:`queue.Queue`, :class:`asyncio.Queue` and anything with ``qsize()``.
+    """
+    try:
+        trackers_for(registry).queues.add(queue, name, None)
+    except Exception as exc:
+        _guard.report("collectors.pools", exc)
