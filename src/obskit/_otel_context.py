@@ -7,24 +7,24 @@ API these are three to four Python calls each (``get_current_span`` → ``get_va
 context, the current context is one ``ContextVar`` and each of these is one C call on it.
 
 The variable is private to OpenTelemetry, so it is used only when the runtime context is exactly
-``ContextVarsRuntimeContext`` holding a ``ContextVar`` (found once, at import); with any other
-runtime (``OTEL_PYTHON_CONTEXT``) the public API is used, with the same results.
+``ContextVarsRuntimeContext`` holding a ``ContextVar`` (found once, at import, by
+:func:`obskit._compat.otel.context_variable`); with any other runtime (``OTEL_PYTHON_CONTEXT``)
+the public API is used, with the same results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import Token
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from obskit import _guard
+from obskit._compat import otel as otel_compat
 
 __all__ = [
     "SPAN_CONTEXT_IS_TUPLE",
@@ -36,7 +36,7 @@ __all__ = [
     "leave",
 ]
 
-SPAN_KEY = _SPAN_KEY  # the key the current span is stored under, as get_current_span reads it
+SPAN_KEY: Final = otel_compat.SPAN_KEY  # where get_current_span finds the current span
 _Span = trace.Span
 
 
@@ -67,15 +67,7 @@ def _span_context_is_tuple() -> bool:
 SPAN_CONTEXT_IS_TUPLE: Final = _span_context_is_tuple()
 
 
-def _variable() -> ContextVar[Context] | None:
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
-        return variable
-    return None
-
-
-_var = _variable()
+_var = otel_compat.context_variable()
 
 # The current OpenTelemetry context (a mapping; never None).
 current: Callable[[], Context] = _var.get if _var is not None else otel_context.get_current
@@ -84,7 +76,7 @@ current: Callable[[], Context] = _var.get if _var is not None else otel_context.
 def current_span_or_none(context: Context | None = None) -> Any:
     """The span in ``context`` (default: the current context) as ``get_current_span`` finds it,
     or None where that would return ``INVALID_SPAN``."""
-    span = (context if context is not None else current()).get(_SPAN_KEY)
+    span = (context if context is not None else current()).get(SPAN_KEY)
     return span if span is not None and isinstance(span, _Span) else None
 
 
@@ -96,7 +88,7 @@ if _var is not None:
     def enter_span(span: trace.Span, parent: Context | None) -> Token[Context]:
         """Make ``span`` current over ``parent`` (default: the current context): what
         ``attach(set_span_in_context(span, parent))`` does, in two C calls."""
-        return _set(Context({**(parent if parent is not None else _get()), _SPAN_KEY: span}))
+        return _set(Context({**(parent if parent is not None else _get()), SPAN_KEY: span}))
 
     def enter(context: Context) -> Token[Context]:
         """``attach(context)``."""

@@ -38,19 +38,15 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from obskit import _otel_context
+from obskit._compat import otel as otel_compat
 
 __all__ = ["SUPPRESS_KEYS", "quiet", "quiet_context", "quietly", "suppressed"]
 
 # The API's key (a unique string made at import), the contrib instrumentations' legacy plain
-# key, and the API's "HTTP instrumentation suppressed" key (set by a higher-level instrumentation
-# that already covers the call, as botocore's does around its HTTP client).
-_SUPPRESS: Final[str] = getattr(
-    otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation"
-)
+# key, and the API's "HTTP instrumentation suppressed" key (see obskit._compat.otel).
+_SUPPRESS: Final = otel_compat.SUPPRESS_INSTRUMENTATION_KEY
 _SUPPRESS_PLAIN: Final = "suppress_instrumentation"
-_SUPPRESS_HTTP: Final[str | None] = getattr(
-    otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None
-)
+_SUPPRESS_HTTP: Final = otel_compat.SUPPRESS_HTTP_INSTRUMENTATION_KEY
 _SUPPRESS_HTTP_KEY: Final = _SUPPRESS_HTTP or _SUPPRESS_PLAIN
 #: Every key whose true value means "record nothing for this HTTP call".
 SUPPRESS_KEYS: Final[tuple[str, ...]] = tuple(

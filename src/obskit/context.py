@@ -23,6 +23,8 @@ from typing import Any, Final, ParamSpec, TypeVar
 
 from structlog import contextvars as _structlog_contextvars
 
+from obskit._compat import structlog as structlog_compat
+
 __all__ = [
     "CORRELATION_ID",
     "NO_SNAPSHOT",
@@ -118,10 +120,8 @@ def pop(token: contextvars.Token[dict[str, Any]]) -> None:
 # --- units of work: what is bound inside one ends with it ---
 
 # structlog's registry of its context variables, one per key ever bound (None if a structlog
-# release drops it: then its public, slower functions are used).
-_STRUCTLOG_VARS: Final[dict[str, contextvars.ContextVar[Any]] | None] = getattr(
-    _structlog_contextvars, "_CONTEXT_VARS", None
-)
+# release drops it: then its public, slower functions are used; see obskit._compat.structlog).
+_STRUCTLOG_VARS: Final = structlog_compat.CONTEXT_VARS
 #: The registry itself, for hot paths that check it before calling the functions below.
 STRUCTLOG_VARS: Final = _STRUCTLOG_VARS
 #: A snapshot taken while structlog had no variable: restoring it unbinds everything.

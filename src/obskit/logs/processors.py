@@ -18,6 +18,7 @@ from structlog.processors import ExceptionRenderer
 from structlog.tracebacks import ExceptionDictTransformer
 
 from obskit import _otel_context, context
+from obskit._compat import structlog as structlog_compat
 from obskit._semconv import METHOD_LEVEL_NAME
 from obskit.logs.redaction import Redactor
 
@@ -50,7 +51,7 @@ _SPAN_KEY: Final = _otel_context.SPAN_KEY
 # and libraries written for structlog bind request fields there. They are read only once
 # structlog has created one (its registry is not empty), from that registry when possible.
 # (Were the registry to go away in a structlog release, every line would walk the context.)
-_structlog_vars: dict[str, Any] | None = getattr(structlog_contextvars, "_CONTEXT_VARS", None)
+_structlog_vars: dict[str, Any] | None = structlog_compat.CONTEXT_VARS
 _get_structlog_vars = structlog_contextvars.get_contextvars
 _STRUCTLOG_PREFIX: Final[str | None] = getattr(structlog_contextvars, "STRUCTLOG_KEY_PREFIX", None)
 #: structlog's registry of its context variables (None if this structlog has none): while it is

@@ -28,11 +28,13 @@ from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, Tracer
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
 from obskit import _otel_context
+from obskit._compat import otel as otel_compat
 from obskit._semconv import error_type
 
 __all__ = ["ServerSpan", "lightweight", "start_server_span"]
@@ -48,6 +50,9 @@ _current_span_or_none = _otel_context.current_span_or_none
 _new_tuple = tuple.__new__
 # A SpanContext may be built as its tuple (see start_server_span).
 _BUILD_CONTEXTS: Final = _otel_context.SPAN_CONTEXT_IS_TUPLE
+# A tracer's processors and configurator state (private to the SDK; see obskit._compat.otel).
+_PROCESSORS: Final = otel_compat.SPAN_PROCESSORS
+_TRACER_CONFIG: Final = otel_compat.TRACER_CONFIG
 
 
 class ServerSpan(trace_api.Span, ReadableSpan):
@@ -215,7 +220,9 @@ class _Origin:
         "scope",
     )
 
-    def __init__(self, tracer: Tracer, sampler: Any) -> None:
+    def __init__(
+        self, tracer: Tracer, sampler: Any, scope: InstrumentationScope, limits: SpanLimits
+    ) -> None:
         self.sampler = sampler
         self.ids = tracer.id_generator
         # The SDK's default generator is getrandbits, retried on zero: call that directly.
@@ -224,8 +231,8 @@ class _Origin:
         self.root_flags = _ROOT_FLAGS if is_random is not None and is_random() else _SAMPLED_ONLY
         self.resource = tracer.resource
         self.instrumentation_info = tracer.instrumentation_info
-        self.scope = tracer._instrumentation_scope
-        self.limits: SpanLimits = tracer._span_limits
+        self.scope = scope
+        self.limits: SpanLimits = limits
 
 
 # (tracer, its processors, its config) -> the origin, or None where an SDK span is needed. The
@@ -238,16 +245,18 @@ def _origin(tracer: Any) -> _Origin | None:
     global _last
     if type(tracer) is not Tracer:
         return None
-    processors = getattr(tracer.span_processor, "_span_processors", None)
-    config = getattr(tracer, "_tracer_config", None)  # a tracer configurator may disable it
+    processors = getattr(tracer.span_processor, _PROCESSORS, None)
+    config = getattr(tracer, _TRACER_CONFIG, None)  # a tracer configurator may disable it
     last = _last
     if last[0] is tracer and last[1] is processors and last[2] is config:
         return last[3]
     origin = None
     if processors is not None and len(processors) == 1 and getattr(config, "is_enabled", True):
         processor = processors[0]
-        if hasattr(processor, "open_server_span"):
-            origin = _Origin(tracer, processor)
+        scope = otel_compat.instrumentation_scope(tracer)
+        limits = otel_compat.span_limits(tracer)
+        if hasattr(processor, "open_server_span") and scope is not None and limits is not None:
+            origin = _Origin(tracer, processor, scope, limits)
     _last = (tracer, processors, config, origin)
     return origin
 

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from obskit import _exemplars, _guard
+from obskit._compat import otel as otel_compat
 from obskit._config import Settings
 from obskit._identity import OBSKIT_VERSION, identity, instance_id
 from obskit._semconv import LEVELS
@@ -242,6 +243,10 @@ def build(runtime: Runtime) -> TracingComponent | None:
     settings = runtime.settings
     if not settings.tracing:
         return None
+    if otel_compat.SPAN_LAYOUT_PROBLEM is not None:
+        # Spans this SDK keeps differently would be misread on every request: no tracing, said
+        # once at init() (and counted), rather than wrong decisions.
+        raise RuntimeError(otel_compat.SPAN_LAYOUT_PROBLEM)
     component = TracingComponent(settings)
     global _live, _exit_hook
     _live = component
