@@ -21,14 +21,15 @@ request to whichever variant followed the OpenTelemetry stack).
   background rate), spans to an exporter that discards, nothing sent over the network.
 
 Every log line goes to /dev/null. Part 2 runs uvicorn on loopback: bare, obskit, obskit with
-tracing or the access log off, and the middleware alone. All servers are started once; then in
-each round a bounded keep-alive load generator in this process loads each of them for a short
-burst, in a shuffled order, and the server's CPU time per request (all its threads, from
-``/proc/<pid>/task/*/schedstat``) is compared with the bare server's in the same round. A second,
-identical bare server shows how far two equal servers differ on the machine at that time. uvicorn
-runs with ``--no-access-log --log-level warning`` (the bare server writes no line at all), and, in
-two more rows, with its defaults: the bare server then writes uvicorn's own access line, which
-obskit's replaces.
+tracing or the access log off, the middleware alone, and the two peer stacks of part 1 (the same
+builders, in ``_asgi_apps.py``), so capacity is compared side by side with them. All servers are
+started once; then in each round a bounded keep-alive load generator in this process loads each of
+them for a short burst, in a shuffled order, and the server's CPU time per request (all its
+threads, from ``/proc/<pid>/task/*/schedstat``) is compared with the bare server's in the same
+round. A second, identical bare server shows how far two equal servers differ on the machine at
+that time. uvicorn runs with ``--no-access-log --log-level warning`` (the bare server writes no
+line at all), and, in two more rows, with its defaults: the bare server then writes uvicorn's own
+access line, which obskit's replaces.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,21 @@ SERVERS = {
         "tracing=false,access_log=false,metrics=false",
         False,
     ),
+    "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
+        "peer_otel",
+        "",
+        False,
+    ),
+    "peer (b) Logfire instrument_fastapi + tail sampling": ("peer_logfire", "", False),
     "bare, uvicorn's defaults (its access log on)": ("bare", "", True),
     "obskit full stack, uvicorn's defaults": ("instrumented", "", True),
 }
 _BARE_DEFAULTS = "bare, uvicorn's defaults (its access log on)"
+_OBSKIT = "obskit full stack"
+_PEERS = (
+    "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog",
+    "peer (b) Logfire instrument_fastapi + tail sampling",
+)
 
 
 # --- part 1: in process ---------------------------------------------------------------------
@@ -109,7 +121,7 @@ async def _send(message: Any) -> None:
     return None
 
 
-Flush = Callable[[], Any]
+Flush = _asgi_apps.Flush
 
 
 async def _run(app: Any, count: int, flush: Flush | None = None) -> float:
@@ -128,98 +140,6 @@ async def _run(app: Any, count: int, flush: Flush | None = None) -> float:
     return (time.process_time() - t0) / count
 
 
-class _Discard:
-    """A span exporter that accepts and drops everything (no network in a benchmark)."""
-
-    def export(self, spans: Sequence[Any]) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-def _peer_otel_stack() -> tuple[Any, Flush]:
-    import structlog
-    from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from prometheus_client import CollectorRegistry
-    from prometheus_fastapi_instrumentator import Instrumentator
-
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
-    access = structlog.wrap_logger(
-        structlog.PrintLogger(devnull),
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.JSONRenderer(),
-        ],
-    )
-
-    class StructlogAccessLog:
-        """A typical hand-written pure-ASGI access-log middleware."""
-
-        def __init__(self, app: Any) -> None:
-            self.app = app
-
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                await self.app(scope, receive, send)
-                return
-            start = time.perf_counter()
-            status = [0]
-
-            async def send_wrapper(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    status[0] = message["status"]
-                await send(message)
-
-            try:
-                await self.app(scope, receive, send_wrapper)
-            finally:
-                access.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status[0],
-                    duration_ms=(time.perf_counter() - start) * 1000,
-                    request_id=correlation_id.get(),
-                )
-
-    app = _asgi_apps.fastapi_app()
-    Instrumentator(registry=CollectorRegistry()).instrument(app)
-    app.add_middleware(StructlogAccessLog)
-    app.add_middleware(CorrelationIdMiddleware)
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(_Discard()))  # type: ignore[arg-type]
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
-    return app, provider.force_flush
-
-
-def _peer_logfire() -> tuple[Any, Flush]:
-    import logfire
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    logfire.configure(
-        send_to_logfire=False,
-        console=False,
-        metrics=False,
-        service_name="bench",
-        sampling=logfire.SamplingOptions.level_or_duration(background_rate=0.01),
-        additional_span_processors=[SimpleSpanProcessor(_Discard())],  # type: ignore[arg-type]
-    )
-    app = _asgi_apps.fastapi_app()
-    logfire.instrument_fastapi(app)
-    return app, logfire.force_flush
-
-
 def _obskit_stack(sink: str) -> tuple[Any, Flush]:
     import obskit
     import obskit.testing
@@ -235,9 +155,9 @@ def in_process(sink: str) -> dict[str, float]:
     # uses its own tracer either way).
     variants: dict[str, tuple[Any, Flush | None]] = {
         "bare FastAPI": (_asgi_apps.fastapi_app(), None),
-        "peer (b) Logfire instrument_fastapi + tail sampling": _peer_logfire(),
+        "peer (b) Logfire instrument_fastapi + tail sampling": _asgi_apps.peer_logfire_stack(),
         "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
-            _peer_otel_stack()
+            _asgi_apps.peer_otel_stack()
         ),
         "obskit full stack": _obskit_stack(sink),
     }
@@ -338,7 +258,9 @@ class _Server:
         env = {
             **os.environ,
             "BENCH_TRACE_SINK": sink,
-            "PYTHONPATH": str(HERE),
+            "PYTHONPATH": os.pathsep.join(
+                [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
             "BENCH_OBSKIT": settings,
         }
         argv = [sys.executable, "-m", "uvicorn", "--factory", f"_asgi_apps:{factory}"]
@@ -462,6 +384,16 @@ def main() -> None:
                 f"| {name} | {rate:.0f} | {rate / bare_rate:.2f}x | {cpu * 1e6:.0f} "
                 f"| {mid:.2f}x ({low:.2f} to {high:.2f}) |"
             )
+        # Capacity side by side with the peers: the server CPU each stack adds per request over
+        # the bare server, obskit's over the peer's (the ratio part 1 gives in process).
+        bare_cpu = rates["bare"][1]
+        ours_cpu = rates[_OBSKIT][1] - bare_cpu
+        print("\n| under uvicorn | added server CPU µs/request | obskit added ÷ variant added |")
+        print("|---|---:|---:|")
+        for name in (*_PEERS, _OBSKIT):
+            added = rates[name][1] - bare_cpu
+            ratio = f"{ours_cpu / added:.2f}x" if added > 0 else "n/a"
+            print(f"| {name} | {added * 1e6:.0f} | {ratio} |")
 
 
 if __name__ == "__main__":
