@@ -62,7 +62,7 @@ def _instructions(factory: str, settings: str, requests: int) -> int:
     port = bench_asgi._free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": str(HERE),
+        "PYTHONPATH": _pythonpath(),
         "PYTHONHASHSEED": "0",
         "BENCH_TRACE_SINK": os.devnull,
         "BENCH_OBSKIT": settings,
@@ -97,12 +97,20 @@ def per_request(factory: str, settings: str) -> float:
         return (many.result() - few.result()) / (MANY - FEW)
 
 
+def _pythonpath() -> str:
+    """This directory, then the caller's PYTHONPATH (set it to another tree's ``src`` to count
+    that tree's obskit with these same scripts)."""
+    return os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 # In-process variants (bench_asgi.py part 1): name -> the code that builds ``app``.
 IN_PROCESS = {
     "bare FastAPI": "app = _asgi_apps.fastapi_app()",
-    "peer (b) Logfire instrument_fastapi + tail sampling": "app, _ = bench_asgi._peer_logfire()",
+    "peer (b) Logfire instrument_fastapi + tail sampling": (
+        "app, _ = _asgi_apps.peer_logfire_stack()"
+    ),
     "peer (a) OTel + prometheus-instrumentator + asgi-correlation-id + structlog": (
-        "app, _ = bench_asgi._peer_otel_stack()"
+        "app, _ = _asgi_apps.peer_otel_stack()"
     ),
     "obskit full stack": "app, _ = bench_asgi._obskit_stack(os.devnull)",
 }
@@ -123,7 +131,7 @@ def _in_process_instructions(build: str, requests: int) -> int:
     code = _IN_PROCESS_RUN.format(build=build, warm_up=WARM_UP)
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     argv += [sys.executable, "-c", code, str(requests)]
-    env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONHASHSEED": "0"}
+    env = {**os.environ, "PYTHONPATH": _pythonpath(), "PYTHONHASHSEED": "0"}
     done = subprocess.run(argv, cwd=HERE, env=env, capture_output=True, timeout=900, check=True)
     found = re.search(rb"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
