@@ -408,5 +408,5 @@ def test_no_lightweight_span_without_the_tracer_internals(
         tracer = api.get_tracer()
         assert server_span.lightweight(tracer)
         monkeypatch.setattr(otel_compat, "span_limits", lambda tracer: None)
-        monkeypatch.setattr(server_span, "_last", (None, None, None, None))
+        monkeypatch.setattr(server_span._memo, "last", server_span._NO_ORIGIN)
         assert not server_span.lightweight(tracer)

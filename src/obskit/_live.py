@@ -3,10 +3,8 @@
 :mod:`obskit._runtime` builds the parts and is the only writer here; the parts import this module
 (never ``_runtime``, which imports them), so the builders are plain imports without a cycle.
 
-``generation`` changes whenever the runtime is built, torn down or carried into a forked child.
-State cached on the request path (metric children, the middleware's plan) remembers the
-generation it was built for and compares it with ``_live.generation``: a module global, read
-without a call.
+What the request path caches from the live runtime is emptied by ``_runtime`` whenever the runtime
+changes (:mod:`obskit._caches`); nothing here needs to be compared on every call.
 """
 
 from __future__ import annotations
@@ -18,12 +16,10 @@ if TYPE_CHECKING:
     from obskit.metrics._store import Store
     from obskit.metrics.wiring import MetricsComponent
 
-__all__ = ["collectors", "current", "generation", "metrics", "metrics_store", "part", "runtime"]
+__all__ = ["collectors", "current", "metrics", "metrics_store", "part", "runtime"]
 
 #: The live runtime (None before ``init()`` and after ``shutdown()``).
 runtime: Runtime | None = None
-#: Changes with every (re)configuration, shutdown and fork.
-generation = 0
 
 
 def current() -> Runtime | None:

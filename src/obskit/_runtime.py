@@ -2,8 +2,8 @@
 
 One :class:`Runtime` exists at a time. Each part (logs, tracing, metrics, collectors) is a
 :class:`Component`: started in order, shut down in reverse, told after a fork so it can restart
-its threads in the child. ``generation`` changes with every (re)configuration so that cached
-hot-path state (decorator metric children, for instance) knows when to rebuild.
+its threads in the child. Whatever the request path cached from a runtime (:mod:`obskit._caches`)
+is emptied here whenever the live runtime changes, so it is rebuilt from the new one.
 
 The parts are plain imports: a part missing from an installation fails ``import obskit._runtime``
 (so ``obskit.init()``), never silently leaves tracing or metrics out. The parts themselves read the
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from obskit import _closing, _guard, _live, _locks, _preflight
+from obskit import _caches, _closing, _guard, _live, _locks, _preflight
 from obskit._config import ConfigError, Settings, load_settings
 from obskit._live import current
 from obskit.logs import setup as log_setup
@@ -38,7 +38,6 @@ __all__ = [
     "Part",
     "Runtime",
     "current",
-    "generation",
     "init",
     "reset",
     "shutdown",
@@ -81,7 +80,7 @@ IDENTITY = frozenset(
 EVERYTHING = frozenset({"disabled", "registry"})
 # Settings read afresh at every (re)configuration without rebuilding a part: logging is
 # reconfigured in place; the middleware's request plan and the decorators' bindings are rebuilt
-# for every generation.
+# from the new runtime (obskit._caches).
 LIVE = frozenset(
     {
         "log_level",
@@ -170,7 +169,6 @@ class Runtime:
 
     settings: Settings
     registry: CollectorRegistry
-    generation: int
     pid: int = dataclasses.field(default_factory=os.getpid)
     components: dict[str, Component] = dataclasses.field(default_factory=dict)
     # Collectors registered on ``registry``, by the part that registered them (unregistered
@@ -300,11 +298,6 @@ _closing_runtimes: list[Runtime] = []
 _fork_hook_installed = False
 
 
-def generation() -> int:
-    """Changes whenever the runtime is (re)built or torn down."""
-    return _live.generation
-
-
 def init(**kwargs: Any) -> Runtime:
     """Validate settings and wire what they change; a repeat call naming nothing new is a no-op.
 
@@ -334,25 +327,27 @@ def init(**kwargs: Any) -> Runtime:
         if previous is not None:
             previous.close_parts(rebuild, timeout=5.0)
             kept, owned = dict(previous.components), dict(previous.owned)
-        _live.generation += 1
         registry = settings.extras.get("registry") or REGISTRY
         runtime = Runtime(
             settings=settings,
             registry=registry,
-            generation=_live.generation,
             components=kept,
             owned=owned,
             given=given,
         )
         _live.runtime = runtime
+        # Nothing the request path derived from the previous runtime is used from here on...
+        _caches.clear(_caches.RUNTIME)
         _install_fork_hook()
         try:
             runtime.start()
         except ConfigError:
             _live.runtime = None
-            _live.generation += 1
+            _caches.clear(_caches.RUNTIME)
             runtime.close(timeout=2.0)
             raise
+        # ... nor what a request derived from this one while its parts were being built.
+        _caches.clear(_caches.RUNTIME)
     for notice in settings.notices:
         _log.warning("obskit: %s", notice)
     if previous is not None:
@@ -476,15 +471,21 @@ def shutdown(timeout: float = 5.0) -> None:
 def _take() -> Runtime | None:
     """Take the live runtime out (under ``_lock``): later calls find none."""
     runtime, _live.runtime = _live.runtime, None
-    _live.generation += 1
+    _caches.clear(_caches.RUNTIME)
     if runtime is not None:
         _closing_runtimes.append(runtime)
     return runtime
 
 
-def reset() -> None:
-    """Tear everything down quickly and forget it (``obskit.testing``)."""
+def reset(*, keep_registered: bool = False) -> None:
+    """Tear everything down quickly and forget it (``obskit.testing``).
+
+    Also the internal-error counts and, unless ``keep_registered``, what outlives a runtime
+    (:data:`obskit._caches.PROCESS`: the tracked executors, pools and queues, the loops named to
+    ``monitor_event_loop``).
+    """
     shutdown(timeout=2.0)
+    _caches.clear(_caches.RUNTIME) if keep_registered else _caches.clear()
     _guard.reset()
 
 
@@ -492,13 +493,15 @@ def _after_fork_in_child() -> None:
     runtime = _live.runtime
     if runtime is None:
         return
-    _live.generation += 1
     runtime.pid = os.getpid()
     for name, component in runtime.components.items():
         try:
             component.after_fork_in_child()
         except Exception as exc:
             _guard.report(f"fork.{name}", exc)
+    # The parts re-made their per-process state (a metric store its children): what the request
+    # path cached from them is stale in the child.
+    _caches.clear(_caches.RUNTIME)
 
 
 def _install_fork_hook() -> None:

@@ -4,8 +4,8 @@
 logged in the block, after redaction. ``with obskit.testing.capture_spans() as spans:`` collects
 every span the tail sampler kept (with its sampling attributes) as it is queued for export.
 ``with obskit.testing.isolated(**settings) as env:`` gives a block its own freshly initialised
-obskit on a private metrics registry and restores the previous state (torn down) on exit.
-``obskit.testing.reset()`` forgets all obskit state.
+obskit on a private metrics registry and resets it on exit.
+``obskit.testing.reset()`` forgets all obskit state (what was tracked included).
 """
 
 from __future__ import annotations
@@ -82,8 +82,13 @@ class Capture:
 
 @contextmanager
 def isolated(**settings: Any) -> Iterator[Capture]:
-    """Run the block with its own obskit (private registry, logs captured); reset afterwards."""
-    reset()
+    """Run the block with its own obskit (private registry, logs captured); reset afterwards.
+
+    What the application tracked or named to obskit before the block (a queue, a thread pool, an
+    event loop to monitor) is carried into it, as ``init()`` carries it; whatever the block
+    tracked is forgotten when it ends (:func:`reset`).
+    """
+    _runtime.reset(keep_registered=True)
     registry = settings.pop("registry", None) or CollectorRegistry()
     capture = Capture(registry)
     settings.setdefault("log_format", "json")

@@ -1,8 +1,10 @@
 """A decorated function's binding: which metric children and tracer a call records into.
 
 A :class:`Site` is one function decorated with ``@obskit.red``; its :class:`Binding` holds the
-children resolved for the current runtime generation, so a call never resolves labels. The
-families live in the runtime's sample store (or in a store on the ``registry=`` given).
+children resolved for the live runtime, so a call never resolves labels. The families live in
+the runtime's sample store (or in a store on the ``registry=`` given). Every site's binding is
+dropped whenever the live runtime changes (one clear registered with :mod:`obskit._caches`); the
+next call resolves it again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NoOpTracer
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _guard, _live, _locks
+from obskit import _caches, _guard, _live, _locks
 from obskit._semconv import error_type as _error_type
 from obskit.metrics import catalogue
 from obskit.metrics._store import OVERFLOW, Store
@@ -57,13 +59,12 @@ _NULL = _Null()
 
 
 class Binding:
-    """What one decorated function records into during one runtime generation."""
+    """What one decorated function records into under one runtime."""
 
     __slots__ = (
         "enter",
         "errors",
         "exemplars",
-        "generation",
         "leave",
         "lock",
         "off",
@@ -73,9 +74,8 @@ class Binding:
         "values",
     )
 
-    def __init__(self, site: Site, generation: int) -> None:
+    def __init__(self, site: Site) -> None:
         self.site = site
-        self.generation = generation
         self.off = True
         self.tracer: trace.Tracer | None = None
         self.exemplars = False
@@ -107,22 +107,18 @@ class Binding:
 
 
 class _FunctionFamilies:
+    """The decorator's families in ``store`` (declared once there: a second declare finds them).
+
+    Not remembered per store here: a family refers to its store, so a store-keyed weak table of
+    them would keep every runtime's store (and its children) alive for ever."""
+
     def __init__(self, store: Store) -> None:
         self.duration = store.declare(catalogue.FUNCTION_DURATION, count=catalogue.FUNCTION_CALLS)
         self.active = store.declare(catalogue.FUNCTION_ACTIVE)
 
 
-_families: weakref.WeakKeyDictionary[Store, _FunctionFamilies] = weakref.WeakKeyDictionary()
 _registry_stores: weakref.WeakKeyDictionary[CollectorRegistry, Store] = weakref.WeakKeyDictionary()
 _families_lock = _locks.lock()
-
-
-def _families_of(store: Store) -> _FunctionFamilies:
-    with _families_lock:
-        families = _families.get(store)
-        if families is None:
-            families = _families[store] = _FunctionFamilies(store)
-        return families
 
 
 def _store_for(registry: CollectorRegistry | None, runtime: Runtime | None) -> Store | None:
@@ -135,6 +131,31 @@ def _store_for(registry: CollectorRegistry | None, runtime: Runtime | None) -> S
             store = _registry_stores[registry] = Store(overflow_family=False)
             registry.register(store)
         return store
+
+
+# Every decorated function, weakly (a function decorated at run time may go away), in a plain
+# list: the clear below copies it in one step under the GIL and takes no lock (a shutdown from a
+# signal handler runs it), while a WeakSet would raise if another thread added to it meanwhile.
+# Only adding (under _families_lock) prunes the dead.
+_sites: list[weakref.ref[Site]] = []
+_pruned_at = 0
+
+
+def _remember(site: Site) -> None:
+    global _pruned_at
+    with _families_lock:
+        if len(_sites) >= 2 * _pruned_at + 64:
+            _sites[:] = [ref for ref in _sites if ref() is not None]
+            _pruned_at = len(_sites)
+        _sites.append(weakref.ref(site))
+
+
+@_caches.register
+def _unbind_all() -> None:
+    for ref in _sites[:]:
+        site = ref()
+        if site is not None:
+            site.binding = None
 
 
 class Site:
@@ -157,18 +178,20 @@ class Site:
         self.ok_exceptions = ok_exceptions
         self.extra = tuple(sorted((labels or {}).items()))
         self.registry = registry
-        self.binding = Binding(self, -1)
+        # None until the first call under a runtime (and again whenever that runtime changes).
+        self.binding: Binding | None = None
+        _remember(self)
 
     def rebind(self) -> Binding:
-        """Resolve children (and the tracer) for the current runtime generation."""
-        generation = _live.generation
-        binding = Binding(self, generation)
+        """Resolve children (and the tracer) for the live runtime."""
+        since = _caches.epoch
+        binding = Binding(self)
         try:
             self._fill(binding)
         except Exception as exc:
-            binding = Binding(self, generation)  # off: the user's call proceeds unrecorded
+            binding = Binding(self)  # off: the user's call proceeds unrecorded
             _guard.report("metrics.red", exc)
-        self.binding = binding
+        _caches.keep(since, self, "binding", binding)
         return binding
 
     def _fill(self, binding: Binding) -> None:
@@ -183,7 +206,7 @@ class Site:
         if self.registry is not None or (runtime is not None and runtime.settings.metrics):
             store = _store_for(self.registry, runtime)
         if store is not None:
-            families = _families_of(store)
+            families = _FunctionFamilies(store)
             binding.values = families.duration
             binding.ok = families.duration.child((self.function, self.module, "ok", ""), self.extra)
             active = families.active.child((self.function, self.module), self.extra)

@@ -21,9 +21,9 @@ the runtime's cardinality guard, as on the HTTP families. Event names are code, 
 
 Like ``@obskit.red``: before ``init()`` (or with metrics off) nothing is recorded unless
 ``registry=`` names a registry; counts live in the runtime's sample store, so multi-process
-servers aggregate them and a forked child starts afresh (its children are resolved again when
-the runtime generation changes). Nothing here raises into the caller: an internal failure is
-counted in ``obskit_internal_errors_total{component="metrics.business"}``.
+servers aggregate them and a forked child starts afresh (its children are resolved again
+whenever the live runtime changes, :mod:`obskit._caches`). Nothing here raises into the caller:
+an internal failure is counted in ``obskit_internal_errors_total{component="metrics.business"}``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _guard, _live, _locks, context
+from obskit import _caches, _guard, _live, _locks, context
 from obskit.metrics._store import OVERFLOW, Store
 from obskit.metrics.cardinality import MAX_VALUE_LENGTH, CardinalityGuard
 from obskit.metrics.catalogue import BUSINESS_EVENTS
@@ -95,25 +95,25 @@ class _Events:
         return child
 
 
-_current: tuple[int, _Events | None] = (-1, None)
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, _Events] = weakref.WeakKeyDictionary()
 _lock = _locks.lock()
 
 
-def _runtime_events() -> _Events | None:
-    """The runtime's business-event family (None before init() or with metrics off)."""
-    global _current
-    generation, events = _current
-    if generation == _live.generation:
-        return events
+def _live_events() -> _Events | None:
     component = _live.metrics()
     runtime = _live.current()
     if component is None or runtime is None or runtime.disabled:
-        events = None
-    else:
-        events = _Events(component.store, component.tenant_guard)
-    _current = (_live.generation, events)
-    return events
+        return None
+    return _Events(component.store, component.tenant_guard)
+
+
+_current = _caches.Slot(_live_events)
+
+
+def _runtime_events() -> _Events | None:
+    """The runtime's business-event family (None before init() or with metrics off)."""
+    events = _current.value
+    return _current.fill() if events is _caches.UNSET else events
 
 
 def _registry_events(registry: CollectorRegistry) -> _Events:

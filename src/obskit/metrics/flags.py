@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextvars
 from typing import Any, Final
 
-from obskit import _guard, _live, _locks
+from obskit import _caches, _guard, _live, _locks
 from obskit.metrics.catalogue import FEATURE_FLAG_EVALUATIONS, FEATURE_FLAG_REQUEST_DURATION
 
 __all__ = ["current", "evaluated", "request_finished"]
@@ -64,18 +64,17 @@ class _Families:
         return child
 
 
-_cached: tuple[int, _Families | None] = (-1, None)
+def _live_families() -> _Families | None:
+    component = _live.metrics()
+    return _Families(component) if component is not None else None
+
+
+_cached = _caches.Slot(_live_families)
 
 
 def _families() -> _Families | None:
-    global _cached
-    generation, families = _cached
-    if generation == _live.generation:
-        return families
-    component = _live.metrics()
-    families = _Families(component) if component is not None else None
-    _cached = (_live.generation, families)
-    return families
+    families = _cached.value
+    return _cached.fill() if families is _caches.UNSET else families
 
 
 def evaluated(flag_key: str, variant: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from obskit import _exemplars, _guard, _live, _locks
+from obskit import _caches, _exemplars, _guard, _live, _locks
 from obskit.metrics import catalogue
 from obskit.metrics._store import Store, observe_pair
 from obskit.metrics.cardinality import CardinalityGuard
@@ -139,17 +139,17 @@ def _scheme_label(raw: str) -> str:
 
 
 _SCHEMES = frozenset(("http", "https", "ws", "wss"))
-_cached: tuple[int, HttpServerMetrics | None] = (-1, None)
+
+
+def _live_server_metrics() -> HttpServerMetrics | None:
+    component = _live.metrics()
+    return component.http() if component is not None else None
+
+
+_server_metrics = _caches.Slot(_live_server_metrics)
 
 
 def server_metrics() -> HttpServerMetrics | None:
     """The current runtime's HTTP server families; None before init() / when metrics are off."""
-    global _cached
-    generation, value = _cached
-    now = _live.generation  # read the global directly: this runs once per request
-    if generation == now:
-        return value
-    component = _live.metrics()
-    value = component.http() if component is not None else None
-    _cached = (now, value)
-    return value
+    value = _server_metrics.value
+    return _server_metrics.fill() if value is _caches.UNSET else value

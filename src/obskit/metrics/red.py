@@ -9,11 +9,11 @@ Families (see ``docs/metrics.md``):
 * ``obskit_function_active_calls`` gauge, labels ``function, module`` (+ static labels).
 
 How the hot path stays cheap: a decorated function resolves its metric children once per runtime
-*generation* (``init()``, ``shutdown()`` and forks bump it) and keeps them in a small binding; a
-call then costs one integer comparison, two ``perf_counter`` reads, an atomic in-flight
-increment/decrement and one histogram observation (a bisect and one uncontended lock). Before
-``init()``, or with obskit disabled, the wrapper only forwards the call. Spans are opened only when
-a real tracer is installed: with the no-op tracer that code is not reached at all.
+(``init()``, ``shutdown()`` and forks drop them, see :mod:`obskit._caches`) and keeps them in a
+small binding; a call then costs one ``is None`` test, two ``perf_counter`` reads, an atomic
+in-flight increment/decrement and one histogram observation (a bisect and one uncontended lock).
+Before ``init()``, or with obskit disabled, the wrapper only forwards the call. Spans are opened
+only when a real tracer is installed: with the no-op tracer that code is not reached at all.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from prometheus_client.registry import CollectorRegistry
 
-from obskit import _exemplars, _guard, _live
+from obskit import _exemplars, _guard
 from obskit import context as _context
 from obskit._semconv import error_type
 from obskit.metrics._binding import FUNCTION_BUCKETS, LABEL_NAME, RESERVED, Binding, Site
@@ -106,7 +106,7 @@ def _wrap_sync(fn: Callable[P, R], site: Site) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         b = site.binding
-        if b.generation != _live.generation:  # the global itself: a function call costs more
+        if b is None:  # the first call under this runtime
             b = site.rebind()
         if b.off:
             return fn(*args, **kwargs)
@@ -161,7 +161,7 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         b = site.binding
-        if b.generation != _live.generation:
+        if b is None:
             b = site.rebind()
         if b.off:
             return await fn(*args, **kwargs)
@@ -251,7 +251,7 @@ def _wrap_generator(fn: Callable[P, Generator[Any, Any, Any]], site: Site) -> Ca
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
         b = site.binding
-        if b.generation != _live.generation:
+        if b is None:
             b = site.rebind()
         if b.off:
             return (yield from fn(*args, **kwargs))
@@ -280,7 +280,7 @@ def _wrap_async_generator(
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
         b = site.binding
-        if b.generation != _live.generation:
+        if b is None:
             b = site.rebind()
         inner = fn(*args, **kwargs)
         if not b.off:

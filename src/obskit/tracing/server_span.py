@@ -33,7 +33,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 
-from obskit import _otel_context
+from obskit import _caches, _otel_context
 from obskit._compat import otel as otel_compat
 from obskit._semconv import error_type
 
@@ -235,21 +235,37 @@ class _Origin:
         self.limits: SpanLimits = limits
 
 
-# (tracer, its processors, its config) -> the origin, or None where an SDK span is needed. The
-# processors tuple is replaced whenever one is added, so identity tells a change.
-_last: tuple[Any, Any, Any, _Origin | None] = (None, None, None, None)
+class _Memo:
+    """The last tracer seen: (tracer, its processors, its config) and its origin (None where an
+    SDK span is needed). An application may add a processor to the tracer's provider at any
+    time; the processors tuple is replaced when it does, so identity tells that change. The
+    memo is emptied with the runtime's caches (:mod:`obskit._caches`): it must not keep a shut
+    down sampler alive."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, Any, Any, _Origin | None] = _NO_ORIGIN
+
+    def clear(self) -> None:
+        self.last = _NO_ORIGIN
+
+
+_NO_ORIGIN: tuple[Any, Any, Any, _Origin | None] = (None, None, None, None)
+_memo = _Memo()
+_caches.register(_memo.clear)
 
 
 def _origin(tracer: Any) -> _Origin | None:
     """The shared parts when the tail sampler is ``tracer``'s only processor, else None."""
-    global _last
     if type(tracer) is not Tracer:
         return None
     processors = getattr(tracer.span_processor, _PROCESSORS, None)
     config = getattr(tracer, _TRACER_CONFIG, None)  # a tracer configurator may disable it
-    last = _last
+    last = _memo.last
     if last[0] is tracer and last[1] is processors and last[2] is config:
         return last[3]
+    since = _caches.epoch
     origin = None
     if processors is not None and len(processors) == 1 and getattr(config, "is_enabled", True):
         processor = processors[0]
@@ -257,7 +273,7 @@ def _origin(tracer: Any) -> _Origin | None:
         limits = otel_compat.span_limits(tracer)
         if hasattr(processor, "open_server_span") and scope is not None and limits is not None:
             origin = _Origin(tracer, processor, scope, limits)
-    _last = (tracer, processors, config, origin)
+    _caches.keep(since, _memo, "last", (tracer, processors, config, origin))
     return origin
 
 

@@ -46,7 +46,9 @@ class _Prepared:
     """What the middleware derives from one plan, once per configuration: header names as bytes."""
 
     def __init__(self, plan: RequestPlan) -> None:
-        self.plan = plan
+        # The plan's serial, not the plan: a middleware outlives runtimes, and must not keep a
+        # shut-down one (its tracer, its sampler) alive.
+        self.serial = plan.serial
         slots: dict[bytes, int] = {
             b"traceparent": _TRACEPARENT,
             b"tracestate": _TRACESTATE,
@@ -316,7 +318,7 @@ class ASGIMiddleware:
         counted: bool = True,
     ) -> _E:
         prepared = self._prepared
-        if prepared is None or prepared.plan is not plan:
+        if prepared is None or prepared.serial != plan.serial:
             prepared = self._prepare(plan)
         method: str = scope.get("method", "GET")  # a websocket scope has no method
         query_bytes: bytes = scope.get("query_string", b"")

@@ -124,7 +124,7 @@ class DjangoMiddleware:
 
     def _begin(self, plan: RequestPlan, request: Any, carrier: dict[str, Any]) -> Exchange:
         keys = self._keys
-        if keys is None or keys.generation != plan.generation:
+        if keys is None or keys.serial != plan.serial:
             keys = self._keys = HeaderKeys(plan)
         return begin_exchange(plan, keys, request.META, carrier)
 

@@ -7,6 +7,7 @@ middlewares only translate their protocol into calls on these two.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from contextvars import Token
@@ -16,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from obskit import _guard, _live, _otel_context, context
+from obskit import _caches, _guard, _live, _otel_context, context
 from obskit._semconv import method_label
 from obskit.logs import Redactor
 from obskit.logs.server_errors import note_request_error
@@ -50,6 +51,10 @@ _push = context.push
 _pop = context.pop
 _flags_noted = _flags.current
 _method_label = method_label
+_UNSET = _caches.UNSET
+
+
+_serials = itertools.count(1)
 
 
 class RequestPlan:
@@ -57,7 +62,9 @@ class RequestPlan:
 
     def __init__(self, runtime: Runtime) -> None:
         settings = runtime.settings
-        self.generation = runtime.generation
+        # Tells a middleware that this is a new configuration (it keeps what it derives from a
+        # plan under the plan's serial, never the plan itself: see obskit._caches).
+        self.serial = next(_serials)
         self.id_headers: tuple[str, ...] = settings.request_id_headers
         self.echo_header = settings.request_id_headers[0] if settings.request_id_headers else None
         self.tenant_header = settings.tenant_header.lower() if settings.tenant_header else None
@@ -103,25 +110,25 @@ def _is_template(entry: str) -> bool:
     return "{" in entry or "<" in entry
 
 
-_plan: RequestPlan | None = None
+def _live_plan() -> RequestPlan | None:
+    runtime = _live.runtime
+    if runtime is None or runtime.disabled:
+        return None
+    return RequestPlan(runtime)
+
+
+_plan = _caches.Slot(_live_plan)  # emptied whenever the live runtime changes
 
 
 def current_plan() -> RequestPlan | None:
     """The plan for the live configuration (rebuilt after ``init()``); None when obskit is off."""
-    global _plan
-    plan = _plan
-    # The module global, not generation(): this runs on every request.
-    if plan is not None and plan.generation == _live.generation:
-        return plan
-    runtime = _live.current()
-    if runtime is None or runtime.disabled:
-        _plan = None
-        return None
-    try:
-        plan = _plan = RequestPlan(runtime)
-    except Exception as exc:
-        _guard.report("web.plan", exc)
-        return None  # the request is served without obskit rather than not at all
+    plan = _plan.value
+    if plan is _UNSET:
+        try:
+            plan = _plan.fill()
+        except Exception as exc:
+            _guard.report("web.plan", exc)
+            return None  # the request is served without obskit rather than not at all
     return plan
 
 

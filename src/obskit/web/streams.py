@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from obskit import _guard, _live, _locks
+from obskit import _caches, _guard, _live, _locks
 from obskit.metrics import catalogue
 
 __all__ = ["STREAM_BUCKETS", "StreamMetrics", "stream_metrics"]
@@ -58,23 +58,22 @@ class StreamMetrics:
         return child
 
 
-_cached: tuple[Any, int, StreamMetrics | None] = (None, -1, None)
+def _live_streams() -> StreamMetrics | None:
+    store = _live.metrics_store()
+    return StreamMetrics(store) if store is not None else None
+
+
+# (A fork keeps the store but clears its families: the runtime empties this in the child too.)
+_cached = _caches.Slot(_live_streams)
 
 
 def stream_metrics() -> StreamMetrics | None:
     """The stream families on the live runtime's sample store; None without metrics."""
-    global _cached
-    store = _live.metrics_store()
-    if store is None:
-        return None
-    cached_store, generation, families = _cached
-    # A fork keeps the store but clears its families (new generation): cached children are stale.
-    if cached_store is store and generation == _live.generation and families is not None:
-        return families
-    try:
-        families = StreamMetrics(store)
-    except Exception as exc:
-        _guard.report("web.streams", exc)
-        return None
-    _cached = (store, _live.generation, families)
+    families = _cached.value
+    if families is _caches.UNSET:
+        try:
+            families = _cached.fill()
+        except Exception as exc:
+            _guard.report("web.streams", exc)
+            return None
     return families

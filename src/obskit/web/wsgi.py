@@ -44,10 +44,10 @@ def _environ_key(header: str) -> str:
 
 
 class HeaderKeys:
-    """The environ keys of one plan's headers, computed once per configuration."""
+    """The environ keys of one plan's headers, computed once per configuration (per plan)."""
 
     def __init__(self, plan: RequestPlan) -> None:
-        self.generation = plan.generation
+        self.serial = plan.serial  # (not the plan: see RequestPlan.serial)
         self.ids = tuple(_environ_key(name) for name in plan.id_headers)
         self.tenant = _environ_key(plan.tenant_header) if plan.tenant_header else None
         self.echo = plan.echo_header
@@ -88,7 +88,6 @@ class WSGIMiddleware:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self._keys: HeaderKeys | None = None
-        self._adopted = -1
         try:
             attach_django(app) or attach_flask(app)
         except Exception as exc:
@@ -106,11 +105,9 @@ class WSGIMiddleware:
         run = request_context.run
         try:
             environ[_OBSERVED] = True  # an inner WSGIMiddleware passes this request through
-            if self._adopted != plan.generation:
-                self._adopted = plan.generation
-                take_over_server_logs(plan.access_log is not None)
             keys = self._keys
-            if keys is None or keys.generation != plan.generation:
+            if keys is None or keys.serial != plan.serial:  # a new configuration
+                take_over_server_logs(plan.access_log is not None)
                 keys = self._keys = HeaderKeys(plan)
             exchange = run(begin_exchange, plan, keys, environ, environ)
         except Exception as exc:

@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from obskit import _guard, _locks, context
+from obskit import _caches, _guard, _locks, context
 from obskit.metrics import catalogue
 from obskit.metrics.use.collector import (
     FamilySpec,
@@ -74,8 +74,10 @@ _active: EventLoopCollector | None = None
 # The running loop or None, without raising outside one (sync callers of bound() pay no
 # exception); asyncio's C function.
 _running_loop = asyncio._get_running_loop
-# Loops named by monitor_event_loop(): monitored whenever a collector becomes active.
+# Loops named by monitor_event_loop(): monitored whenever a collector becomes active (the
+# application's request outlives runtimes; obskit.testing.reset() forgets it).
 _requested: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_caches.register(_requested.clear, _caches.PROCESS)
 
 
 def ensure_monitor() -> None:

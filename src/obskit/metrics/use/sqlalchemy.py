@@ -10,22 +10,48 @@ return. So the pool's public entry point, ``Pool.connect()`` (what ``Engine.conn
 pending; on success its duration is a wait-time sample; SQLAlchemy's ``TimeoutError`` (pool
 exhausted past ``pool_timeout``) counts as a timeout. ``Engine.dispose()`` replaces the pool; the
 ``engine_disposed`` event wraps the new one. The engine and its pools are held weakly.
+``obskit.testing.reset()`` undoes both (the engine can be instrumented afresh).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from obskit import _guard
+from obskit import _caches, _guard
 from obskit.metrics.use.pools import PoolHandle
 from obskit.metrics.use.tracking import attach_pool
 
 __all__ = ["instrument_sqlalchemy"]
 
-_handles: weakref.WeakKeyDictionary[Any, PoolHandle] = weakref.WeakKeyDictionary()
+# engine -> its handle and its engine_disposed listener
+_handles: weakref.WeakKeyDictionary[Any, tuple[PoolHandle, Callable[[Any], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _forget_engines() -> None:
+    """``obskit.testing.reset()``: every instrumented engine gets its pool's own ``connect`` and
+    loses obskit's listener (the trackers forget the pools themselves)."""
+    if not _handles:
+        return  # (nothing instrumented: SQLAlchemy may not even be installed)
+    from sqlalchemy import event
+
+    for engine, (_, on_disposed) in list(_handles.items()):
+        try:
+            event.remove(engine, "engine_disposed", on_disposed)
+            pool = engine.pool
+            if "connect" in vars(pool):
+                del pool.connect
+        except Exception as exc:
+            _guard.report("collectors.pools", exc)
+    _handles.clear()
+
+
+_caches.register(_forget_engines, _caches.PROCESS)
 
 
 def instrument_sqlalchemy(
@@ -40,14 +66,13 @@ def instrument_sqlalchemy(
         sync_engine = getattr(engine, "sync_engine", engine)
         existing = _handles.get(sync_engine)
         if existing is not None:
-            return existing
+            return existing[0]
         from sqlalchemy import event
         from sqlalchemy.exc import TimeoutError as PoolTimeout
 
         pool_name = name or _default_name(sync_engine)
         handle = PoolHandle(timeout_errors=(PoolTimeout,))
         _instrument_pool(sync_engine.pool, pool_name, handle, registry)
-        _handles[sync_engine] = handle
 
         def on_disposed(disposed: Any) -> None:
             # dispose() put a new pool on the engine: track it under the same name and handle.
@@ -56,6 +81,7 @@ def instrument_sqlalchemy(
             except Exception as exc:
                 _guard.report("collectors.pools", exc)
 
+        _handles[sync_engine] = (handle, on_disposed)
         event.listen(sync_engine, "engine_disposed", on_disposed)
         return handle
     except Exception as exc:

@@ -67,9 +67,10 @@ class Tracker(Generic[E]):
         return None if item is None else item[1]
 
     def clear(self) -> list[tuple[Any, E]]:
-        """Forget every entry; (object, entry) of the live ones, to undo what tracking did."""
+        """Forget every entry and count; (object, entry) of the live ones, to undo tracking."""
         with self._lock:
             items, self._entries = list(self._entries.values()), {}
+            self.dropped = {}
         return [(obj, entry) for ref, entry in items if (obj := ref()) is not None]
 
     def _prune(self) -> None:

@@ -5,6 +5,10 @@ process-wide trackers read by ``init()``'s collectors (:mod:`obskit.metrics.use.
 when a ``registry=`` other than the runtime's is given, in trackers of that registry's own, read
 by executors and pools sources this module attaches to the registry's USE collector. Each of
 them is never-raise: an internal error is counted, and the application's call returns.
+
+What was tracked outlives ``init()`` and ``shutdown()`` (it is the application's, not a
+runtime's); ``obskit.testing.reset()`` forgets all of it, and gives tracked thread pools their
+own ``submit`` back.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from obskit import _guard, _live, _locks
+from obskit import _caches, _guard, _live, _locks
 from obskit.metrics.use.collector import attach
-from obskit.metrics.use.executors import ExecutorCollector, track_in
+from obskit.metrics.use.executors import ExecutorCollector, ExecutorStats, track_in
 from obskit.metrics.use.pools import PoolCollector, PoolHandle, Reader, add_pool
 from obskit.metrics.use.tracked import Trackers, default_trackers
 
@@ -25,6 +29,25 @@ __all__ = ["attach_pool", "track_executor", "track_pool", "track_queue", "tracke
 
 _lock = _locks.lock()
 _by_registry: weakref.WeakKeyDictionary[CollectorRegistry, Trackers] = weakref.WeakKeyDictionary()
+
+
+def _forget_tracked() -> None:
+    """``obskit.testing.reset()``: nothing stays tracked, no thread pool stays wrapped.
+
+    Trackers of other registries are emptied in place: their sources stay attached to the
+    registry's USE collector, reading nothing.
+    """
+    with _lock:
+        every = [default_trackers(), *_by_registry.values()]
+    for trackers in every:
+        for executor, stats in trackers.executors.clear():
+            if stats.wrapped:
+                ExecutorStats.unwrap(executor)
+        trackers.pools.clear()
+        trackers.queues.clear()
+
+
+_caches.register(_forget_tracked, _caches.PROCESS)
 
 
 def trackers_for(registry: CollectorRegistry | None) -> Trackers:
