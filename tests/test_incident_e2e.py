@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from incident_support import Shop, Traffic
+from obskit import _times as times
 from obskit import slo
 from obskit.cli import main
-from obskit.incident import times
 from obskit.slo import rules
 from prometheus_support import Prometheus, Target
 

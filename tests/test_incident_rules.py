@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import subprocess_env
+from obskit import _times as times
 from obskit.cli import main
 from obskit.incident import (
     changes,
@@ -24,7 +25,6 @@ from obskit.incident import (
     postmortem,
     render,
     signals,
-    times,
 )
 from obskit.incident.departures import Counts
 from obskit.incident.signals import Movement, Window

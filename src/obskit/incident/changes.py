@@ -21,8 +21,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from obskit.incident import times
-from obskit.incident.prometheus import Prometheus, Series
+from obskit import _times as times
+from obskit._prometheus import Prometheus, Series
 from obskit.incident.signals import Window
 from obskit.metrics import catalogue, promql
 from obskit.metrics.promql import Selector

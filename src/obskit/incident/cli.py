@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from obskit.incident import times
+from obskit import _times as times
 
 if TYPE_CHECKING:
     from obskit.incident.timeline import Timeline
@@ -51,6 +52,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--slo", action="append", default=[], help="only these objectives")
     parser.add_argument("--exemplars", type=int, default=10, help="trace ids to list (10)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds each Prometheus query may take (30)"
+    )
     parser.add_argument("-o", "--output", type=Path, help="write Markdown to FILE")
     parser.add_argument("--json", action="store_true", help="print the evidence as JSON")
 
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _gather(args: argparse.Namespace) -> Timeline | int:
     """The timeline the arguments ask for, or the exit status of what went wrong."""
-    from obskit.incident.prometheus import PrometheusError
+    from obskit._prometheus import PrometheusError
     from obskit.incident.timeline import gather
 
     try:
@@ -89,6 +93,9 @@ def _gather(args: argparse.Namespace) -> Timeline | int:
         return 2
     if args.exemplars < 0:
         print("obskit incident: --exemplars is not negative", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        print("obskit incident: --timeout is a positive number of seconds", file=sys.stderr)
         return 2
     try:
         return gather(
@@ -102,6 +109,7 @@ def _gather(args: argparse.Namespace) -> Timeline | int:
             traces=args.traces,
             slos=args.slo,
             exemplar_limit=args.exemplars,
+            timeout=args.timeout,
         )
     except PrometheusError as exc:
         print(f"obskit incident: {exc}", file=sys.stderr)

@@ -9,9 +9,10 @@ a marker must never stop a deploy. Only a usage error (a time that cannot be rea
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
-from obskit.incident import times
+from obskit import _times as times
 
 __all__ = ["add_arguments", "run"]
 
@@ -82,8 +83,8 @@ def _mark(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"obskit deploy mark: --started: {exc}", file=sys.stderr)
         return 2
-    if not args.timeout > 0:
-        print("obskit deploy mark: --timeout must be positive", file=sys.stderr)
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        print("obskit deploy mark: --timeout must be a positive number of seconds", file=sys.stderr)
         return 2
     import obskit
     from obskit.incident.markers import mark_deploy

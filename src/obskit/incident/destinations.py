@@ -28,7 +28,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from obskit.incident._http import Answer, HttpError
+from obskit._selfhttp import Answer, HttpError, base_url
 
 if TYPE_CHECKING:
     from obskit.incident.markers import Deployment
@@ -67,13 +67,6 @@ class Destination:
         return f"HTTP {answer.status}"
 
 
-def _base(url: str, what: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{what} must be an http:// or https:// URL, not {url!r}")
-    return url.rstrip("/")
-
-
 @dataclasses.dataclass(frozen=True)
 class Grafana(Destination):
     """A Grafana annotation (``url``: Grafana's base URL; ``token``: a service account token)."""
@@ -84,7 +77,7 @@ class Grafana(Destination):
     name = "grafana"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "url", _base(self.url, "the Grafana URL"))
+        object.__setattr__(self, "url", base_url(self.url, "the Grafana URL"))
 
     def request(self, deployment: Deployment) -> Request:
         body: dict[str, Any] = {
@@ -123,7 +116,7 @@ class Sentry(Destination):
     name = "sentry"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "url", _base(self.url, "the Sentry URL"))
+        object.__setattr__(self, "url", base_url(self.url, "the Sentry URL"))
         if not self.org:
             raise ValueError("the Sentry organization slug is empty")
 
@@ -159,7 +152,7 @@ class Datadog(Destination):
 
     def __post_init__(self) -> None:
         base = self.url or f"https://api.{self.site.strip().removeprefix('app.')}"
-        object.__setattr__(self, "url", _base(base, "the Datadog API URL"))
+        object.__setattr__(self, "url", base_url(base, "the Datadog API URL"))
         if not self.api_key:
             raise ValueError("the Datadog API key is empty")
 

@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from obskit.incident import times
-from obskit.incident.prometheus import Prometheus
+from obskit import _times as times
+from obskit._prometheus import Prometheus
 from obskit.incident.signals import Window
 from obskit.metrics import promql
 from obskit.metrics.promql import Selector

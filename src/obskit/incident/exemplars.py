@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from obskit.incident.prometheus import Prometheus
+from obskit._prometheus import Prometheus
 from obskit.incident.signals import ROUTE, TENANT, Movement, Window
 from obskit.metrics import catalogue
 from obskit.metrics.promql import Selector
@@ -93,6 +93,8 @@ def kept_traces(paths: Iterable[Path], wanted: set[str]) -> dict[str, dict[str, 
     rotated ``.1``), what its local root server span says (correlation id, route, status)."""
     found: dict[str, dict[str, Any]] = {}
     for path in paths:
+        if not path.exists() and not Path(f"{path}.1").exists():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
         for candidate in (Path(f"{path}.1"), path):
             if not candidate.exists():
                 continue

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import re
 import threading
 import time
@@ -29,7 +30,8 @@ from typing import Any, Final
 
 from obskit import _guard, _live
 from obskit._selfcalls import quietly
-from obskit.incident._http import HttpError, request
+from obskit._selfhttp import HttpError, request
+from obskit._times import parse_time
 from obskit.incident.destinations import Destination, from_environment
 from obskit.metrics.catalogue import DEPLOY_MARKERS
 
@@ -37,6 +39,7 @@ __all__ = ["EVENT", "FAILED_EVENT", "DeployMark", "Deployment", "Outcome", "mark
 
 EVENT: Final = "deployment.marked"
 FAILED_EVENT: Final = "deployment.marker_failed"
+BAD_ARGUMENT_EVENT: Final = "deployment.marker_argument_replaced"
 LOGGER: Final = "obskit.deploy"
 DEFAULT_TIMEOUT_S: Final = 5.0
 _ID_CHARS = re.compile(r"[^A-Za-z0-9._:-]+")
@@ -204,6 +207,18 @@ def _count(outcomes: Sequence[Outcome]) -> None:
         family.labels(outcome.destination, "sent" if outcome.ok else "failed").inc()
 
 
+def _moment(value: float | None, name: str, log: Any) -> float | None:
+    """``value`` if it is a time obskit can write (1970 to 9999), else None (now), said in a
+    warning."""
+    if value is None:
+        return None
+    try:
+        return parse_time(repr(float(value)))
+    except (TypeError, ValueError):
+        log.warning(BAD_ARGUMENT_EVENT, argument=name, value=repr(value), used="now")
+        return None
+
+
 def mark_deploy(
     version: str | None = None,
     environment: str | None = None,
@@ -235,6 +250,14 @@ def mark_deploy(
         destinations = found
     defaults = _defaults()
     now = time.time()
+    # A time or timeout that cannot be used is replaced (and said), never raised: the deploy
+    # goes on, and its marker is still written.
+    started, finished = _moment(started, "started", log), _moment(finished, "finished", log)
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        log.warning(
+            BAD_ARGUMENT_EVENT, argument="timeout", value=repr(timeout), used=DEFAULT_TIMEOUT_S
+        )
+        timeout = DEFAULT_TIMEOUT_S
     deployment = Deployment(
         service=service or defaults.get("service", "unknown_service"),
         version=version or defaults.get("version", "0.0.0"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 
-from obskit.incident import times
+from obskit import _times as times
 from obskit.incident.changes import Change
 from obskit.incident.render import summary_lines
 from obskit.incident.signals import ROUTE, TENANT, Movement

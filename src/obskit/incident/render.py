@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from obskit.incident import times
+from obskit import _times as times
 from obskit.incident.timeline import Row, Timeline, describe
 
 __all__ = ["markdown", "summary_lines", "terminal"]

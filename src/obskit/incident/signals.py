@@ -22,9 +22,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from obskit._prometheus import Prometheus, Series
 from obskit.incident import departures
 from obskit.incident.departures import Counts, Departure
-from obskit.incident.prometheus import Prometheus, Series
 from obskit.metrics import catalogue, promql
 from obskit.metrics.catalogue import Family
 from obskit.metrics.promql import Matcher, Selector

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from obskit import _times as times
+from obskit._prometheus import Prometheus, PrometheusError
 from obskit.incident import changes as changes_module
-from obskit.incident import detection, exemplars, signals, times
+from obskit.incident import detection, exemplars, signals
 from obskit.incident.changes import Change
 from obskit.incident.detection import Tier
 from obskit.incident.exemplars import Exemplar
 from obskit.incident.logs import LogScan, scan
-from obskit.incident.prometheus import Prometheus, PrometheusError
 from obskit.incident.signals import Movement, Window
 from obskit.metrics import promql
 
@@ -231,6 +232,19 @@ def _scope(targets: Sequence[dict[str, str]]) -> tuple[promql.Matcher, ...]:
     return tuple(matchers)
 
 
+def _readable(logs: Sequence[str], traces: Sequence[Path]) -> None:
+    """Fail before the first query when a log or trace file cannot be read (OSError)."""
+    for name in logs:
+        if name != "-":
+            with open(name, "rb"):
+                pass
+    for path in traces:
+        if not path.exists() and not Path(f"{path}.1").exists():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(path))
+
+
 def gather(
     prometheus_url: str,
     start: float,
@@ -250,6 +264,7 @@ def gather(
     ``start`` that define each signal's band (default: the window's length, at least 10 min);
     ``step``: the interval (default: the window / 60, at least 15 s). PrometheusError if
     Prometheus cannot be read at all."""
+    _readable(logs, traces)
     length = end - start
     step = float(step or max(15, round(length / 60)))
     baseline = float(baseline or max(600.0, length))
@@ -271,6 +286,8 @@ def gather(
         try:
             return call()
         except PrometheusError as exc:
+            if not exc.answered:
+                raise  # unreachable, or not Prometheus: every further question fails alike
             notes.append(f"{what}: {exc}")
             return default
 
