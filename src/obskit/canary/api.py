@@ -10,11 +10,12 @@ Both return the same :class:`~obskit.canary.report.Report` the command line prin
 
 from __future__ import annotations
 
-import re
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from obskit._times import parse_seconds as parse_duration
 from obskit.canary import checks as checks_module
 from obskit.canary.checks import CheckSpec, Tolerances
 from obskit.canary.judge import Judge, JudgeOptions
@@ -27,34 +28,45 @@ __all__ = ["FLAG_LABELS", "judge", "parse_duration", "plan", "watch"]
 
 # An arm selected by these labels is a flag variant: both arms live in the same processes.
 FLAG_LABELS = frozenset(("feature_flag_key", "feature_flag_variant"))
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 Arm = str | Sequence[Matcher]
 
 
-def parse_duration(text: str | float) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"1h30m"``; ValueError otherwise."""
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        spelled = text.strip()
-        if re.fullmatch(r"\d+(?:\.\d+)?", spelled):
-            seconds = float(spelled)
-        elif spelled and _DURATION.sub("", spelled) == "":
-            seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(spelled))
-        else:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 1h30m)")
-    if not seconds > 0:
-        raise ValueError(f"a duration must be positive, not {text!r}")
-    return seconds
-
-
-def _matchers(arm: Arm, name: str) -> tuple[Matcher, ...]:
+def _matchers(arm: Arm, name: str, *, required: bool = True) -> tuple[Matcher, ...]:
     matchers = parse_matchers(arm) if isinstance(arm, str) else tuple(arm)
-    if not matchers:
+    if required and not matchers:
         raise ValueError(f"the {name} selector selects nothing: give at least one matcher")
     return matchers
+
+
+def _timeout(timeout: float) -> float:
+    if isinstance(timeout, bool) or not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"a timeout is a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def _engine(
+    baseline: Sequence[Matcher],
+    canary: Sequence[Matcher],
+    *,
+    by: Sequence[str],
+    alpha: float,
+    min_requests: int,
+    tolerances: Tolerances | None,
+    quantiles: Sequence[float],
+    saturation_gates: bool,
+) -> tuple[list[CheckSpec], Judge]:
+    """The checks for two arms and a judge of them (what :func:`judge` and :func:`watch` share)."""
+    specs = plan(
+        baseline,
+        canary,
+        by=by,
+        quantiles=quantiles,
+        tolerances=tolerances,
+        saturation_gates=saturation_gates,
+    )
+    options = JudgeOptions(alpha=alpha, min_requests=min_requests, by=tuple(by))
+    return specs, Judge(specs, options)
 
 
 def plan(
@@ -107,18 +119,19 @@ def judge(
     # 30 intervals a window: the e-processes gain little from finer ones, the reads cost more.
     interval = parse_duration(step) if step is not None else max(1.0, round(window / 30))
     base, can = _matchers(baseline, "baseline"), _matchers(canary, "canary")
-    specs = plan(
+    specs, engine = _engine(
         base,
         can,
         by=by,
-        quantiles=quantiles,
+        alpha=alpha,
+        min_requests=min_requests,
         tolerances=tolerances,
+        quantiles=quantiles,
         saturation_gates=saturation_gates,
     )
     source = PrometheusSource(
-        prometheus, base, can, since=window, step=interval, end=end, timeout=timeout
+        prometheus, base, can, since=window, step=interval, end=end, timeout=_timeout(timeout)
     )
-    engine = Judge(specs, JudgeOptions(alpha=alpha, min_requests=min_requests, by=tuple(by)))
     for canary_counts, baseline_counts in source.intervals(checks_module.needed(specs)):
         engine.observe(canary_counts, baseline_counts)
     return engine.report(
@@ -156,24 +169,20 @@ def watch(
     ``baseline_selector``/``canary_selector`` keep only matching series of the scraped URLs
     (flag variants of one service: the same URL for both arms, a variant label each).
     """
-    if interval <= 0 or max_duration < interval:
+    if not (
+        math.isfinite(interval) and math.isfinite(max_duration) and 0 < interval <= max_duration
+    ):
         raise ValueError("interval must be positive and max_duration at least one interval")
-    base = (
-        parse_matchers(baseline_selector)
-        if isinstance(baseline_selector, str)
-        else tuple(baseline_selector)
-    )
-    can = (
-        parse_matchers(canary_selector)
-        if isinstance(canary_selector, str)
-        else tuple(canary_selector)
-    )
-    specs = plan(
+    base = _matchers(baseline_selector, "baseline", required=False)
+    can = _matchers(canary_selector, "canary", required=False)
+    specs, engine = _engine(
         base,
         can,
         by=by,
-        quantiles=quantiles,
+        alpha=alpha,
+        min_requests=min_requests,
         tolerances=tolerances,
+        quantiles=quantiles,
         saturation_gates=saturation_gates,
     )
     source = ScrapeSource(
@@ -182,9 +191,8 @@ def watch(
         checks_module.needed(specs),
         baseline_matchers=base,
         canary_matchers=can,
-        timeout=timeout,
+        timeout=_timeout(timeout),
     )
-    engine = Judge(specs, JudgeOptions(alpha=alpha, min_requests=min_requests, by=tuple(by)))
     meta: dict[str, Any] = {
         "source": "scrape",
         "interval_seconds": interval,
@@ -196,7 +204,8 @@ def watch(
     report = engine.report(meta)
     while True:
         next_look = started + interval * (engine.looks + 1)
-        if next_look - started > max_duration + 1e-9:
+        # Slow scrapes must not stretch the watch past its limit either.
+        if max(next_look, time.monotonic()) - started > max_duration + 1e-9:
             break
         sleep(max(0.0, next_look - time.monotonic()))
         counts = source.scrape()

@@ -207,8 +207,10 @@ def run_serve(args: argparse.Namespace) -> int:
             options=options(args),
         )
         server = CanaryServer(defaults, args.port, args.addr)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot listen on {args.addr}:{args.port}: {exc.strerror or exc}")
     print(json.dumps({"serving": server.url}), flush=True)
     try:
         server.serve_forever()

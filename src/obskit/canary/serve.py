@@ -21,27 +21,44 @@ endpoint                        2xx (200) when  otherwise
 Arms come from the request (``baseline``/``canary`` selectors, or Argo's pod-template hashes as
 ``baseline_hash``/``canary_hash``; for Flagger from the webhook's ``metadata``) or from the
 server's defaults; ``{name}`` and ``{namespace}`` in a selector are replaced by Flagger's
-canary name and namespace.
+canary name and namespace (which must be Kubernetes names: nothing can be injected into a
+selector through them).
+
+The server is a control-plane endpoint, built not to fall over: a request must arrive whole
+(headers and body, with a ``Content-Length`` of at most 64 KiB) within
+:data:`REQUEST_SECONDS`, else its connection is closed; at most :data:`MAX_CONNECTIONS`
+connections are served at once (more get 503); a malformed request gets a JSON 400 and its
+connection is closed (its unread bytes are never taken for the next request).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import socket
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from obskit._selfhttp import base_url
 from obskit.canary.api import judge, parse_duration
 from obskit.canary.report import Report
 from obskit.canary.sources import SourceError
-from obskit.metrics.promql import Matcher, parse_matchers
+from obskit.metrics.promql import Matcher, by_clause, parse_matchers
 
-__all__ = ["FLAGGER_HOOKS", "CanaryServer", "Defaults"]
+__all__ = ["FLAGGER_HOOKS", "MAX_CONNECTIONS", "REQUEST_SECONDS", "CanaryServer", "Defaults"]
 
 HASH_LABEL = "rollouts_pod_template_hash"
 MAX_BODY = 64 * 1024
+#: Seconds a client has to send a whole request (and a socket operation may take at most).
+REQUEST_SECONDS = 10.0
+#: Connections served at once; the next ones are answered 503 and closed.
+MAX_CONNECTIONS = 32
+# A Kubernetes object name (RFC 1123 subdomain): what Flagger sends as name and namespace.
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 # Flagger hook -> (verdicts answered 200, status otherwise).
 FLAGGER_HOOKS: dict[str, tuple[frozenset[str], int]] = {
     "rollout": (frozenset(("PASS", "INCONCLUSIVE")), 412),
@@ -51,7 +68,25 @@ FLAGGER_HOOKS: dict[str, tuple[frozenset[str], int]] = {
 
 
 class BadRequest(ValueError):
-    """The request cannot be judged as asked (answered 400)."""
+    """The request cannot be judged as asked (answered 400, or ``status``)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _text(value: Any) -> str:
+    """A parameter from a JSON body: a string, or a number or flag (not a list or an object)."""
+    if isinstance(value, (dict, list)):
+        raise BadRequest(f"a parameter is a string, not {json.dumps(value)[:80]}")
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _k8s_name(value: Any, what: str) -> str:
+    text = "" if value is None else str(value)
+    if text and not _K8S_NAME.fullmatch(text):
+        raise BadRequest(f"{what} is a Kubernetes name (a-z, 0-9, '-', '.'), not {text[:80]!r}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -66,7 +101,11 @@ class Defaults:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        base_url(self.prometheus, "--prometheus")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ValueError(f"--timeout is a positive number of seconds, not {self.timeout!r}")
         parse_duration(self.since)
+        by_clause(self.options.get("by", ()))
         for template in (self.baseline, self.canary):
             if template:
                 parse_matchers(template.replace("{name}", "x").replace("{namespace}", "x"))
@@ -92,14 +131,62 @@ def _arm(
     return matchers
 
 
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most :data:`MAX_CONNECTIONS` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, limit: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _refuse(connection: socket.socket) -> None:
+    body = json.dumps({"error": "busy: too many connections, try again"}).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        connection.settimeout(1.0)
+        connection.sendall(head.encode() + body)
+    except OSError:
+        pass  # the client went away: nothing to tell
+
+
 class CanaryServer:
     """A threaded HTTP server answering Argo Rollouts and Flagger with the judge's report."""
 
-    def __init__(self, defaults: Defaults, port: int = 0, addr: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        defaults: Defaults,
+        port: int = 0,
+        addr: str = "127.0.0.1",
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--port is from 0 to 65535, not {port}")
         self.defaults = defaults
         handler = type("Handler", (_Handler,), {"server_defaults": defaults})
-        self._server = ThreadingHTTPServer((addr, port), handler)
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((addr, port), handler, max_connections)
         self.port = int(self._server.server_address[1])
         self.url = f"http://{addr}:{self.port}"
         self._thread: threading.Thread | None = None
@@ -127,11 +214,35 @@ class CanaryServer:
 class _Handler(BaseHTTPRequestHandler):
     server_defaults: Defaults
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_SECONDS  # each read and write on the connection
+    error_content_type = "application/json"
+    error_message_format = '{"error": "%(code)d %(message)s"}'
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # the answer carries everything; no access log on stderr
 
+    def handle_one_request(self) -> None:
+        # The whole request must arrive in time, not each byte: a client that sends one byte
+        # every few seconds would otherwise hold its thread for hours.
+        self._arrived = threading.Event()
+        timer = threading.Timer(REQUEST_SECONDS, self._too_slow)
+        timer.daemon = True
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def _too_slow(self) -> None:
+        if not self._arrived.is_set():
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
+
     def do_GET(self) -> None:
+        self._arrived.set()
         path, _, query = self.path.partition("?")
         if path == "/healthz":
             self._send(200, {"ok": True})
@@ -146,35 +257,61 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._body()
         except BadRequest as exc:
-            self._send(400, {"error": str(exc)})
+            self.close_connection = True  # what is left unread is not the next request
+            self._send(exc.status, {"error": str(exc)})
             return
+        finally:
+            self._arrived.set()
         if path == "/v1/judge":
-            self._judge({k: str(v) for k, v in body.items()}, None)
+            try:
+                params = {k: _text(v) for k, v in body.items()}
+            except BadRequest as exc:
+                self._send(400, {"error": str(exc)})
+                return
+            self._judge(params, None)
         elif path.startswith("/flagger/") and path[len("/flagger/") :] in FLAGGER_HOOKS:
             self._flagger(path[len("/flagger/") :], body)
         else:
             self._send(404, {"error": f"no endpoint {path}"})
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding"):
+            raise BadRequest("send the body with a Content-Length, not chunked", 411)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():
+            raise BadRequest(f"Content-Length is a number of bytes, not {declared!r}")
+        length = int(declared)
         if length > MAX_BODY:
-            raise BadRequest(f"request body over {MAX_BODY} bytes")
-        raw = self.rfile.read(length) if length else b"{}"
+            raise BadRequest(f"request body over {MAX_BODY} bytes", 413)
+        try:
+            raw = self.rfile.read(length) if length else b"{}"
+        except OSError:
+            raise BadRequest("the body did not arrive in time") from None
+        if len(raw) < length:
+            raise BadRequest("the body did not arrive in time")
         try:
             body = json.loads(raw or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("the body is not JSON") from None
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
         return body
 
     def _flagger(self, hook: str, body: dict[str, Any]) -> None:
-        metadata = body.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            self._send(400, {"error": "metadata must be an object of strings"})
+        metadata = body.get("metadata")
+        if metadata is None:
+            metadata = {}
+        try:
+            if not isinstance(metadata, dict):
+                raise BadRequest("metadata must be an object of strings")
+            names = {
+                "name": _k8s_name(body.get("name"), "name"),
+                "namespace": _k8s_name(body.get("namespace"), "namespace"),
+            }
+            params = {k: _text(v) for k, v in metadata.items()}
+        except BadRequest as exc:
+            self._send(400, {"error": str(exc)})
             return
-        names = {"name": str(body.get("name", "")), "namespace": str(body.get("namespace", ""))}
-        params = {k: str(v) for k, v in metadata.items()}
         report = self._judge(params, names, respond=False)
         if report is None:
             return
@@ -208,14 +345,29 @@ class _Handler(BaseHTTPRequestHandler):
         except SourceError as exc:
             self._send(502, {"error": str(exc)})
             return None
+        except Exception as exc:  # a bug of the judge's: an answer all the same, not a hang-up
+            self._send(500, {"error": f"internal error: {type(exc).__name__}: {exc}"[:500]})
+            return None
         if respond:
             self._send(200, report.as_json())
         return report
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the base class finds (a bad request line, a header too long) as JSON, and the
+        connection closed."""
+        self.close_connection = True
+        short = self.responses.get(code, ("error", ""))[0]
+        self._send(code, {"error": f"{code} {message or short}"})
+
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True  # the client went away, or stopped reading

@@ -12,22 +12,19 @@ first event). Gauges are summed as they are.
 a ``by (...)`` clause, so the number of queries does not depend on how many tenants or routes
 there are. :class:`ScrapeSource` fetches each ``/metrics`` URL of each arm itself.
 
-obskit's own HTTP calls are not instrumented by obskit: every request goes through
-:func:`fetch`, under :func:`obskit._selfcalls.quiet`.
+Every HTTP call is obskit's own (:mod:`obskit._selfhttp`: bounded as a whole, capped in size,
+never instrumented); Prometheus is asked through :mod:`obskit._prometheus`, which checks each
+answer's shape. A value Prometheus or an exposition writes as NaN or ±Inf is no sample.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
-from obskit._selfcalls import quiet
+from obskit._prometheus import MAX_POINTS, Prometheus, PrometheusError, Series
+from obskit._selfhttp import HttpError, detail, get
 from obskit.canary.checks import Quantity
 from obskit.canary.judge import Grouping, Interval
 from obskit.metrics import catalogue, promql
@@ -51,20 +48,11 @@ class SourceError(Exception):
 
 
 def fetch(url: str, timeout: float, accept: str = "") -> bytes:
-    """GET ``url`` as obskit's own work (no span, metric or propagation header)."""
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
-    where = url.split("?", 1)[0]  # a query's PromQL would drown the reason
+    """GET ``url`` as obskit's own work (see :mod:`obskit._selfhttp`); SourceError if it fails."""
     try:
-        with quiet(), urllib.request.urlopen(request, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = exc.read()[:300].decode("utf-8", "replace")
-        finally:
-            exc.close()
-        raise SourceError(f"{where}: HTTP {exc.code} {detail}".strip()) from None
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"{where}: {exc}") from None
+        return get(url, timeout=timeout, accept=accept or "*/*").body
+    except HttpError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def increases(values: Sequence[float | None], gauge: bool = False) -> list[float]:
@@ -117,13 +105,27 @@ class PrometheusSource:
         end: float | None = None,
         timeout: float = 10.0,
     ) -> None:
-        if since <= 0 or step <= 0 or step > since:
+        if not (0 < step <= since and math.isfinite(since)):
             raise ValueError("since and step must be positive, step at most since")
-        self.url = url.rstrip("/")
+        intervals = math.floor(since / step + 1e-9)
+        if intervals >= MAX_POINTS:
+            raise ValueError(
+                f"a window of {since:g} s in steps of {step:g} s is {intervals} intervals; "
+                f"at most {MAX_POINTS - 1} (a longer step)"
+            )
+        try:
+            self.client = Prometheus(url, timeout)
+        except PrometheusError as exc:
+            raise ValueError(str(exc)) from None
+        self.url = self.client.url
         self.arms = (tuple(canary), tuple(baseline))
         self.since, self.step, self.end = since, step, end
         self.timeout = timeout
-        self.queries = 0
+
+    @property
+    def queries(self) -> int:
+        """How many range queries were asked."""
+        return self.client.calls
 
     def expression(self, arm: Sequence[Matcher], quantity: Quantity, grouping: Grouping) -> str:
         """The PromQL of one arm's quantity, summed by target and ``grouping``."""
@@ -157,7 +159,7 @@ class PrometheusSource:
     def _add(
         self,
         per_step: list[dict[tuple[Quantity, Grouping], dict[tuple[str, ...], float]]],
-        result: Sequence[Mapping[str, Any]],
+        result: Sequence[Series],
         quantity: Quantity,
         grouping: Grouping,
         times: Sequence[float],
@@ -167,36 +169,22 @@ class PrometheusSource:
         targets = [interval.setdefault((quantity, grouping), {}) for interval in per_step]
         keep_zero = bool(quantity.labels)  # every bucket: the layout is compared
         for series in result:
-            labels = series.get("metric", {})
-            key = tuple(str(labels.get(name, "")) for name in names)
-            points = series.get("values", [])
-            values: list[float | None]
-            if len(points) == count and abs(float(points[0][0]) - start) < 1e-3:
-                values = [float(text) for _, text in points]  # the usual case: every step
-            else:
-                values = [None] * count
-                for stamp, text in points:
-                    index = int((float(stamp) - start) / self.step + 0.5)
-                    if 0 <= index < count:
-                        values[index] = float(text)
+            key = tuple(str(series.labels.get(name, "")) for name in names)
+            values: list[float | None] = [None] * count
+            for stamp, value in series.points:
+                index = int((stamp - start) / self.step + 0.5)
+                if 0 <= index < count and not math.isnan(value):
+                    values[index] = value
             for step, increase in enumerate(increases(values, quantity.gauge)):
                 if increase or keep_zero:
                     target = targets[step]
                     target[key] = target.get(key, 0.0) + increase
 
-    def _query_range(self, expr: str, start: float, end: float) -> list[Mapping[str, Any]]:
-        params = urllib.parse.urlencode(
-            {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{self.step:g}"}
-        )
-        self.queries += 1
-        body = fetch(f"{self.url}/api/v1/query_range?{params}", self.timeout)
+    def _query_range(self, expr: str, start: float, end: float) -> list[Series]:
         try:
-            answer = json.loads(body)
-        except ValueError:
-            raise SourceError(f"{self.url}: not a Prometheus API answer: {body[:200]!r}") from None
-        if answer.get("status") != "success":
-            raise SourceError(f"{self.url}: {answer.get('errorType')}: {answer.get('error')}")
-        return list(answer.get("data", {}).get("result", []))
+            return self.client.range(expr, start, end, self.step)
+        except PrometheusError as exc:
+            raise SourceError(str(exc)) from None
 
 
 class ScrapeSource:
@@ -278,8 +266,9 @@ class ScrapeSource:
         try:
             for family in text_string_to_metric_families(body.decode("utf-8")):
                 for sample in family.samples:
-                    if sample.name in self.samples:
+                    if sample.name in self.samples and math.isfinite(sample.value):
                         values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{url}: not a Prometheus text exposition: {exc}") from None
+        except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError) as exc:
+            reason = detail(str(exc), 200)
+            raise SourceError(f"{url}: not a Prometheus text exposition: {reason}") from None
         return values
