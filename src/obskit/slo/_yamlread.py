@@ -167,9 +167,32 @@ def _scalar(node: Any) -> Any:
     return yaml.constructor.SafeConstructor().construct_object(node)
 
 
-def _convert(node: Any, path: Path_, lines: dict[Path_, int]) -> Any:
+# A declaration is small: these bound what a hostile or broken file can cost (an alias bomb, a
+# self-referencing alias, nesting thousands deep) before the reader refuses it.
+MAX_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
+
+
+@dataclasses.dataclass
+class _Budget:
+    values: int = 0
+
+
+def _convert(node: Any, path: Path_, lines: dict[Path_, int], budget: _Budget) -> Any:
     import yaml
 
+    budget.values += 1
+    if budget.values > MAX_VALUES:
+        raise ValueError(
+            f"line {node.start_mark.line + 1}: more than {MAX_VALUES} values (aliases "
+            "repeating themselves?); a declaration is far smaller"
+        )
+    if len(path) > MAX_DEPTH:
+        raise ValueError(
+            f"line {node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep "
+            "(an alias that contains itself?)"
+        )
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -185,10 +208,10 @@ def _convert(node: Any, path: Path_, lines: dict[Path_, int]) -> Any:
             key = key_node.value
             if key in out:
                 raise ValueError(f"line {key_node.start_mark.line + 1}: {key!r} is given twice")
-            out[key] = _convert(value_node, (*path, key), lines)
+            out[key] = _convert(value_node, (*path, key), lines, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, k), lines) for k, item in enumerate(node.value)]
+        return [_convert(item, (*path, k), lines, budget) for k, item in enumerate(node.value)]
     return _scalar(node)
 
 
@@ -198,17 +221,36 @@ def read(path: Path | str) -> Iterator[Document]:
 
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise SpecError(f"{file}: larger than {MAX_BYTES // (1024 * 1024)} MiB: not a declaration")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise SpecError(f"{file}: cannot read it ({exc})") from None
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise SpecError(f"{file}: not valid YAML: {exc}") from None
+        raise SpecError(f"{file}: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise SpecError(f"{file}: not valid YAML: nested too deeply") from None
     for number, node in enumerate(nodes, start=1):
         lines: dict[Path_, int] = {}
         try:
-            value = _convert(node, (), lines)
+            value = _convert(node, (), lines, _Budget())
         except ValueError as exc:
             raise SpecError(f"{file}: document {number}, {exc}") from None
         yield Document(file, number, value, lines)
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's several-line complaint as one line: where, and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = f"{problem} ({context})" if context else str(problem)
+    return f"{where}not valid YAML: {' '.join(what.split())}"

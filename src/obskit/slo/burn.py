@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
-import re
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Literal
 
+from obskit._times import parse_duration
 from obskit.metrics.promql import duration
 
 __all__ = [
@@ -39,24 +39,6 @@ __all__ = [
 Severity = Literal["page", "ticket"]
 SIGNIFICANT_DIGITS = 18
 DAY = 86400
-
-_DURATION = re.compile(r"([0-9]+)(s|m|h|d|w)")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as ``5m``, ``1h30m``, ``30d`` or ``4w`` (ValueError if not)."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"not a duration: {text!r}")
-    total, position = 0, 0
-    for match in _DURATION.finditer(text):
-        if match.start() != position:
-            break
-        total += int(match.group(1)) * _UNIT[match.group(2)]
-        position = match.end()
-    if position != len(text) or total <= 0:
-        raise ValueError(f"not a duration: {text!r} (a whole number and s, m, h, d or w: 5m, 30d)")
-    return total
 
 
 def parse_fraction(value: object) -> Fraction:

@@ -62,6 +62,8 @@ def load(spec: str | Path) -> ObjectiveSet:
     text = str(spec)
     path = Path(text)
     if path.suffix in (".yml", ".yaml", ".json") or path.is_file():
+        if path.is_dir():
+            raise SpecError(f"{text}: a directory, not a YAML file")
         if not path.is_file():
             raise SpecError(f"{text}: no such file")
         return _from_yaml(path)
