@@ -268,7 +268,7 @@ def test_deploy_marker_precedes_the_failure(demo_run: tuple[Path, str]) -> None:
     assert 1 == len(marks)
     assert "2.0.0" == marks[0]["service_version"]
     first_fail = next(look for look in _looks(out) if look["verdict"] == "FAIL")
-    from obskit.incident.times import parse_time
+    from obskit._times import parse_time
 
     assert parse_time(marks[0]["deployment.started"]) < first_fail["at"]
 
