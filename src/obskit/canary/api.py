@@ -21,7 +21,7 @@ from obskit.canary.checks import CheckSpec, Tolerances
 from obskit.canary.judge import Judge, JudgeOptions
 from obskit.canary.report import Report
 from obskit.canary.sources import PrometheusSource, ScrapeSource
-from obskit.metrics import catalogue
+from obskit.metrics import catalogue, promql
 from obskit.metrics.promql import Matcher, parse_matchers
 
 __all__ = ["FLAG_LABELS", "judge", "parse_duration", "plan", "watch"]
@@ -57,6 +57,9 @@ def _engine(
     saturation_gates: bool,
 ) -> tuple[list[CheckSpec], Judge]:
     """The checks for two arms and a judge of them (what :func:`judge` and :func:`watch` share)."""
+    if isinstance(by, str):
+        raise ValueError(f"by is a sequence of label names, not the string {by!r}")
+    promql.by_clause(by)  # a label name that is not one fails here, before any query
     specs = plan(
         baseline,
         canary,

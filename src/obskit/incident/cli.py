@@ -111,7 +111,7 @@ def _gather(args: argparse.Namespace) -> Timeline | int:
             exemplar_limit=args.exemplars,
             timeout=args.timeout,
         )
-    except PrometheusError as exc:
+    except (PrometheusError, ValueError) as exc:
         print(f"obskit incident: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

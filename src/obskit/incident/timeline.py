@@ -12,12 +12,13 @@ look (:mod:`~obskit.incident.exemplars`) and the first failed requests' log line
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from obskit import _times as times
-from obskit._prometheus import Prometheus, PrometheusError
+from obskit._prometheus import MAX_POINTS, Prometheus, PrometheusError
 from obskit.incident import changes as changes_module
 from obskit.incident import detection, exemplars, signals
 from obskit.incident.changes import Change
@@ -263,13 +264,21 @@ def gather(
     """The timeline of ``[start, end]`` (seconds since the epoch). ``baseline``: seconds before
     ``start`` that define each signal's band (default: the window's length, at least 10 min);
     ``step``: the interval (default: the window / 60, at least 15 s). PrometheusError if
-    Prometheus cannot be read at all."""
+    Prometheus cannot be read at all; ValueError if the window has more steps than one range
+    query answers."""
     _readable(logs, traces)
     length = end - start
     step = float(step or max(15, round(length / 60)))
     baseline = float(baseline or max(600.0, length))
     # Whole steps, so that interval ends fall on the window's start.
     baseline = step * max(1, round(baseline / step))
+    intervals = math.ceil((length + baseline) / step - 1e-9)
+    if intervals >= MAX_POINTS:
+        # Prometheus would answer a coarser range than each increase()[step] reads: refuse.
+        raise ValueError(
+            f"the window and its baseline in steps of {step:g} s are {intervals} intervals; "
+            f"at most {MAX_POINTS - 1} (a longer --step)"
+        )
     client = Prometheus(prometheus_url, timeout)
     window = Window(start, end, baseline, step)
     notes: list[str] = []

@@ -47,14 +47,28 @@ def _from_python(spec: str) -> ObjectiveSet:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SpecError(f"{spec}: cannot import {module_name} ({exc})") from None
+    except Exception as exc:  # the user's module failed while importing: say so in one line
+        raise SpecError(f"{spec}: importing {module_name} raised {_said(exc)}") from None
     value: object = module
     for part in attribute.split("."):
         if not hasattr(value, part):
             raise SpecError(f"{spec}: {module_name} has no attribute {attribute}")
         value = getattr(value, part)
     if callable(value) and not isinstance(value, type):
-        value = value()
-    return ObjectiveSet.of(value)
+        try:
+            value = value()
+        except Exception as exc:  # a factory of objectives that fails, or needs arguments
+            raise SpecError(f"{spec}: calling {attribute}() raised {_said(exc)}") from None
+    try:
+        return ObjectiveSet.of(value)
+    except SpecError as exc:
+        raise SpecError(f"{spec}: {exc}") from None
+
+
+def _said(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def load(spec: str | Path) -> ObjectiveSet:
