@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 __all__ = ["add_arguments", "run", "run_judge", "run_serve", "run_watch"]
@@ -211,11 +213,20 @@ def run_serve(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot listen on {args.addr}:{args.port}: {exc.strerror or exc}")
+    # SIGTERM (what Kubernetes and systemd send) stops like Ctrl-C: no new connections, the
+    # requests being judged are answered, then the port is released and the exit is 0.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
     print(json.dumps({"serving": server.url}), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.close()
+        left = server.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if left:
+        print(f"obskit canary serve: stopped with {left} connection(s) unanswered", file=sys.stderr)
     return 0

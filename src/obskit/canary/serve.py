@@ -132,30 +132,47 @@ def _arm(
 
 
 class _BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, at most :data:`MAX_CONNECTIONS` of them."""
+    """A thread per connection, at most ``limit`` of them; :meth:`drain` waits for them."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: Any, limit: int) -> None:
         super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(limit)
+        self._limit = limit
+        self._active = 0
+        self._idle = threading.Condition()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        with self._idle:
+            admitted = self._active < self._limit
+            if admitted:
+                self._active += 1
+        if not admitted:
             _refuse(request)
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._release()
+
+    def _release(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
+
+    def drain(self, seconds: float) -> int:
+        """Wait up to ``seconds`` for the connections being served; how many are left."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout=seconds)
+            return self._active
 
 
 def _refuse(connection: socket.socket) -> None:
@@ -172,7 +189,11 @@ def _refuse(connection: socket.socket) -> None:
 
 
 class CanaryServer:
-    """A threaded HTTP server answering Argo Rollouts and Flagger with the judge's report."""
+    """A threaded HTTP server answering Argo Rollouts and Flagger with the judge's report.
+
+    ``request_seconds``: how long a client has to send one whole request (and how long a
+    connection may idle between requests); ``max_connections``: served at once.
+    """
 
     def __init__(
         self,
@@ -181,18 +202,25 @@ class CanaryServer:
         addr: str = "127.0.0.1",
         *,
         max_connections: int = MAX_CONNECTIONS,
+        request_seconds: float = REQUEST_SECONDS,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"--port is from 0 to 65535, not {port}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections is at least 1, not {max_connections}")
+        if not (math.isfinite(request_seconds) and request_seconds > 0):
+            raise ValueError(f"request_seconds is positive, not {request_seconds!r}")
         self.defaults = defaults
-        handler = type("Handler", (_Handler,), {"server_defaults": defaults})
+        attributes = {"server_defaults": defaults, "timeout": request_seconds}
+        handler = type("Handler", (_Handler,), attributes)
         self._server = _BoundedServer((addr, port), handler, max_connections)
         self.port = int(self._server.server_address[1])
         self.url = f"http://{addr}:{self.port}"
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def serve_forever(self) -> None:
-        """Serve in this thread until :meth:`close`."""
+        """Serve in this thread until :meth:`stop` or :meth:`close`."""
         self._server.serve_forever(poll_interval=0.2)
 
     def start(self) -> CanaryServer:
@@ -203,18 +231,30 @@ class CanaryServer:
         self._thread.start()
         return self
 
-    def close(self) -> None:
-        """Stop serving and release the port."""
+    def stop(self) -> None:
+        """Make :meth:`serve_forever` return; safe from a signal handler (it does not wait)."""
+        if not self._stopping.is_set():
+            self._stopping.set()
+            # shutdown() waits for the serving loop: from the serving thread's own signal
+            # handler that would never return, so another thread asks.
+            threading.Thread(
+                target=self._server.shutdown, name="obskit-canary-stop", daemon=True
+            ).start()
+
+    def close(self, grace: float = REQUEST_SECONDS) -> int:
+        """Stop accepting, let the requests being answered finish (up to ``grace`` seconds),
+        release the port; how many connections were still open at the end."""
         if self._thread is not None:
-            self._server.shutdown()
+            self.stop()
             self._thread.join(timeout=5)
         self._server.server_close()
+        return self._server.drain(grace)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_defaults: Defaults
     protocol_version = "HTTP/1.1"
-    timeout = REQUEST_SECONDS  # each read and write on the connection
+    timeout = REQUEST_SECONDS  # each read and write; and the whole request
     error_content_type = "application/json"
     error_message_format = '{"error": "%(code)d %(message)s"}'
 
@@ -225,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
         # The whole request must arrive in time, not each byte: a client that sends one byte
         # every few seconds would otherwise hold its thread for hours.
         self._arrived = threading.Event()
-        timer = threading.Timer(REQUEST_SECONDS, self._too_slow)
+        timer = threading.Timer(self.timeout or REQUEST_SECONDS, self._too_slow)
         timer.daemon = True
         timer.start()
         try:
