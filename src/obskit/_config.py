@@ -560,6 +560,7 @@ def load_settings(kwargs: Mapping[str, Any], environ: Mapping[str, str] | None =
     _fill_identity(values, sources)
     notices = [
         *_otel_env.apply_sampler(values, sources, env),
+        *_otel_env.apply_exporter(values, sources, env),
         *_otel_env.check_propagators(env),
         *suggest.mistyped_variables(env, [v for spec in SPECS for v in spec.env]),
     ]

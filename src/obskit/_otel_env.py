@@ -17,6 +17,16 @@ the parent's flag, but it picks by trace id, so services with the same ratio kee
 traces. obskit's own settings (keyword arguments, ``OBSKIT_SAMPLING``, ``OBSKIT_BASELINE_RATIO``)
 win over these variables; ``init()`` then logs that the sampler was overridden.
 
+``OTEL_TRACES_EXPORTER`` (a comma-separated list) says where spans go:
+
+* ``otlp`` → OTLP export; without an endpoint, to the specification's default
+  (``http://localhost:4318`` for http/protobuf, ``http://localhost:4317`` for grpc);
+* ``console`` → ``trace_console=true`` (kept traces printed to the log stream; obskit's local
+  trace file, which ``obskit traces`` and the incident tools read, stays unless OTLP is on);
+* without ``otlp`` in the list, an OTLP endpoint from ``OTEL_EXPORTER_OTLP_*`` is not used;
+* ``none`` → ``tracing=false`` (no spans, nothing exported); ``none`` with another name, and
+  ``zipkin``, ``jaeger`` or anything else → ``ConfigError`` with what to do instead.
+
 ``OTEL_PROPAGATORS`` is read by the SDK when ``opentelemetry.propagate`` is imported, and a name
 that is not installed makes that import fail: ``init()`` checks it first.
 """
@@ -28,7 +38,7 @@ from typing import Any
 
 from obskit._config import ConfigError
 
-__all__ = ["SAMPLERS", "apply_sampler", "check_propagators"]
+__all__ = ["EXPORTERS", "SAMPLERS", "apply_exporter", "apply_sampler", "check_propagators"]
 
 SAMPLER = "OTEL_TRACES_SAMPLER"
 SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
@@ -116,6 +126,76 @@ def _ratio(arg: str) -> float:
 
 def _source(source: str) -> str:
     return "the keyword argument" if source == "kwarg" else source
+
+
+EXPORTER = "OTEL_TRACES_EXPORTER"
+#: The OTEL_TRACES_EXPORTER names obskit honours.
+EXPORTERS = ("otlp", "console", "none")
+_OTLP_DEFAULT = {"http/protobuf": "http://localhost:4318", "grpc": "http://localhost:4317"}
+_VIA_COLLECTOR = (
+    "obskit exports OTLP only: send it to an OpenTelemetry Collector with a {name} exporter "
+    "(obskit collector-config writes one)"
+)
+_NOT_EXPORTERS = {
+    "zipkin": _VIA_COLLECTOR.format(name="zipkin"),
+    "jaeger": "Jaeger takes OTLP itself: OTEL_TRACES_EXPORTER=otlp and its OTLP endpoint",
+    "logging": "the old name of console",
+}
+
+
+def apply_exporter(
+    values: dict[str, Any], sources: dict[str, str], env: Mapping[str, str]
+) -> list[str]:
+    """Map ``OTEL_TRACES_EXPORTER`` onto ``values`` where nothing more specific set them.
+
+    Returns notices (an exporter choice overridden by obskit's own settings); raises
+    ``ConfigError`` for a name obskit does not honour.
+    """
+    raw = _value(env, EXPORTER)
+    if not raw:
+        return []
+    names = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    for name in names:
+        if name not in EXPORTERS:
+            why = _NOT_EXPORTERS.get(name, "not an exporter obskit knows")
+            raise ConfigError(
+                f"obskit: environment variable {EXPORTER} names {name!r} ({why}); "
+                f"accepted: {', '.join(EXPORTERS)}, comma-separated"
+            )
+    if "none" in names and len(set(names)) > 1:
+        raise ConfigError(
+            f"obskit: environment variable {EXPORTER}={raw!r} combines none with an exporter; "
+            "none means no exporter at all"
+        )
+    wanted: dict[str, Any] = {}
+    if names == ["none"]:
+        wanted["tracing"] = False
+    if "console" in names:
+        wanted["trace_console"] = True
+    notices: list[str] = []
+    if "otlp" in names:
+        if sources["otlp_endpoint"] == "default":
+            wanted["otlp_endpoint"] = _OTLP_DEFAULT[values["otlp_protocol"]]
+    elif values["otlp_endpoint"] and sources["otlp_endpoint"].startswith("OTEL_"):
+        notices.append(
+            f"{EXPORTER}={raw} has no otlp: the endpoint from {sources['otlp_endpoint']} is "
+            "not used"
+        )
+        values["otlp_endpoint"], sources["otlp_endpoint"] = None, EXPORTER
+    elif values["otlp_endpoint"]:
+        notices.append(
+            f"{EXPORTER}={raw} has no otlp; otlp_endpoint from "
+            f"{_source(sources['otlp_endpoint'])} wins"
+        )
+    for setting, value in wanted.items():
+        if sources[setting] == "default":
+            values[setting], sources[setting] = value, EXPORTER
+        elif values[setting] != value:
+            notices.append(
+                f"{EXPORTER}={raw} would set {setting}={value!r}; "
+                f"{setting}={values[setting]!r} from {_source(sources[setting])} wins"
+            )
+    return notices
 
 
 def check_propagators(env: Mapping[str, str]) -> list[str]:
