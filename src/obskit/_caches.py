@@ -17,7 +17,7 @@ Two lifetimes:
 
 A cache filled from the old runtime while a reconfiguration empties it must not keep that value:
 a fill reads :data:`epoch` before it reads the runtime, and stores with :func:`keep`, which
-refuses once a clear has run since. :class:`Slot` is the common case, one value.
+refuses once a clear has run since. :class:`Slot` is the common case, one value, and does that.
 """
 
 from __future__ import annotations
@@ -90,17 +90,34 @@ def keep(since: int, owner: Any, name: str, value: Any) -> bool:
 class Slot(Generic[T]):
     """One value derived from the live runtime, emptied with the :data:`RUNTIME` caches.
 
-    On the hot path: ``value = slot.value`` and, only when that ``is UNSET``, ``slot.fill()``.
+    :meth:`get` is the value, built on its first use after a clear (None is a value too: "metrics
+    are off" is kept like any other). With ``component``, a build that raises is counted as that
+    component's internal error and :meth:`get` gives None, keeping nothing: the next call builds
+    again.
     """
 
-    __slots__ = ("_build", "value")
+    __slots__ = ("_build", "component", "value")
 
-    def __init__(self, build: Callable[[], T]) -> None:
+    def __init__(self, build: Callable[[], T | None], component: str | None = None) -> None:
         self._build = build
-        self.value: T | _Unset = UNSET
+        self.component = component
+        self.value: T | _Unset | None = UNSET
         register(self.clear)
 
-    def fill(self) -> T:
+    def get(self) -> T | None:
+        """The value (the hot path: one attribute read and one identity test once built)."""
+        value = self.value
+        if value is not UNSET:
+            return value
+        if self.component is None:
+            return self.fill()
+        try:
+            return self.fill()
+        except Exception as exc:
+            _guard.report(self.component, exc)
+            return None
+
+    def fill(self) -> T | None:
         """Build the value (an exception propagates, nothing is stored) and keep it if current."""
         since = epoch
         value = self._build()

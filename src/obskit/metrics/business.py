@@ -107,13 +107,8 @@ def _live_events() -> _Events | None:
     return _Events(component.store, component.tenant_guard)
 
 
-_current = _caches.Slot(_live_events)
-
-
-def _runtime_events() -> _Events | None:
-    """The runtime's business-event family (None before init() or with metrics off)."""
-    events = _current.value
-    return _current.fill() if events is _caches.UNSET else events
+#: The runtime's business-event family (None before init() or with metrics off).
+_runtime_events = _caches.Slot(_live_events).get
 
 
 def _registry_events(registry: CollectorRegistry) -> _Events:

@@ -69,12 +69,7 @@ def _live_families() -> _Families | None:
     return _Families(component) if component is not None else None
 
 
-_cached = _caches.Slot(_live_families)
-
-
-def _families() -> _Families | None:
-    families = _cached.value
-    return _cached.fill() if families is _caches.UNSET else families
+_families = _caches.Slot(_live_families).get
 
 
 def evaluated(flag_key: str, variant: str) -> None:

@@ -52,22 +52,18 @@ class HttpServerMetrics:
     def request_started(self, method: str, scheme: str = "http") -> None:
         """One more request in flight for ``method`` (already normalised) over ``scheme``."""
         try:
-            child = self._active.get((method, scheme))
+            child = self._active.get((method, scheme))  # (inline: this runs for every request)
             if child is None:
-                child = self._active_child(method, scheme)
+                child = self._in_flight(method, scheme)
             child.enter()
         except Exception as exc:
             _guard.report("metrics.http", exc)
 
     def request_left_out(self, method: str, scheme: str = "http") -> None:
-        """One fewer in flight, nothing recorded: a request excluded once its route was known."""
-        try:
-            child = self._active.get((method, scheme))
-            if child is None:
-                child = self._active_child(method, scheme)
-            child.leave()
-        except Exception as exc:
-            _guard.report("metrics.http", exc)
+        """One fewer in flight, nothing recorded: a request excluded once its route was known.
+
+        May raise: the caller (the exchange, inside its own guard) reports it."""
+        self._in_flight(method, scheme).leave()
 
     def request_finished(
         self,
@@ -106,18 +102,19 @@ class HttpServerMetrics:
 
     # --- first use of a label tuple ------------------------------------------------------------
 
-    def _active_child(self, method: str, scheme: str) -> Any:
-        child = self._active_family.labels(method, _scheme_label(scheme))
-        with self._lock:
-            if len(self._active) < _CACHE_CAP:
-                self._active[(method, scheme)] = child
+    def _in_flight(self, method: str, scheme: str) -> Any:
+        """The in-flight gauge child of ``(method, scheme)``, made on its first use."""
+        child = self._active.get((method, scheme))
+        if child is None:
+            child = self._active_family.labels(method, _scheme_label(scheme))
+            with self._lock:
+                if len(self._active) < _CACHE_CAP:
+                    self._active[(method, scheme)] = child
         return child
 
     def _new_series(self, key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
         method, scheme, route, status, error_type, tenant = key
-        active = self._active.get((method, scheme))
-        if active is None:
-            active = self._active_child(method, scheme)
+        active = self._in_flight(method, scheme)
         duration = self._duration_family.labels(
             method, _scheme_label(scheme), route, str(status), error_type, tenant
         )
@@ -146,10 +143,5 @@ def _live_server_metrics() -> HttpServerMetrics | None:
     return component.http() if component is not None else None
 
 
-_server_metrics = _caches.Slot(_live_server_metrics)
-
-
-def server_metrics() -> HttpServerMetrics | None:
-    """The current runtime's HTTP server families; None before init() / when metrics are off."""
-    value = _server_metrics.value
-    return _server_metrics.fill() if value is _caches.UNSET else value
+#: The current runtime's HTTP server families; None before init() / when metrics are off.
+server_metrics = _caches.Slot(_live_server_metrics).get

@@ -18,10 +18,10 @@ only when a real tracer is installed: with the no-op tracer that code is not rea
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextvars import copy_context as _copy_context
 from functools import partial
 from time import perf_counter
 from typing import Any, ParamSpec, TypeVar, overload
@@ -32,8 +32,15 @@ from opentelemetry.trace import Status, StatusCode
 from prometheus_client.registry import CollectorRegistry
 
 from obskit import _exemplars, _guard
-from obskit import context as _context
 from obskit._semconv import error_type
+from obskit.context import CORRELATION_ID as _CORRELATION_ID
+from obskit.context import NO_SNAPSHOT as _NO_SNAPSHOT
+from obskit.context import STRUCTLOG_VARS as _structlog_vars
+from obskit.context import current_fields as _current_fields
+from obskit.context import end_unit as _end_unit
+from obskit.context import new_id as _new_id
+from obskit.context import set_fields as _set_fields
+from obskit.context import structlog_snapshot as _structlog_snapshot
 from obskit.metrics._binding import FUNCTION_BUCKETS, LABEL_NAME, RESERVED, Binding, Site
 from obskit.metrics.use.event_loop import ensure_monitor as _ensure_loop_monitor
 
@@ -44,21 +51,27 @@ R = TypeVar("R")
 
 # A call made outside any unit of work (no request, no outer decorated call) opens one: a fresh
 # correlation id, and whatever it binds (obskit's fields, structlog's) ends with it. Inline in
-# the wrappers: a call inside a request pays one dict lookup for it.
-_CORRELATION_ID = _context.CORRELATION_ID
-_current_fields = _context.current_fields
-_set_fields = _context.set_fields
-_new_id = _context.new_id
-_end_unit = _context.end_unit
-_structlog_vars = _context.STRUCTLOG_VARS
-_NO_SNAPSHOT = _context.NO_SNAPSHOT
-_structlog_snapshot = _context.structlog_snapshot
-_copy_context = contextvars.copy_context
+# the wrappers (with the names imported above): a call inside a request pays one dict lookup.
 
 # --- the traced path (a real tracer is installed): cost is dominated by the span itself ---------
 
 
-class _TracedCall:
+class _Call:
+    """One recorded call; ``with call:`` finishes it with the exception that left the block."""
+
+    __slots__ = ()
+
+    def finish(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        self.finish(exc)  # (returns None: an exception goes on to the caller)
+
+
+class _TracedCall(_Call):
     __slots__ = ("binding", "span", "start", "token")
 
     def __init__(self, binding: Binding) -> None:
@@ -127,13 +140,8 @@ def _wrap_sync(fn: Callable[P, R], site: Site) -> Callable[P, R]:
                 call = _begin(b)
                 if call is None:
                     return fn(*args, **kwargs)
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.finish(exc)
-                    raise
-                call.finish(None)
-                return result
+                with call:
+                    return fn(*args, **kwargs)
             # The untraced path, inline: this is the one the benchmark measures. ``enter`` and
             # ``leave`` are C-level counters; observe() is a bisect and one uncontended lock.
             b.enter()
@@ -179,13 +187,8 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
                 call = _begin(b)
                 if call is None:
                     return await fn(*args, **kwargs)
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    call.finish(exc)
-                    raise
-                call.finish(None)
-                return result
+                with call:
+                    return await fn(*args, **kwargs)
             b.enter()
             start = perf_counter()
             try:
@@ -202,7 +205,7 @@ def _wrap_async(fn: Callable[P, Any], site: Site) -> Callable[P, Any]:
     return wrapper
 
 
-class _PlainCall:
+class _PlainCall(_Call):
     """The untraced path for generators: same recording as the inline sync path."""
 
     __slots__ = ("binding", "start")

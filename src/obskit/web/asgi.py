@@ -132,6 +132,14 @@ class _AsgiExchange(Exchange):
         if _structlog_vars or _structlog_vars is None:
             self.forget_binds()
 
+    def send(self, message: Message) -> Awaitable[None]:
+        """What the application is given as ``send`` (each kind reads its own messages)."""
+        raise NotImplementedError
+
+    def receive(self) -> Awaitable[Message]:
+        """What the application is given as ``receive``."""
+        raise NotImplementedError
+
     def forget_binds(self) -> None:
         """Undo the application's structlog binds (they have no token: finish() cannot).
 
@@ -222,6 +230,13 @@ class _WebSocketExchange(_AsgiExchange):
 
 _E = TypeVar("_E", bound=_AsgiExchange)
 
+# The scope types observed: (their exchange, counted in the in-flight gauge). A WebSocket
+# session is a stream, never a request in flight; other types pass through untouched.
+_SERVED: dict[str, tuple[type[_AsgiExchange], bool]] = {
+    "http": (_HttpExchange, True),
+    "websocket": (_WebSocketExchange, False),
+}
+
 
 class ASGIMiddleware:
     """Wrap an ASGI application: ``app = obskit.ASGIMiddleware(app)``.
@@ -241,8 +256,9 @@ class ASGIMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the application for one connection scope."""
-        if scope["type"] != "http":
-            await self._not_http(scope, receive, send)
+        served = _SERVED.get(scope["type"])
+        if served is None:
+            await self._not_served(scope, receive, send)
             return
         # The loop-lag monitor must run in the server's own loop: start it from inside.
         ensure_loop_monitor()
@@ -253,7 +269,7 @@ class ASGIMiddleware:
         # Every request takes this path: it is written out here rather than in a method, one
         # coroutine fewer per request.
         try:
-            exchange = self._begin(_HttpExchange, plan, scope, receive, send)
+            exchange = self._begin(served[0], plan, scope, receive, send, served[1])
         except Exception as exc:
             _guard.report("web.asgi", exc)
             await self.app(scope, receive, send)
@@ -267,37 +283,13 @@ class ASGIMiddleware:
         finally:
             exchange.done(error)
 
-    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope_type = scope["type"]
-        if scope_type == "websocket":
-            plan = current_plan()
-            if plan is not None and _OBSERVED not in scope:
-                await self._websocket(plan, scope, receive, send)
-                return
-        elif scope_type == "lifespan":
+    async def _not_served(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
             # Servers (re)configure their loggers before startup; take them over again now.
             plan = current_plan()
             if plan is not None:
                 self._prepare(plan)
         await self.app(scope, receive, send)
-
-    async def _websocket(
-        self, plan: RequestPlan, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        try:
-            exchange = self._begin(_WebSocketExchange, plan, scope, receive, send, counted=False)
-        except Exception as exc:
-            _guard.report("web.asgi", exc)
-            await self.app(scope, receive, send)
-            return
-        error: BaseException | None = None
-        try:
-            await self.app(exchange.scope, exchange.receive, exchange.send)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            exchange.done(error)
 
     def _prepare(self, plan: RequestPlan) -> _Prepared:
         prepared = self._prepared = _Prepared(plan)

@@ -25,7 +25,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from obskit import _guard, context
 from obskit.metrics.use.event_loop import ensure_monitor as ensure_loop_monitor
 from obskit.web.exchange import Exchange, RequestPlan, current_plan
-from obskit.web.routes import django_route, watch_django_errors
+from obskit.web.routes import django_route, request_carrier, watch_django_errors
 from obskit.web.wsgi import (
     HeaderKeys,
     ResponseBody,
@@ -62,7 +62,7 @@ class DjangoMiddleware:
         if self._async:
             return self._serve_async(request)
         plan = current_plan()
-        carrier = _carrier(request)
+        carrier = request_carrier(request)
         if plan is None or carrier is None or _OBSERVED in carrier:
             return self.get_response(request)
         carrier[_OBSERVED] = True
@@ -93,7 +93,7 @@ class DjangoMiddleware:
     async def _serve_async(self, request: Any) -> Any:
         ensure_loop_monitor()
         plan = current_plan()
-        carrier = _carrier(request)
+        carrier = request_carrier(request)
         if plan is None or carrier is None or _OBSERVED in carrier:
             return await self.get_response(request)
         carrier[_OBSERVED] = True
@@ -201,12 +201,8 @@ class _AsyncBody:
             if not state.finished:
                 self._end(exc)
             raise
-        if not state.finished:
-            state.pulled = True
-            size = state.body_bytes = state.body_bytes + len(chunk)
-            if size >= state.content_length >= 0:
-                state.complete = True
-                self._end(None)
+        if not state.finished and state.handed(chunk):
+            self._end(None)
         return chunk
 
     def close(self) -> None:
@@ -220,11 +216,3 @@ class _AsyncBody:
     def _end(self, error: BaseException | None) -> None:
         self._state.ended = _perf()
         finish_response(self._exchange, self._carrier, self._state, error)
-
-
-def _carrier(request: Any) -> dict[str, Any] | None:
-    """Where the request's marks live: the ASGI scope, else the WSGI environ."""
-    carrier = getattr(request, "scope", None)
-    if not isinstance(carrier, dict):
-        carrier = getattr(request, "environ", None)
-    return carrier if isinstance(carrier, dict) else None

@@ -8,20 +8,27 @@ middlewares only translate their protocol into calls on these two.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from contextvars import Token
+from time import perf_counter as _perf
+from time import time_ns as _time_ns
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from obskit import _caches, _guard, _live, _otel_context, context
-from obskit._semconv import method_label
+from obskit import _caches, _guard, _live, context
+from obskit._otel_context import enter as _enter
+from obskit._otel_context import enter_span as _enter_span
+from obskit._otel_context import leave as _leave
+from obskit._semconv import method_label as _method_label
+from obskit.context import pop as _pop
+from obskit.context import push as _push
 from obskit.logs import Redactor
 from obskit.logs.server_errors import note_request_error
 from obskit.metrics import flags as _flags
+from obskit.metrics.flags import current as _flags_noted
 from obskit.metrics.http import HttpServerMetrics, server_metrics
 from obskit.tracing.api import get_tracer
 from obskit.tracing.server_span import ServerSpan, start_server_span
@@ -41,17 +48,7 @@ __all__ = [
 
 CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before the response ended
 
-_perf = time.perf_counter
-_time_ns = time.time_ns
 _ERROR = Status(StatusCode.ERROR)
-_enter_span = _otel_context.enter_span
-_enter = _otel_context.enter
-_leave = _otel_context.leave
-_push = context.push
-_pop = context.pop
-_flags_noted = _flags.current
-_method_label = method_label
-_UNSET = _caches.UNSET
 
 
 _serials = itertools.count(1)
@@ -117,19 +114,9 @@ def _live_plan() -> RequestPlan | None:
     return RequestPlan(runtime)
 
 
-_plan = _caches.Slot(_live_plan)  # emptied whenever the live runtime changes
-
-
-def current_plan() -> RequestPlan | None:
-    """The plan for the live configuration (rebuilt after ``init()``); None when obskit is off."""
-    plan = _plan.value
-    if plan is _UNSET:
-        try:
-            plan = _plan.fill()
-        except Exception as exc:
-            _guard.report("web.plan", exc)
-            return None  # the request is served without obskit rather than not at all
-    return plan
+#: The plan for the live configuration (rebuilt after ``init()``); None when obskit is off, and
+#: when building it failed (counted): the request is served without obskit rather than not at all.
+current_plan = _caches.Slot(_live_plan, "web.plan").get
 
 
 class Exchange:

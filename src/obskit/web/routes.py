@@ -35,6 +35,7 @@ __all__ = [
     "django_route",
     "flask_route",
     "metrics_mounts",
+    "request_carrier",
     "watch_django_errors",
     "wsgi_route",
 ]
@@ -237,20 +238,13 @@ def metrics_mounts(app: Any) -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     try:
-        for _ in range(16):  # middleware wrapping the application, each with its ``app``
-            routes = getattr(app, "routes", None)
-            if isinstance(routes, list):
-                for route in routes:
-                    if isinstance(route, routing.Mount) and isinstance(
-                        getattr(route, "app", None), metrics_app
-                    ):
-                        path = route.path
-                        if isinstance(path, str) and path and "{" not in path:
-                            found[path] = path + "/"
-                break
-            app = getattr(app, "app", None)
-            if app is None:
-                break
+        for route in _router_routes(app) or ():
+            if isinstance(route, routing.Mount) and isinstance(
+                getattr(route, "app", None), metrics_app
+            ):
+                path = route.path
+                if isinstance(path, str) and path and "{" not in path:
+                    found[path] = path + "/"
     except Exception as exc:
         _guard.report("web.routes", exc)
     return found
@@ -262,16 +256,26 @@ def _routes_in_one_level(app: Any) -> bool:
     if routing is None:
         return False
     try:
-        for _ in range(16):  # middleware wrapping the application, each with its ``app``
-            routes = getattr(app, "routes", None)
-            if isinstance(routes, list):
-                return not any(isinstance(r, (routing.Mount, routing.Host)) for r in routes)
-            app = getattr(app, "app", None)
-            if app is None:
-                break
+        routes = _router_routes(app)
+        return routes is not None and not any(
+            isinstance(r, (routing.Mount, routing.Host)) for r in routes
+        )
     except Exception as exc:
         _guard.report("web.routes", exc)
     return False
+
+
+def _router_routes(app: Any) -> list[Any] | None:
+    """The route list of the Starlette router that ``app`` is or wraps (through the middleware
+    around it, each holding the next as ``app``; 16 deep at most), None if there is none."""
+    for _ in range(16):
+        routes = getattr(app, "routes", None)
+        if isinstance(routes, list):
+            return routes
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return None
 
 
 def flask_route(environ: Mapping[str, Any]) -> str | None:
@@ -375,17 +379,21 @@ def _record_flask(sender: Any, exception: Any = None, **extra: Any) -> None:
         _guard.report("web.routes", exc)
 
 
+def request_carrier(request: Any) -> dict[str, Any] | None:
+    """Where a Django request's marks live: its ASGI scope, else its WSGI environ."""
+    carrier = getattr(request, "scope", None)
+    if not isinstance(carrier, dict):
+        carrier = getattr(request, "environ", None)
+    return carrier if isinstance(carrier, dict) else None
+
+
 def _record_django_error(sender: Any, request: Any = None, **extra: Any) -> None:
     """Django answers an unhandled exception with its own 500 page: keep the exception (Django
     sends this signal while handling it, so it is the current one) for the span and the line."""
     try:
         error = sys.exc_info()[1]
-        if error is None or request is None:
-            return
-        carrier = getattr(request, "scope", None)
-        if not isinstance(carrier, dict):
-            carrier = getattr(request, "environ", None)
-        if isinstance(carrier, dict):
+        carrier = request_carrier(request) if error is not None else None
+        if carrier is not None:
             carrier[ERROR_KEY] = error
     except Exception as exc:
         _guard.report("web.routes", exc)
@@ -394,12 +402,8 @@ def _record_django_error(sender: Any, request: Any = None, **extra: Any) -> None
 def _record_django(request: Any, match: Any) -> None:
     try:
         route = django_route(match)
-        if route is None:
-            return
-        carrier = getattr(request, "scope", None)
-        if not isinstance(carrier, dict):
-            carrier = getattr(request, "environ", None)
-        if isinstance(carrier, dict):
+        carrier = request_carrier(request) if route is not None else None
+        if carrier is not None:
             carrier[ROUTE_KEY] = route
     except Exception as exc:
         _guard.report("web.routes", exc)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from obskit import _caches, _guard, _live, _locks
+from obskit import _caches, _live, _locks
 from obskit.metrics import catalogue
 
 __all__ = ["STREAM_BUCKETS", "StreamMetrics", "stream_metrics"]
@@ -63,17 +63,6 @@ def _live_streams() -> StreamMetrics | None:
     return StreamMetrics(store) if store is not None else None
 
 
-# (A fork keeps the store but clears its families: the runtime empties this in the child too.)
-_cached = _caches.Slot(_live_streams)
-
-
-def stream_metrics() -> StreamMetrics | None:
-    """The stream families on the live runtime's sample store; None without metrics."""
-    families = _cached.value
-    if families is _caches.UNSET:
-        try:
-            families = _cached.fill()
-        except Exception as exc:
-            _guard.report("web.streams", exc)
-            return None
-    return families
+#: The stream families on the live runtime's sample store; None without metrics. (A fork keeps
+#: the store but clears its families: the runtime empties this in the child too.)
+stream_metrics = _caches.Slot(_live_streams, "web.streams").get

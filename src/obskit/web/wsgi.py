@@ -81,6 +81,17 @@ class ResponseState:
         self.finished = False  # recorded (exactly once)
         self.route: str | None = None
 
+    def handed(self, chunk: bytes) -> bool:
+        """Note a chunk of the body the server took; True if it was the last one (the bytes
+        reached the response's ``Content-Length``): the request is over, finish it now."""
+        self.pulled = True
+        size = self.body_bytes = self.body_bytes + len(chunk)
+        if size >= self.content_length >= 0:
+            # The last byte is handed over: what the client does next is not the app's.
+            self.complete = True
+            return True
+        return False
+
 
 class WSGIMiddleware:
     """Wrap a WSGI application: ``app.wsgi_app = obskit.WSGIMiddleware(app.wsgi_app)``."""
@@ -249,13 +260,8 @@ class ResponseBody:
             if not state.finished:
                 self._end()
             raise
-        if not state.finished:
-            state.pulled = True
-            size = state.body_bytes = state.body_bytes + len(chunk)
-            if size >= state.content_length >= 0:
-                # The last byte is handed over: what the client does next is not the app's.
-                state.complete = True
-                self._end()
+        if not state.finished and state.handed(chunk):
+            self._end()
         return chunk
 
     def close(self) -> None:
