@@ -101,9 +101,14 @@ def test_export_to_a_closed_port_makes_no_error_traces_of_its_own() -> None:
         time.sleep(6)
     keeps = _keeps(registry)
     client_calls = _samples(registry, _CLIENT_FAMILY)
+    failed = [
+        v for labels, v in _samples(registry, "obskit_export_spans") if labels["result"] == "failed"
+    ]
     obskit.shutdown(timeout=1)
+    # The exporter did try, and was refused: newer exporters log each refused attempt while they
+    # retry; older ones (opentelemetry-exporter-otlp 1.30) raise at once, a failed export.
     refused = [line for line in lines if "otlp" in str(line.get("logger"))]
-    assert refused  # the exporter did try, and was refused
+    assert refused or sum(failed) > 0
     assert 1 == keeps
     assert [] == client_calls
 
