@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span
 from opentelemetry.util import types
 
 from obskit._identity import OBSKIT_VERSION
@@ -99,43 +98,19 @@ class _SwitchingTracer(trace.Tracer):
             self._live = live
         return live[1]
 
-    def start_span(
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: types.Attributes = None,
-        links: Any = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-    ) -> Span:
-        """Start a span on the live provider."""
-        return self._current().start_span(
-            name, context, kind, attributes, links, start_time, record_exception,
-            set_status_on_exception,
-        )  # fmt: skip
+    # Both forward their arguments as given (as OpenTelemetry's own proxy tracer does): the
+    # live tracer's signature is the one that counts, whichever API version is installed.
 
-    def start_as_current_span(
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: types.Attributes = None,
-        links: Any = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-        end_on_exit: bool = True,
-    ) -> Any:
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        """Start a span on the live provider (``Tracer.start_span``'s arguments)."""
+        return self._current().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
         """Start a span on the live provider, current for the block (or the decorated call).
 
         The live tracer's own context manager is handed back as it is: no wrapper per span.
         """
-        return self._current().start_as_current_span(
-            name, context, kind, attributes, links, start_time, record_exception,
-            set_status_on_exception, end_on_exit,
-        )  # fmt: skip
+        return self._current().start_as_current_span(*args, **kwargs)
 
 
 _SWITCH = SwitchingTracerProvider()

@@ -77,38 +77,36 @@ def _sampler_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
     for (keep, rule, trigger), count in sorted(stats["decisions"].items()):
         decisions.add_metric(["keep" if keep else "drop", rule, trigger], count)
     yield decisions
-    evictions = CounterMetricFamily(
+    yield _by_label(
         "obskit_tail_evictions",
         "Undecided traces decided early because a cap was reached (traces, bytes, spans).",
-        labels=["reason"],
+        "reason",
+        stats["evictions"],
+        _EVICTION_REASONS,
     )
-    for reason in _EVICTION_REASONS:
-        evictions.add_metric([reason], stats["evictions"].get(reason, 0))
-    yield evictions
-    late = CounterMetricFamily(
+    yield _by_label(
         "obskit_tail_late_spans",
         "Spans that ended after their trace was decided: following a keep, following a drop "
         "(discarded), or rescued (a late error in a dropped trace, exported and flagged).",
-        labels=["decision"],
+        "decision",
+        stats["late"],
+        ("kept", "dropped", "rescued"),
     )
-    for outcome in ("kept", "dropped", "rescued"):
-        late.add_metric([outcome], stats["late"].get(outcome, 0))
-    yield late
-    spans = CounterMetricFamily(
-        "obskit_tail_spans", "Spans by the decision of their trace.", labels=["decision"]
+    yield _by_label(
+        "obskit_tail_spans",
+        "Spans by the decision of their trace.",
+        "decision",
+        stats["spans_out"],
+        ("kept", "dropped"),
     )
-    for outcome in ("kept", "dropped"):
-        spans.add_metric([outcome], stats["spans_out"].get(outcome, 0))
-    yield spans
-    exemplars = CounterMetricFamily(
+    yield _by_label(
         "obskit_tail_exemplars",
         "Metric exemplars offered for a trace: applied when it was kept, discarded when dropped, "
         "overflow past the per-trace limit.",
-        labels=["outcome"],
+        "outcome",
+        stats["exemplars"],
+        ("applied", "discarded", "overflow"),
     )
-    for outcome in ("applied", "discarded", "overflow"):
-        exemplars.add_metric([outcome], stats["exemplars"].get(outcome, 0))
-    yield exemplars
     memory = GaugeMetricFamily(
         "obskit_tail_remembered_traces",
         "Decided traces remembered so that late spans follow their decision.",
@@ -117,6 +115,16 @@ def _sampler_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
     for outcome in ("kept", "dropped"):
         memory.add_metric([outcome], stats["memory"][outcome])
     yield memory
+
+
+def _by_label(
+    name: str, documentation: str, label: str, counts: dict[str, int], values: tuple[str, ...]
+) -> CounterMetricFamily:
+    """A counter family with one sample per value of ``label`` (0 where nothing was counted)."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value in values:
+        family.add_metric([value], counts.get(value, 0))
+    return family
 
 
 def _lane_metrics(lanes: Any) -> Iterator[Metric]:
