@@ -116,7 +116,10 @@ def _locks_of(runtime: Any) -> dict[str, tuple[AbstractContextManager[Any], Call
     tracing = runtime.components["tracing"]
     sampler, lanes, buffer = tracing.sampler, tracing.lanes, tracing.log_buffer
     return {
-        "sampler": (sampler._lock, lambda: (dict(sampler._pending), sampler.stats()["decisions"])),
+        "sampler": (
+            sampler._lock,
+            lambda: (dict(sampler._buffer.pending), sampler.stats()["decisions"]),
+        ),
         "lanes": (lanes._cond, lambda: [len(q) for q in lanes._queues]),
         "log_buffer": (buffer._lock, lambda: dict(buffer.counts)),
         "guard": (_guard._lock, lambda: None),

@@ -527,10 +527,12 @@ def test_wsgi_requests_take_the_same_path() -> None:
         assert 500 == failed_response.status_code
         assert 1 == _sampler().stats()["spans_out"]["kept"]
         streamed = client.get("/stream")
-        assert 1 == len(_sampler()._open)  # the streamed request runs until its body is closed
+        assert 1 == len(
+            _sampler()._roots.open
+        )  # the streamed request runs until its body is closed
         assert b"ab" == b"".join(streamed.iter_encoded())
         streamed.close()
-        assert 0 == len(_sampler()._open)
+        assert 0 == len(_sampler()._roots.open)
         obskit.testing.flush()
         assert 0 == _sampler().stats()["traces"]
     assert [ServerSpan] == seen
@@ -554,8 +556,8 @@ def test_requests_that_never_end_stay_bounded_and_are_decided() -> None:
         tracer = get_tracer()
         sampler = _sampler()
         leaked = [start_server_span(tracer, "GET", None, {}) for _ in range(200)]
-        assert 50 == len(sampler._open)
-        assert len(sampler._pending) <= 50
+        assert 50 == len(sampler._roots.open)
+        assert len(sampler._buffer.pending) <= 50
         assert sum(sampler.stats()["evictions"].values()) >= 100
         sampler.sweep(now=time.time_ns() + 10_000_000_000)  # past the timeout
         assert 0 == sampler.stats()["traces"]

@@ -1,70 +1,65 @@
 """The tail sampler's fast path for requests: a SERVER span that opens no buffer.
 
 Most requests are a single span, ended and dropped. A request's lightweight ``ServerSpan``
-(:mod:`obskit.tracing.server_span`) is therefore only noted as running, in ``_open``, one dict
-store with no lock; the sampler's ``state`` reports its trace as pending, so its debug lines are
-held as for any trace. When it ends with nothing else buffered, its trace is decided in one
-locked step. Otherwise it joins the general path:
+(:mod:`obskit.tracing.server_span`) is therefore only noted as running, in
+:attr:`RequestRoots.open`, one dict operation with no lock; the sampler's ``state`` reports its
+trace as pending, so its debug lines are held as for any trace. When it ends with nothing else
+buffered, its trace is decided in one locked step. Otherwise it joins the general path
+(:class:`~obskit.tracing.buffer.TraceBuffer`):
 
 - a child span that starts opens the trace's buffer (with the root's start time, so a slow
   request is still promoted by the tick), and the root, when it ends, is decided with it;
 - exemplars offered meanwhile wait on the span (bounded like a buffer's) and follow the decision;
 - the tick keeps a root running past the slow threshold, and decides one running past the
   trace timeout (a span never ended); flush and shutdown decide running roots too. A root
-  decided before it ends follows its decision when it ends (the sampler's late path).
+  decided before it ends follows its decision when it ends (the general path's late spans).
+
+Request threads add to :attr:`RequestRoots.open` without the lock, so whatever walks it (the
+tick, a flush) walks a copy made in one step (``dict.copy`` runs no Python code, so no other
+thread changes the dict while it is copied), never the dict itself.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from time import time_ns
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from obskit import _guard
+from obskit.tracing.buffer import Shared, TraceBuffer
+from obskit.tracing.dispatch import Settled, apply_exemplars
 from obskit.tracing.pending import PendingTrace
-from obskit.tracing.policies import MASK56, RULE_SLOW, Verdict
+from obskit.tracing.policies import RULE_SLOW, Verdict
 from obskit.tracing.verdicts import SLOW_TICK, SPAN_END, TIMEOUT
-
-if TYPE_CHECKING:
-    from obskit.tracing.decisions import DecisionMemory
-    from obskit.tracing.verdicts import VerdictMaker
 
 __all__ = ["RequestRoots"]
 
 
 class RequestRoots:
-    """The part of :class:`~obskit.tracing.tail.TailSampler` that serves requests' root spans."""
+    """Requests' root spans that run with no buffer of their own, and their decisions."""
 
-    # The sampler's own state, shared with its general path.
-    _open: dict[int, Any]
-    _pending: dict[int, PendingTrace]
-    _lock: threading.RLock
-    _memory: DecisionMemory
-    _verdicts: VerdictMaker
-    _decisions: dict[Verdict, int]
-    _max_traces: int
-    _routes: Any
-    _baseline_threshold: int
-    _root_keep: Verdict
-    _root_drop: Verdict
-    _slow_ns: int
-    _timeout_ns: int
-    _background: bool
-    _ticking: bool  # the tick was started (or is not wanted): no property call per request
-    _ticker: Any
-    _match: Callable[..., str | None]
-    listeners: list[Callable[[int, bool], None]]
-    exemplars: dict[str, int]
-    spans_out: dict[str, int]
+    def __init__(self, shared: Shared, buffer: TraceBuffer) -> None:
+        self._lock, self._ledger = shared.lock, shared.ledger
+        self._memory = shared.ledger.memory
+        verdicts = self._verdicts = shared.verdicts
+        self._root, self._certain = verdicts.root, verdicts.certain
+        self._match = shared.match
+        self._dispatch = shared.dispatch
+        self._listeners = shared.dispatch.listeners
+        self._pending = buffer.pending
+        self._general_start, self._general_end = buffer.on_start, buffer.on_end
+        self._ticker = shared.ticker  # started with the first request
+        self._max_traces = shared.caps.max_traces
+        self._slow_ns, self._timeout_ns = verdicts.slow_ns, shared.caps.timeout_ns
+        # Running request roots with no buffer, by trace id (most never need one).
+        self.open: dict[int, Any] = {}
+        buffer.running = self.open  # a span that opens a buffer joins the running root to it
+        self._ticking = self._ticker is None  # (True: nothing to start; no call per request)
 
-    if TYPE_CHECKING:  # provided by the sampler (declared here for the type checker only)
-
-        def on_start(self, span: Any, parent_context: Any = None) -> None: ...
-        def on_end(self, span: Any) -> None: ...
-        def _finish(self, decided: Any) -> None: ...
-        @staticmethod
-        def _apply_exemplars(applies: list[Callable[[], None]]) -> None: ...
+    def clear(self) -> None:
+        """Forget every running root, in place (a forked child)."""
+        self.open.clear()
+        self._ticking = self._ticker is None
 
     def open_server_span(self, span: Any) -> None:
         """A request's lightweight ``ServerSpan`` starts (it has ``_offers``, a list or None).
@@ -75,28 +70,29 @@ class RequestRoots:
         """
         trace_id = span._context[0]
         parent = span._parent
+        running = self.open
         if (
-            trace_id in self._open
-            or trace_id in self._pending
-            or len(self._open) >= self._max_traces
+            trace_id in self._pending
+            or len(running) >= self._max_traces
             or (parent is not None and self._memory.knows(trace_id))
+            # One dict operation, atomic under the GIL: of two requests of one trace (a fan-out
+            # from upstream) starting at once, the second finds the first and goes the general way.
+            or running.setdefault(trace_id, span) is not span
         ):
-            self.on_start(span)  # the general path
+            self._general_start(span)
             return
-        self._open[trace_id] = span  # one dict store: atomic under the GIL, no lock
         if not self._ticking:
             self._ticking = True
-            if self._background:
-                self._ticker.start()
+            self._ticker.start()  # type: ignore[union-attr]  # (None sets _ticking)
 
     def end_server_span(self, span: Any) -> None:
-        """:meth:`on_end` for a request's lightweight ``ServerSpan`` (plain containers)."""
+        """The general ``on_end`` for a request's lightweight ``ServerSpan`` (plain containers)."""
         attrs, events = span._attributes, span._events
         context = span._context
         trace_id = context[0]
-        running: Any = self._open.get(trace_id)
+        running: Any = self.open.get(trace_id)
         if running is not span:  # registered the general way, or decided already
-            self.on_end(span)
+            self._general_end(span)
             return
         try:
             try:
@@ -106,67 +102,58 @@ class RequestRoots:
                 rule = None
             state = context[4]
             if rule is not None:
-                verdict = self._verdicts.certain(rule, SPAN_END, state)
-            elif self._routes is None and not getattr(state, "_dict", state):
-                # The common root (no upstream sampling, no per-route latency), inline.
-                keep = trace_id & MASK56 >= self._baseline_threshold
-                verdict = self._root_keep if keep else self._root_drop
+                verdict = self._certain(rule, SPAN_END, state)
             else:
-                verdict = self._verdicts.root_end(trace_id, state, span)
+                verdict = self._root(trace_id, state, span)
             with self._lock:
-                still_open = self._open.get(trace_id) is span
+                still_open = self.open.get(trace_id) is span
                 if still_open:
-                    del self._open[trace_id]
+                    del self.open[trace_id]
                     offers, span._offers = span._offers, None
                     entry = self._pending.get(trace_id)
                     if entry is not None:
                         if offers:  # a child opened a buffer: the offers wait there now
                             entry.exemplars = (entry.exemplars or []) + offers
                             offers = None
-                    elif span._joined and self._memory.knows(trace_id):
-                        # A child's end already decided the trace (an error keeps it at once).
+                    elif (span._joined or span._parent is not None) and self._memory.knows(
+                        trace_id
+                    ):
+                        # A child's end already decided the trace (an error keeps it at once),
+                        # or another request's root in the same upstream trace did.
                         prior = self._memory.is_kept(trace_id)
                         if offers:
-                            self.exemplars["applied" if prior else "discarded"] += len(offers)
+                            self._ledger.exemplars_settled(prior, len(offers))
                             if not prior:
                                 offers = None
                     else:
                         prior = None
-                        self._memory.remember(trace_id, verdict)
-                        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
-                        self.spans_out["kept" if verdict.keep else "dropped"] += 1
-                        if offers:
-                            self.exemplars["applied" if verdict.keep else "discarded"] += len(
-                                offers
-                            )
+                        self._ledger.record_decision(
+                            trace_id, verdict, 1, len(offers) if offers else 0
+                        )
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
             return
         if not still_open:
             # Decided while the rules ran (the tick, a flush): the span follows that decision.
-            self.on_end(span)
+            self._general_end(span)
             return
         if entry is not None:
             # Children made a buffer while the root ran: decide with them, the general way.
             entry.started.append(1)
-            self.on_end(span)
+            self._general_end(span)
             return
         if prior is not None:
             # The root follows its children's decision (the late path exports it if kept).
             if offers:
-                self._apply_exemplars(offers)
-            self.on_end(span)
+                apply_exemplars(offers)
+            self._general_end(span)
             return
         if verdict.keep:
-            self._finish(((trace_id, None, verdict, [span]),))
-        if offers:
-            self._after_open(trace_id, verdict, offers)
-            return
-        for listener in self.listeners:  # (inline: the common request has no offers left)
-            try:
-                listener(trace_id, verdict.keep)
-            except Exception as exc:
-                _guard.report("tracing.listener", exc)
+            self._dispatch.finish(((trace_id, None, verdict, [span]),))
+            if offers:
+                apply_exemplars(offers)
+        if self._listeners:
+            self._dispatch.tell(trace_id, verdict.keep)
 
     def forget_server_span(self, span: Any) -> bool:
         """End a request's lone root with no decision at all: the request is excluded.
@@ -178,27 +165,23 @@ class RequestRoots:
         trace_id = span._context[0]
         try:
             with self._lock:
-                running: Any = self._open.get(trace_id)
+                running: Any = self.open.get(trace_id)
                 if running is not span or span._joined or trace_id in self._pending:
                     return False
-                del self._open[trace_id]
+                del self.open[trace_id]
                 offers, span._offers = span._offers, None
                 if offers:
-                    self.exemplars["discarded"] += len(offers)
+                    self._ledger.exemplars_settled(False, len(offers))
             span._end_time = time_ns()
         except Exception as exc:  # never raised into the request
             _guard.report("tracing.on_end", exc)
             return False
-        for listener in self.listeners:
-            try:
-                listener(trace_id, False)
-            except Exception as exc:
-                _guard.report("tracing.listener", exc)
+        self._dispatch.tell(trace_id, False)
         return True
 
-    def _root_offers_locked(self, trace_id: int) -> list[Callable[[], None]] | None:
+    def offers_locked(self, trace_id: int) -> list[Callable[[], None]] | None:
         """Where exemplars offered for a running request with no trace buffer wait: its span."""
-        root = self._open.get(trace_id)
+        root = self.open.get(trace_id)
         if root is None:
             return None
         if root._offers is None:
@@ -206,89 +189,89 @@ class RequestRoots:
         offers: list[Callable[[], None]] = root._offers
         return offers
 
-    def _decide_open_locked(
-        self, trace_id: int, root: Any, verdict: Verdict
-    ) -> tuple[int, Verdict, Any]:
+    def _decide_locked(self, trace_id: int, root: Any, verdict: Verdict) -> Settled:
         """Decide a running root's trace before the root ends (it follows when it does)."""
-        del self._open[trace_id]
-        self._memory.remember(trace_id, verdict)
-        self._decisions[verdict] = self._decisions.get(verdict, 0) + 1
+        del self.open[trace_id]
         offers, root._offers = root._offers, None
-        if offers:
-            self.exemplars["applied" if verdict.keep else "discarded"] += len(offers)
+        self._ledger.record_decision(trace_id, verdict, 0, len(offers) if offers else 0)
         return trace_id, verdict, offers
 
-    def _after_open(self, trace_id: int, verdict: Verdict, offers: Any) -> None:
-        if offers and verdict.keep:
-            self._apply_exemplars(offers)
-        for listener in self.listeners:
-            try:
-                listener(trace_id, verdict.keep)
-            except Exception as exc:
-                _guard.report("tracing.listener", exc)
+    # --- the tick, flush, shutdown -----------------------------------------------------------
 
-    # --- flush, shutdown, stats --------------------------------------------------------------
+    def due(self, now: int) -> list[tuple[int, Any]]:
+        """Running roots old enough that the tick may act on them (lock-free, from a copy)."""
+        horizon = now - min(self._slow_ns, self._timeout_ns)
+        return [
+            (trace_id, root)
+            for trace_id, root in self.open.copy().items()
+            if root._start_time <= horizon
+        ]
 
-    def _sweep_open_locked(
-        self, now: int, window: int, promoted: list[int]
-    ) -> list[tuple[int, Verdict, Any]]:
-        """The tick's part for running roots: promote the slow ones, decide the abandoned ones.
+    def sweep_locked(
+        self, now: int, candidates: list[tuple[int, Any]], promoted: list[int]
+    ) -> list[Settled]:
+        """The tick's part for running roots (``candidates``, from :meth:`due`): promote the
+        slow ones (appended to ``promoted``), decide the abandoned ones.
 
-        A root whose trace has a buffer (``_joined``) is promoted and decided with that buffer;
-        it only follows when it ends. One abandoned past the timeout, whose trace was decided,
+        A root whose trace has a buffer (``_joined``) is promoted and decided with that buffer,
+        and one whose trace another request decided follows that decision: either only
+        follows when it ends. One abandoned past the timeout, whose trace was decided,
         is let go here (its decision was counted with its trace).
         """
-        due: list[tuple[int, Verdict, Any]] = []
-        # A copy: requests register without the lock, so the dict may grow meanwhile.
-        for trace_id, root in list(self._open.items()):
+        running, pending = self.open, self._pending
+        due: list[tuple[int, Any, Verdict]] = []
+        for trace_id, root in candidates:
+            if trace_id not in running or running[trace_id] is not root:
+                continue  # ended, or decided, since the copy was made
             start = root._start_time
-            if start > now - window:
-                break  # in start order: nothing later can be due yet
-            if root._joined:
-                if now - start >= self._timeout_ns and trace_id not in self._pending:
-                    del self._open[trace_id]
+            if self._follows_locked(trace_id, root) or trace_id in pending:
+                if now - start >= self._timeout_ns and trace_id not in pending:
+                    del running[trace_id]
                 continue
             if now - start >= self._slow_ns:
-                self._promote_open_locked(trace_id, root)
+                self._promote_locked(trace_id, root)
                 promoted.append(trace_id)
             elif now - start >= self._timeout_ns:  # a root never ended (a leaked span)
                 verdict = self._verdicts.forced(
                     trace_id, root._context[4], start, None, TIMEOUT, now
                 )
-                due.append((trace_id, verdict, root))
-        return [
-            self._decide_open_locked(trace_id, root, verdict) for trace_id, verdict, root in due
-        ]
+                due.append((trace_id, root, verdict))
+        return [self._decide_locked(trace_id, root, verdict) for trace_id, root, verdict in due]
 
-    def _promote_open_locked(self, trace_id: int, root: Any) -> None:
-        """A request running past the slow threshold gets a buffer marked promoted (see sweep):
-        it is decided there when it ends, with whatever else its trace holds by then."""
+    def _promote_locked(self, trace_id: int, root: Any) -> None:
+        """A request running past the slow threshold gets a buffer marked promoted (see
+        ``TailSampler.sweep``): it is decided there when it ends, with whatever else its trace
+        holds by then."""
         start = root._start_time
         state = root._context[4]
         entry = PendingTrace(start, state)
         entry.started.append(1)  # the root itself, still running
         entry.root_start = start
-        entry.promoted = self._verdicts.certain(RULE_SLOW, SLOW_TICK, state)
+        entry.promoted = self._certain(RULE_SLOW, SLOW_TICK, state)
         offers, root._offers = root._offers, None
         if offers:
             entry.exemplars = offers
         root._joined = True
-        del self._open[trace_id]
+        del self.open[trace_id]
         self._pending[trace_id] = entry
 
-    def _decide_all_open_locked(self, trigger: str, now: int) -> list[tuple[int, Verdict, Any]]:
+    def decide_all_locked(self, trigger: str, now: int) -> list[Settled]:
         """Flush and shutdown: decide every running root that has no buffer of its own.
 
         (Called after every buffer was decided: a root joined to one follows that decision.)
         """
+        forced = self._verdicts.forced
         return [
-            self._decide_open_locked(
+            self._decide_locked(
                 trace_id,
                 root,
-                self._verdicts.forced(
-                    trace_id, root._context[4], root._start_time, None, trigger, now
-                ),
+                forced(trace_id, root._context[4], root._start_time, None, trigger, now),
             )
-            for trace_id, root in list(self._open.items())
-            if not root._joined
+            for trace_id, root in self.open.copy().items()
+            if not self._follows_locked(trace_id, root)
         ]
+
+    def _follows_locked(self, trace_id: int, root: Any) -> bool:
+        """Whether a running root's trace is decided elsewhere: by a buffer it joined, or (an
+        upstream trace) by another request's root that registered and ended first."""
+        return bool(root._joined) or (root._parent is not None and self._memory.knows(trace_id))

@@ -52,3 +52,8 @@ class Ticker:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, timeout))
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's thread (it does not run in the child): ticking starts afresh."""
+        self._thread = None
+        self._stop.clear()

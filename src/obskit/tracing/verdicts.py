@@ -8,6 +8,7 @@ trigger, the adjusted count, and OpenTelemetry's ``ot=th`` in the span's tracest
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -64,6 +65,24 @@ class VerdictMaker:
         self.root_keep, self.root_drop = self._baseline[ROOT_END]
         self.slow_ns = slow_ns
         self.routes = policies.RouteLatency() if slow_per_route else None
+        self.root = self._root_verdict()
+
+    def _root_verdict(self) -> Callable[[int, TraceState, ReadableSpan], Verdict]:
+        """The one verdict for a trace whose local root ended with no certain rule matched,
+        specialised now: without per-route latency, the common root (no upstream sampling)
+        is decided by one comparison to one of two constants."""
+        general = self.root_end
+        if self.routes is not None:
+            return general
+        keep, drop, threshold = self.root_keep, self.root_drop, self.baseline_threshold
+
+        def root(trace_id: int, state: TraceState, span: ReadableSpan) -> Verdict:
+            # An empty TraceState's truth test is a Python-level __len__: look at its dict.
+            if not getattr(state, "_dict", state):
+                return keep if trace_id & MASK56 >= threshold else drop
+            return general(trace_id, state, span)
+
+        return root
 
     @staticmethod
     def certain(rule: str, trigger: str, state: TraceState | None) -> Verdict:
@@ -72,7 +91,7 @@ class VerdictMaker:
         return Verdict(True, rule, trigger, upstream or 0, 1.0)
 
     def root_end(self, trace_id: int, state: TraceState, root: ReadableSpan) -> Verdict:
-        """The decision for a trace whose local root ended with no certain rule matched."""
+        """:attr:`root`'s general case: per-route slowness, then the baseline."""
         routes = self.routes
         attrs = root._attributes
         if routes is not None and attrs:

@@ -4,22 +4,18 @@ the log buffer asks about.
 RED offers exemplars here (:mod:`obskit._exemplars`): an exemplar waits on its trace and is
 applied only if the trace is kept; ``wants`` spares building one for a trace already dropped.
 ``state`` tells the debug-log buffer whether to hold a line, write it or discard it. Both read the
-sampler's buffer and decision memory, the exemplar side under its lock, the state lock-free
-(decisions are remembered before buffers are released).
+sampler's buffer, running roots and decision memory, the exemplar side under its lock, the state
+lock-free (decisions are remembered before buffers are released).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from obskit import _guard
+from obskit.tracing.buffer import Shared, TraceBuffer
+from obskit.tracing.dispatch import apply_exemplars
 from obskit.tracing.pending import MAX_EXEMPLARS_PER_TRACE
-
-if TYPE_CHECKING:
-    from obskit.tracing.decisions import DecisionMemory
-    from obskit.tracing.pending import PendingTrace
+from obskit.tracing.request_roots import RequestRoots
 
 __all__ = ["DROPPED", "KEPT", "PENDING", "UNKNOWN", "TraceViews"]
 
@@ -28,26 +24,12 @@ UNKNOWN, PENDING, KEPT, DROPPED = 0, 1, 2, 3
 
 
 class TraceViews:
-    """The part of :class:`~obskit.tracing.tail.TailSampler` that others read."""
+    """Reads the sampler's traces for others: the exemplar gate and the log buffer's state."""
 
-    # The sampler's own state.
-    _pending: dict[int, PendingTrace]
-    _open: dict[int, Any]
-    _lock: threading.RLock
-    _memory: DecisionMemory
-    exemplars: dict[str, int]
-
-    if TYPE_CHECKING:  # provided by RequestRoots (declared here for the type checker only)
-
-        def _root_offers_locked(self, trace_id: int) -> list[Callable[[], None]] | None: ...
-
-    @staticmethod
-    def _apply_exemplars(applies: list[Callable[[], None]]) -> None:
-        for apply in applies:
-            try:
-                apply()
-            except Exception as exc:
-                _guard.report("tracing.exemplar", exc)
+    def __init__(self, shared: Shared, buffer: TraceBuffer, roots: RequestRoots) -> None:
+        self._pending, self._open = buffer.pending, roots.open
+        self._offers_locked = roots.offers_locked
+        self._lock, self._ledger, self._memory = shared.lock, shared.ledger, shared.ledger.memory
 
     def offer(self, trace_id: int, apply: Callable[[], None]) -> None:
         """Exemplar gate: call ``apply`` when the trace is kept (now, or at its decision)."""
@@ -58,17 +40,17 @@ class TraceViews:
                     entry.exemplars = []
                 waiting: list[Callable[[], None]] | None = entry.exemplars
             else:
-                waiting = self._root_offers_locked(trace_id)
+                waiting = self._offers_locked(trace_id)
             if waiting is not None:
                 if len(waiting) < MAX_EXEMPLARS_PER_TRACE:
                     waiting.append(apply)
                 else:
-                    self.exemplars["overflow"] += 1
+                    self._ledger.exemplars["overflow"] += 1
                 return
             kept = self._memory.is_kept(trace_id)
-            self.exemplars["applied" if kept else "discarded"] += 1
+            self._ledger.exemplars_settled(kept, 1)
         if kept:
-            self._apply_exemplars([apply])
+            apply_exemplars([apply])
 
     def wants(self, trace_id: int) -> bool:
         """Exemplar gate: False when ``trace_id`` is known dropped, so that no exemplar is built
@@ -78,7 +60,7 @@ class TraceViews:
         if not self._memory.dropped(trace_id):
             return True  # kept, or not known: the offer decides
         with self._lock:
-            self.exemplars["discarded"] += 1
+            self._ledger.exemplars_settled(False, 1)
         return False
 
     def state(self, trace_id: int) -> int:
