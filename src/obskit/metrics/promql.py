@@ -19,6 +19,7 @@ from obskit.metrics import catalogue
 __all__ = [
     "Matcher",
     "Selector",
+    "absent",
     "aggregate",
     "by_clause",
     "compare",
@@ -295,6 +296,11 @@ def compare(expr: str, op: str, threshold: float | str) -> str:
             raise ValueError(f"a threshold is a finite number, not {threshold}")
         threshold = repr(threshold)
     return f"{expr} {op} {threshold}"
+
+
+def absent(series: Selector | str) -> str:
+    """``absent(series)``: 1 while no series matches, nothing otherwise (instrumentation gone)."""
+    return f"absent({series})"
 
 
 def ratio(numerator: str, denominator: str) -> str:

@@ -44,7 +44,7 @@ __all__ = [
     "render",
 ]
 
-ALERT = "SLOBurn"
+ALERT = saturation.BURN_ALERT
 ABSENT_ALERT = "SLOMetricAbsent"
 SHORTEST = TILE  # the raw counters are read over 5 minutes
 
@@ -213,13 +213,13 @@ def alert_rules(objective: Objective, sets: ObjectiveSet, options: RuleOptions) 
     tenant = bool(objective.group_by)
     for tier in objective.tiers:
         factor = text(tier.factor(objective.period))
-        expr = (
-            f"(\n  {_burn(objective, tier.long, options.dense)} > {factor}\n"
-            f"and\n  {_burn(objective, tier.short, options.dense)} > {factor}\n)"
-        )
+        long_burn = promql.compare(_burn(objective, tier.long, options.dense), ">", factor)
+        short_burn = promql.compare(_burn(objective, tier.short, options.dense), ">", factor)
+        expr = f"(\n  {long_burn}\nand\n  {short_burn}\n)"
         if objective.min_events:
             rate = window_expr(objective, rate_name("total", tier.long), tier.long, options.dense)
-            expr += f"\nand\n  {rate} * {tier.long} >= {objective.min_events}"
+            events = promql.compare(f"{rate} * {tier.long}", ">=", str(objective.min_events))
+            expr += f"\nand\n  {events}"
         annotations = {
             "summary": _summary(objective, tier, tenant),
             "description": description(objective, tier),
@@ -234,7 +234,7 @@ def alert_rules(objective: Objective, sets: ObjectiveSet, options: RuleOptions) 
         rule["labels"] = labels(objective, tier)
         rule["annotations"] = annotations
         rules.append(rule)
-    absent = " and ".join(f"absent({s})" for s in objective.total().plus)
+    absent = " and ".join(promql.absent(s) for s in objective.total().plus)
     rules.append(
         {
             "alert": ABSENT_ALERT,

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["ALERT", "SIGNALS", "Signal", "rules"]
 
 ALERT = "ResourceSaturation"
+#: The burn alerts' name (``obskit.slo.rules.ALERT``; defined here, where a page joins on it,
+#: because rules imports this module).
+BURN_ALERT = "SLOBurn"
 HOLD = "15m"
 
 
@@ -73,7 +76,7 @@ def rules(sets: ObjectiveSet) -> list[dict[str, Any]]:
     pages = "|".join(o.name for o in sets.objectives if any(t.severity == "page" for t in o.tiers))
     out: list[dict[str, Any]] = []
     for signal in SIGNALS:
-        high = f"{signal.expr(sets.common_where)} > {signal.threshold}"
+        high = promql.compare(signal.expr(sets.common_where), ">", signal.threshold)
         base = {"signal": signal.name, "owner": sets.owner}
         summary = f'{signal.meaning} is {{{{ $value | printf "%.3g" }}}}, above {signal.threshold}'
         out.append(
@@ -86,8 +89,11 @@ def rules(sets: ObjectiveSet) -> list[dict[str, Any]]:
             }
         )
         if pages:
+            # Objective names are [a-z0-9-]: an alternation of them needs no escaping.
             burning = (
-                f'ALERTS{{alertname="SLOBurn",alertstate="firing",severity="page",slo=~"{pages}"}}'
+                Selector("ALERTS")
+                .where(alertname=BURN_ALERT, alertstate="firing", severity="page")
+                .matching(promql.Matcher("slo", "=~", pages))
             )
             out.append(
                 {
