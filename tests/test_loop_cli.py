@@ -33,6 +33,15 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             for n, p in zip("bcdef", "abcde", strict=True)
         )
     )
+    short = "apiVersion: obskit/v1\nkind: Objectives\nowner: payments\nobjectives:\n"
+    (tmp_path / "target.yml").write_text(
+        short + "  - {name: a, availability: {routes: [/x]}, target: lots}\n"
+    )
+    (tmp_path / "twice.yml").write_text(
+        short
+        + "  - {name: a, availability: {routes: [/x]}, target: 99%}\n"
+        + "  - {name: a, availability: {routes: [/y]}, target: 99%}\n"
+    )
     (tmp_path / "spec_raises.py").write_text("raise RuntimeError('broken at import')\n")
     (tmp_path / "spec_numbers.py").write_text("objectives = [1, 2]\n")
     (tmp_path / "spec_factory.py").write_text("def objectives(required):\n    return []\n")
@@ -50,6 +59,8 @@ SLO_CASES = [
     (["slo", "rules", "folder.yml"], "folder.yml: a directory"),
     (["slo", "rules", "minimal.yml"], "missing required field 'metadata'"),
     (["slo", "rules", "bomb.yml"], "more than 100000 values"),
+    (["slo", "rules", "target.yml"], "target.yml: document 1, line 5: objectives[0]: objective"),
+    (["slo", "rules", "twice.yml"], "twice.yml: document 1, line 1: (the document): objective"),
     (["slo", "rules", "no_such_module:objectives"], "cannot import no_such_module"),
     (["slo", "rules", "spec_raises:objectives"], "importing spec_raises raised RuntimeError"),
     (["slo", "rules", "spec_numbers:objectives"], "not an obskit.slo.Objective"),

@@ -26,11 +26,14 @@ T = TypeVar("T")
 
 
 def guarded(at: At, build: Callable[[], T]) -> T:
-    """``build()``, its ValueError turned into a SpecError about ``at``."""
+    """``build()``, its ValueError (or a SpecError of the Python model, which names no file)
+    turned into a SpecError about ``at``."""
     try:
         return build()
-    except SpecError:
-        raise
+    except SpecError as exc:
+        if str(exc).startswith(f"{at.doc.file}: document "):
+            raise  # already placed in the file
+        raise at.error(str(exc)) from None
     except ValueError as exc:
         raise at.error(str(exc)) from None
 
