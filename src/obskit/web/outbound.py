@@ -5,9 +5,12 @@ a CLIENT span and is counted in ``http_client_request_duration_seconds`` by ``se
 method and status: a dependency slowing down or failing shows there first.
 
 The OpenTelemetry contrib instrumentations would add the span but neither obskit's correlation
-header, its W3C-strict formatting nor a Prometheus histogram, so this module patches the clients'
-public ``send`` methods itself. Patching is undone by :func:`install`'s returned callable, and
-only restores an attribute that still holds obskit's wrapper.
+header, its W3C-strict formatting nor a Prometheus histogram, so this module wraps the clients'
+public ``send`` methods itself, with ``wrapt`` (:mod:`obskit._patching`): it composes with other
+instrumentations of the same clients (OpenTelemetry's httpx instrumentation wraps the transport
+beneath ``send``; its span becomes a child of obskit's, and its ``traceparent`` replaces obskit's,
+so the wire carries one). :func:`install`'s returned callable undoes the wrapping without
+disturbing wrappers that others put on before or after obskit's.
 
 A call made while OpenTelemetry's suppress-instrumentation key is set (an exporter's own POST,
 obskit's own calls under :func:`obskit._selfcalls.quiet`) is passed straight through: no span, no
@@ -16,11 +19,10 @@ metric, no header. That is one context lookup per call.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import sys
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import baggage as otel_baggage
@@ -28,7 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from obskit import _guard, _live, _locks, context
+from obskit import _guard, _live, _locks, _patching, context
 from obskit._selfcalls import suppressed
 from obskit._semconv import error_type, status_error_type
 from obskit._semconv import method_label as _method_label
@@ -169,62 +171,71 @@ def _url_parts(url: Any) -> tuple[str, int | None, str]:
     return host, port, f"{url.scheme}://{host}{':' + str(port) if port else ''}{url.path}"
 
 
+def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The request a client's ``send(request, **options)`` was called with."""
+    return args[0] if args else kwargs["request"]
+
+
 def _patch_httpx(calls: _Calls) -> Callable[[], None]:
     import httpx
 
-    original_send = httpx.Client.send
-    original_async_send = httpx.AsyncClient.send
-
-    @functools.wraps(original_send)
-    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if suppressed():
-            return original_send(self, request, **kwargs)
-        try:
-            host, port, url = _url_parts(request.url)
-            started = calls.start(request.method, host, port, url)
-            outbound_headers(request.headers, calls.echo)
-        except Exception as exc:
-            _guard.report("web.outbound", exc)
-            return original_send(self, request, **kwargs)
-        server = f"{host}:{port}" if port else host
-        try:
-            response = original_send(self, request, **kwargs)
-        except BaseException as exc:
-            calls.end(started, request.method, server, 0, exc)
-            raise
-        calls.end(started, request.method, server, response.status_code, None)
-        return response
-
-    @functools.wraps(original_async_send)
-    async def async_send(
-        self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any
+    def send(
+        wrapped: Callable[..., httpx.Response], instance: httpx.Client, args: Any, kwargs: Any
     ) -> httpx.Response:
         if suppressed():
-            return await original_async_send(self, request, **kwargs)
+            return wrapped(*args, **kwargs)
         try:
+            request = _request_of(args, kwargs)
             host, port, url = _url_parts(request.url)
             started = calls.start(request.method, host, port, url)
             outbound_headers(request.headers, calls.echo)
         except Exception as exc:
             _guard.report("web.outbound", exc)
-            return await original_async_send(self, request, **kwargs)
+            return wrapped(*args, **kwargs)
         server = f"{host}:{port}" if port else host
         try:
-            response = await original_async_send(self, request, **kwargs)
+            response = wrapped(*args, **kwargs)
         except BaseException as exc:
             calls.end(started, request.method, server, 0, exc)
             raise
         calls.end(started, request.method, server, response.status_code, None)
         return response
 
-    httpx.Client.send = send  # type: ignore[method-assign]
-    httpx.AsyncClient.send = async_send  # type: ignore[method-assign]
+    async def async_send(
+        wrapped: Callable[..., Awaitable[httpx.Response]],
+        instance: httpx.AsyncClient,
+        args: Any,
+        kwargs: Any,
+    ) -> httpx.Response:
+        if suppressed():
+            return await wrapped(*args, **kwargs)
+        try:
+            request = _request_of(args, kwargs)
+            host, port, url = _url_parts(request.url)
+            started = calls.start(request.method, host, port, url)
+            outbound_headers(request.headers, calls.echo)
+        except Exception as exc:
+            _guard.report("web.outbound", exc)
+            return await wrapped(*args, **kwargs)
+        server = f"{host}:{port}" if port else host
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            calls.end(started, request.method, server, 0, exc)
+            raise
+        calls.end(started, request.method, server, response.status_code, None)
+        return response
+
+    undo_sync = _patching.wrap(httpx.Client, "send", send)
+    try:
+        undo_async = _patching.wrap(httpx.AsyncClient, "send", async_send)
+    except BaseException:
+        undo_sync()
+        raise
 
     def undo() -> None:
-        if httpx.Client.send is send:
-            httpx.Client.send = original_send  # type: ignore[method-assign]
-        if httpx.AsyncClient.send is async_send:
-            httpx.AsyncClient.send = original_async_send  # type: ignore[method-assign]
+        undo_async()
+        undo_sync()
 
     return undo
 
@@ -233,14 +244,17 @@ def _patch_requests(calls: _Calls) -> Callable[[], None]:
     import requests
     from urllib3.util import parse_url
 
-    original_send = requests.Session.send
-
-    @functools.wraps(original_send)
-    def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+    def send(
+        wrapped: Callable[..., requests.Response],
+        instance: requests.Session,
+        args: Any,
+        kwargs: Any,
+    ) -> requests.Response:
         if suppressed():
-            return original_send(self, request, **kwargs)
-        method = request.method or "GET"
+            return wrapped(*args, **kwargs)
         try:
+            request = _request_of(args, kwargs)
+            method = request.method or "GET"
             parsed = parse_url(request.url or "")
             host = parsed.host or ""
             port = parsed.port
@@ -249,23 +263,17 @@ def _patch_requests(calls: _Calls) -> Callable[[], None]:
             outbound_headers(request.headers, calls.echo)
         except Exception as exc:
             _guard.report("web.outbound", exc)
-            return original_send(self, request, **kwargs)
+            return wrapped(*args, **kwargs)
         server = f"{host}:{port}" if port else host
         try:
-            response = original_send(self, request, **kwargs)
+            response = wrapped(*args, **kwargs)
         except BaseException as exc:
             calls.end(started, method, server, 0, exc)
             raise
         calls.end(started, method, server, response.status_code, None)
         return response
 
-    requests.Session.send = send  # type: ignore[method-assign]
-
-    def undo() -> None:
-        if requests.Session.send is send:
-            requests.Session.send = original_send  # type: ignore[method-assign]
-
-    return undo
+    return _patching.wrap(requests.Session, "send", send)
 
 
 def _installed(module: str) -> bool:
