@@ -411,12 +411,29 @@ def test_request_context_is_trusted_only_as_bound_by_the_middleware(
         assert REDACTED == line["tenant_id"]
 
 
-def test_checked_ids_never_carry_credential_text() -> None:
-    """What clean_id accepts (no whitespace) can never match the credential pattern."""
-    redactor = obskit.logs.Redactor()
-    assert obskit_context.clean_id("Bearer abcdefghijkl") is None
-    for value in ("Bearer-abcdefghijkl", "token:abcdefghijkl", obskit_context.new_id()):
-        assert value == obskit_context.clean_id(value) == redactor.clean_text(value)
+@pytest.mark.parametrize(
+    ("cid", "secret"),
+    [
+        ("token:abcdefghijkl", "abcdefghijkl"),
+        ("password=hunter2", "hunter2"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl", "eyJzdWIi"),
+    ],
+)
+def test_checked_ids_holding_a_secret_shape_are_redacted(cid: str, secret: str) -> None:
+    """An id clean_id accepts but the policy would change is walked, on both paths alike."""
+    assert cid == obskit_context.clean_id(cid)
+    (fast, general), trusted = _both_with_context({"correlation_id": cid, "tenant_id": "a"}, {})
+    assert general == fast
+    assert not trusted
+    assert secret not in fast.decode()
+
+
+def test_generated_and_plain_ids_are_trusted() -> None:
+    """Generated ids and short plain tenant ids are left as they are without a walk."""
+    fields = {"correlation_id": obskit_context.new_id(), "tenant_id": "acme"}
+    (fast, general), trusted = _both_with_context(fields, {})
+    assert general == fast
+    assert trusted
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,15 @@ SPECS: tuple[SettingSpec, ...] = (
         "Extra keys to redact, on top of the built-in list.",
     ),
     SettingSpec(
+        "max_value_length",
+        ("OBSKIT_MAX_VALUE_LENGTH",),
+        4096,
+        _number(int, 256, 1 << 20),
+        "256-1048576",
+        "Longest text (in characters) any value carries in a log line, span or access line; "
+        "longer values are cut, marked and counted.",
+    ),
+    SettingSpec(
         "log_buffer_level",
         ("OBSKIT_LOG_BUFFER_LEVEL",),
         "debug",
@@ -476,6 +485,7 @@ class Settings:
     configure_logging: bool
     redact: bool
     redact_keys: tuple[str, ...]
+    max_value_length: int
     log_buffer_level: str | None
     log_quiet_loggers: tuple[str, ...]
     metrics: bool

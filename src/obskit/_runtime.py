@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from obskit import _caches, _closing, _guard, _live, _locks, _preflight
 from obskit._config import ConfigError, Settings, load_settings
 from obskit._live import current
+from obskit.logs import redaction
 from obskit.logs import setup as log_setup
 from obskit.metrics import wiring as metrics_wiring
 from obskit.metrics.use import wiring as collectors_wiring
@@ -213,6 +214,7 @@ class Runtime:
             try:
                 if part.name == "metrics" and self.settings.metrics:
                     self.register(_guard.InternalErrorCollector())
+                    self.register(redaction.RedactionCollector())
                 component = part.builder(self)
             except ConfigError:
                 raise
@@ -487,6 +489,7 @@ def reset(*, keep_registered: bool = False) -> None:
     shutdown(timeout=2.0)
     _caches.clear(_caches.RUNTIME) if keep_registered else _caches.clear()
     _guard.reset()
+    redaction.reset()
 
 
 def _after_fork_in_child() -> None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from opentelemetry import trace as otel_trace
 from structlog import contextvars as structlog_contextvars
-from structlog.processors import ExceptionRenderer
+from structlog.processors import ExceptionRenderer, format_exc_info
 from structlog.tracebacks import ExceptionDictTransformer
 
 from obskit import _otel_context, context
@@ -131,12 +131,19 @@ class Enricher:
         event = event_dict.pop("event", None)
         logger_name = event_dict.pop("_logger", None)
         redactor = self.redactor
-        if redactor is not None and type(event) is str:
-            event = redactor.clean_text(event)
+        if redactor is not None and event is not None:
+            clean = redactor.clean_text if type(event) is str else redactor.clean_value
+            event = clean(event)
         fields: Mapping[str, Any] = event_dict
         if event_dict:
-            if "exc_info" in event_dict and self._structured_exceptions:
-                fields = exception_fields(logger, method_name, event_dict)
+            if "exc_info" in event_dict:
+                # As text for the console renderer (which would print the raw exception):
+                # either way the exception's message and notes are redacted as the line is.
+                fields = (
+                    exception_fields(logger, method_name, event_dict)
+                    if self._structured_exceptions
+                    else format_exc_info(logger, method_name, event_dict)
+                )
             if redactor is not None:
                 fields = redactor.clean_mapping(fields)
         return self.line(method_name, logger_name, event, fields, created)
@@ -298,8 +305,8 @@ def exception_fields(logger: Any, method_name: str, event_dict: dict[str, Any]) 
     return event_dict
 
 
-def _escape(text: str) -> str:
-    return "".join(ch if ch >= " " or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+def _escape(text: str, keep: str = "\t") -> str:
+    return "".join(ch if ch >= " " or ch in keep else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def neutralise_control_chars(
@@ -311,5 +318,6 @@ def neutralise_control_chars(
     """
     for key, value in event_dict.items():
         if isinstance(value, str) and not value.isprintable():
-            event_dict[key] = _escape(value)
+            # A formatted traceback keeps its line breaks; the renderer prints it below the line.
+            event_dict[key] = _escape(value, "\t\n" if key == "exception" else "\t")
     return event_dict

@@ -1,114 +1,256 @@
-"""Redaction of secrets from log lines, span attributes and captured headers.
+"""obskit's one redaction policy: what may leave the process, applied to every signal.
 
-Keys are matched case-insensitively, ignoring ``-``/``_``/space, and by containment for the
-built-in words (``db_password``, ``X-Api-Key``, ``refresh_token`` all match). Values are scanned
-for bearer/basic credentials. Decisions per key are cached (bounded) so the hot path is one dict
-lookup per key.
+One :class:`Redactor` is built per configuration (:func:`for_settings`, from ``redact``,
+``redact_keys`` and ``max_value_length``) and every signal applies it: log lines (the structlog
+chain, the stdlib bridge, lines held for a trace), the access line, span names, attributes,
+events, links and status, and exemplar labels. It does two things:
+
+- **Secrets** (unless ``redact=False``): a value under a secret key is replaced whole by
+  ``[REDACTED]`` (``None`` and booleans are kept: they hold no secret); text anywhere is
+  cleaned of secrets with a recognisable shape. The rules are in
+  :mod:`obskit.logs.secret_shapes`. Mappings of any type (``dict``, Starlette and httpx
+  ``Headers``, requests' ``CaseInsensitiveDict``, multi-valued header containers), header lists
+  of ``(name, value)`` pairs in ``str`` or ``bytes``, dataclasses and other objects (through the
+  ``repr`` the renderer would print) are walked to a bounded depth.
+- **Bounds** (always): text longer than ``max_value_length`` keeps its head and tail around a
+  ``...[truncated N chars]...`` marker; containers keep their first :data:`MAX_ITEMS` items.
+
+Each replaced secret and each truncated value is counted per signal in
+``obskit_redacted_values_total`` / ``obskit_truncated_values_total``. The common case is cheap:
+key decisions are cached, and text shorter than 20 characters with no whitespace, ``=`` or
+``:`` is returned at once (no secret shape fits in it).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+import dataclasses
+import datetime
+import decimal
+import enum
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
-__all__ = ["DEFAULT_SENSITIVE", "REDACTED", "Redactor"]
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
-REDACTED: Final = "[REDACTED]"
-
-# Words that mark a key as secret wherever they appear in it (after normalisation).
-DEFAULT_SENSITIVE: Final = (
-    "authorization",
-    "cookie",  # also matches set-cookie
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "privatekey",
-    "credential",
-    "sessionid",
-    "xapikey",
-    "signature",
+from obskit import _locks
+from obskit.logs.secret_shapes import (
+    MIN_TOKEN_LENGTH,
+    REDACTED,
+    TextRules,
+    key_is_secret,
+    normalise,
 )
 
-_CREDENTIAL_IN_VALUE = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{6,}")
-_MAX_CACHED_KEYS = 4096
-_MAX_DEPTH = 16
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "MAX_EXEMPLAR_LABELS",
+    "MAX_ITEMS",
+    "REDACTED",
+    "SIGNALS",
+    "RedactionCollector",
+    "Redactor",
+    "counts",
+    "current",
+    "exemplar_labels",
+    "for_settings",
+    "reset",
+]
+
+#: Default ``max_value_length``: the longest text any signal carries, in characters.
+DEFAULT_MAX_LENGTH: Final = 4096
+#: Items kept of one list, tuple, set or mapping.
+MAX_ITEMS: Final = 1000
+#: Prometheus's cap on an exemplar's label names and values together, in characters.
+MAX_EXEMPLAR_LABELS: Final = 128
+SIGNALS: Final = ("log", "span", "exemplar")
+_MAX_DEPTH: Final = 16
+_MAX_CACHED_KEYS: Final = 4096
+_MAX_CACHED_TEXTS: Final = 2048
+_MAX_CACHED_TEXT: Final = 512
+# Text up to this long is cleaned whole before it is cut; longer text only around the cut,
+# with this margin, so a value of megabytes costs what a few KiB cost.
+_FULL_SCAN: Final = 64 * 1024
+_MARGIN: Final = 1024
+_TOO_DEEP: Final = "...[truncated: nested too deep]..."
+_ATOMS: Final = frozenset({int, float, bool, type(None)})
+# Types the renderers print without repr() and that hold no text of the caller's.
+_PASSTHROUGH: Final = (
+    int,
+    float,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+    decimal.Decimal,
+    enum.Enum,
+)
+_MULTI_VALUED: Final = ("getlist", "get_all", "getall")
+_HEX: Final = "0123456789abcdefABCDEF-"
 
 
-def _normalise(key: str) -> str:
-    return key.lower().replace("-", "").replace("_", "").replace(" ", "").replace(".", "")
+def _marker(removed: int) -> str:
+    return f"...[truncated {removed} chars]..."
+
+
+def _is_redacted(value: Any) -> bool:
+    return type(value) is str and value == REDACTED
 
 
 class Redactor:
-    """Replaces secret values by ``[REDACTED]``, at any depth of dicts, lists and tuples."""
+    """The policy for one configuration; :meth:`view` gives the same policy counted for another
+    signal (all views share the rules and the cache of key decisions)."""
 
-    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
-        self._words = tuple(dict.fromkeys([*DEFAULT_SENSITIVE, *map(_normalise, extra_keys)]))
-        self._cache: dict[str, bool] = {}
+    def __init__(
+        self,
+        extra_keys: Iterable[str] = (),
+        *,
+        secrets: bool = True,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        signal: str = "log",
+    ) -> None:
+        extra = tuple(word for word in dict.fromkeys(map(normalise, extra_keys)) if word)
+        self.secrets = secrets
+        self.max_length = max(64, max_length)
+        self.signal = signal
+        self.config = (secrets, tuple(extra_keys), max_length)
+        self._extra = extra
+        self._cache: dict[Any, bool] = {}
+        self._texts: dict[str, str] = {}
+        self._rules = TextRules(self.is_secret_key, extra)
+        self._views: dict[str, Redactor] = {signal: self}
 
-    def is_secret_key(self, key: str) -> bool:
-        """Whether values under ``key`` are redacted."""
-        hit = self._cache.get(key)
+    def view(self, signal: str) -> Redactor:
+        """This policy, its replacements and truncations counted under ``signal``."""
+        found = self._views.get(signal)
+        if found is None:
+            found = object.__new__(Redactor)
+            found.__dict__.update(self.__dict__)
+            found.signal = signal
+            self._views[signal] = found
+        return found
+
+    # --- keys --------------------------------------------------------------------------------
+
+    def is_secret_key(self, key: Any) -> bool:
+        """Whether values under ``key`` (a ``str`` or ``bytes`` name) are replaced whole."""
+        cache = self._cache
+        hit = cache.get(key) if isinstance(key, (str, bytes)) else None
         if hit is None:
-            normal = _normalise(key)
-            hit = any(word in normal for word in self._words)
-            if len(self._cache) < _MAX_CACHED_KEYS:
-                self._cache[key] = hit
+            if not self.secrets:
+                hit = False
+            elif isinstance(key, str):
+                hit = key_is_secret(key, self._extra)
+            elif isinstance(key, (bytes, bytearray)):
+                hit = key_is_secret(bytes(key).decode("latin-1"), self._extra)
+            else:
+                return False
+            if len(cache) < _MAX_CACHED_KEYS and isinstance(key, (str, bytes)):
+                cache[key] = hit
         return hit
 
+    # --- text --------------------------------------------------------------------------------
+
     def clean_text(self, text: str) -> str:
-        """``text`` with bearer/basic/token credentials masked (in any letter case)."""
-        if " " not in text and text.isprintable():
-            # No whitespace at all (every other whitespace character is unprintable), and the
-            # pattern needs some after the scheme: ids, paths, routes end here.
+        """``text`` with recognisable secrets replaced and bounded to ``max_length``."""
+        size = len(text)
+        if size < MIN_TOKEN_LENGTH:
+            if " " not in text and "=" not in text and ":" not in text and text.isprintable():
+                return text
+        elif size > self.max_length:
+            return self._bounded(text)
+        elif not text.strip(_HEX):
+            return text  # ids, hashes, UUIDs: no secret shape is made of these characters
+        if not self.secrets:
             return text
-        # The pattern ignores case: so must the cheap test that usually spares running it.
-        folded = text.casefold()
-        if ("earer" in folded or "asic" in folded or "oken" in folded) and (
-            _CREDENTIAL_IN_VALUE.search(text)
-        ):
-            return _CREDENTIAL_IN_VALUE.sub(r"\1 " + REDACTED, text)
-        return text
+        # Texts repeat (events, messages, URLs): each is searched once, its outcome remembered.
+        texts = self._texts
+        cleaned = texts.get(text)
+        if cleaned is None:
+            cleaned, found = self._rules.clean(text)
+            if not found:
+                cleaned = text
+            if size <= _MAX_CACHED_TEXT:
+                if len(texts) >= _MAX_CACHED_TEXTS:
+                    texts.clear()  # a flood of distinct texts: start over rather than grow
+                texts[text] = cleaned
+        if cleaned is text:
+            return text
+        _count("redacted", self.signal, 1)
+        return cleaned
+
+    def _bounded(self, text: str) -> str:
+        """``text``, cleaned, cut to ``max_length`` around a marker (head and tail kept)."""
+        limit = self.max_length
+        found = 0
+        if self.secrets and len(text) <= _FULL_SCAN:
+            text, found = self._rules.clean(text)
+            if found:
+                _count("redacted", self.signal, found)
+            if len(text) <= limit:
+                return text
+        keep = limit - len(_marker(len(text)))
+        tail = keep // 4
+        head = keep - tail
+        if self.secrets and len(text) > _FULL_SCAN:
+            start, found_head = self._rules.clean(text[: head + _MARGIN])
+            end, found_tail = self._rules.clean(text[len(text) - tail - _MARGIN :])
+            start, end = start[:head], end[len(end) - tail :]
+            _count("redacted", self.signal, found_head + found_tail)
+        else:
+            start, end = text[:head], text[len(text) - tail :]
+        _count("truncated", self.signal, 1)
+        return f"{start}{_marker(len(text) - head - tail)}{end}"
+
+    # --- values ------------------------------------------------------------------------------
 
     def clean_value(self, value: Any, depth: int = 0) -> Any:
-        """``value`` with nested secrets and credentials in text redacted (copied if changed)."""
-        if isinstance(value, str):
+        """``value`` cleaned at any depth (a copy where something changed, else ``value``)."""
+        kind = type(value)
+        if kind is str:
             return self.clean_text(value)
-        if depth >= _MAX_DEPTH:
+        if kind in _ATOMS:
             return value
-        if isinstance(value, dict):
+        if depth >= _MAX_DEPTH:
+            _count("truncated", self.signal, 1)
+            return _TOO_DEEP
+        if kind is dict:
             return self.clean_mapping(value, depth + 1)
-        if isinstance(value, (list, tuple)):
-            cleaned = [self.clean_value(item, depth + 1) for item in value]
-            if all(a is b for a, b in zip(cleaned, value, strict=True)):
-                return value
-            return cleaned
-        return value
+        if kind is list or kind is tuple:
+            return self._sequence(value, depth + 1)
+        return self._other(value, depth + 1)
 
     def clean_mapping(self, mapping: Mapping[Any, Any], depth: int = 0) -> Mapping[Any, Any]:
-        """A copy of ``mapping`` with secrets redacted, or ``mapping`` itself when it has none."""
+        """A copy of ``mapping`` with secrets redacted and values bounded, or ``mapping`` itself
+        when nothing changed. (The loop is the hot path of every log line: kept inline.)"""
+        if len(mapping) > MAX_ITEMS:
+            return self._as_dict(mapping.items(), depth)
         cache = self._cache
         changed: dict[Any, Any] | None = None
         for key, value in mapping.items():
             secret = cache.get(key)
             if secret is None:
-                secret = isinstance(key, str) and self.is_secret_key(key)
+                secret = self.is_secret_key(key)
             if secret:
-                new = REDACTED if value is not None else None
-            elif type(value) is str:  # the common case, kept inline (see clean_text)
-                if " " not in value and value.isprintable():
+                if value is None or value is True or value is False or _is_redacted(value):
                     continue
-                folded = value.casefold()
-                if "earer" not in folded and "asic" not in folded and "oken" not in folded:
+                _count("redacted", self.signal, 1)
+                new: Any = REDACTED
+            elif type(value) is str:
+                if (
+                    len(value) < MIN_TOKEN_LENGTH
+                    and " " not in value
+                    and "=" not in value
+                    and ":" not in value
+                    and value.isprintable()
+                ):
                     continue
                 new = self.clean_text(value)
-            elif isinstance(value, (str, dict, list, tuple)):
-                new = self.clean_value(value, depth)
-            else:
+            elif type(value) in _ATOMS:
                 continue
+            else:
+                new = self.clean_value(value, depth)
             if new is not value:
                 if changed is None:
                     changed = {}
@@ -117,7 +259,191 @@ class Redactor:
             return mapping
         return {**mapping, **changed}
 
+    def _sequence(self, items: Any, depth: int) -> Any:
+        over = len(items) - MAX_ITEMS
+        kept = items[:MAX_ITEMS] if over > 0 else items
+        cleaned = [self._item(item, depth) for item in kept]
+        if over <= 0 and all(new is old for new, old in zip(cleaned, items, strict=True)):
+            return items
+        if over > 0:
+            _count("truncated", self.signal, 1)
+            cleaned.append(f"...[truncated {over} items]...")
+        return tuple(cleaned) if type(items) is tuple else cleaned
+
+    def _item(self, item: Any, depth: int) -> Any:
+        """One element of a sequence: a ``(name, value)`` pair under a secret name is a header."""
+        kind = type(item)
+        if (
+            (kind is tuple or kind is list)
+            and len(item) == 2
+            and isinstance(item[0], (str, bytes))
+            and self.is_secret_key(item[0])
+        ):
+            if item[1] is None or _is_redacted(item[1]):
+                return item
+            _count("redacted", self.signal, 1)
+            return (item[0], REDACTED) if kind is tuple else [item[0], REDACTED]
+        return self.clean_value(item, depth)
+
+    def _other(self, value: Any, depth: int) -> Any:
+        """Any other type, cleaned as the renderer would print it."""
+        if isinstance(value, str):
+            text = str.__str__(value)
+            cleaned = self.clean_text(text)
+            return value if cleaned is text else cleaned
+        if isinstance(value, (bytes, bytearray)):
+            text = repr(value)
+            cleaned = self.clean_text(text)
+            return value if cleaned is text else cleaned
+        if isinstance(value, _PASSTHROUGH):
+            return value
+        if isinstance(value, Mapping):
+            return self._as_dict(value.items(), depth)
+        if isinstance(value, list):
+            return self._sequence(list(value), depth)
+        if isinstance(value, (set, frozenset)):
+            return self._sequence(list(value), depth)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = dataclasses.fields(value)
+            return self._as_dict(((f.name, getattr(value, f.name)) for f in fields), depth)
+        kind = type(value)
+        if callable(getattr(kind, "items", None)) and any(
+            hasattr(kind, name) for name in _MULTI_VALUED
+        ):
+            return self._as_dict(value.items(), depth)
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"<{kind.__name__} object (repr failed)>"
+        return self.clean_text(text)
+
+    def _as_dict(self, items: Iterable[tuple[Any, Any]], depth: int) -> dict[Any, Any]:
+        """A plain dict of ``items`` cleaned (repeated names joined as HTTP joins headers)."""
+        out: dict[Any, Any] = {}
+        iterator: Iterator[tuple[Any, Any]] = iter(items)
+        for count, (key, value) in enumerate(iterator):
+            if count >= MAX_ITEMS:
+                _count("truncated", self.signal, 1)
+                out["...[truncated]..."] = f"{1 + sum(1 for _ in iterator)} more items"
+                break
+            name = key.decode("latin-1") if isinstance(key, (bytes, bytearray)) else key
+            if not self.is_secret_key(name):
+                value = self.clean_value(value, depth)
+            elif not (value is None or value is True or value is False or _is_redacted(value)):
+                _count("redacted", self.signal, 1)
+                value = REDACTED
+            if name in out and isinstance(out[name], str) and isinstance(value, str):
+                value = out[name] if value == out[name] == REDACTED else f"{out[name]}, {value}"
+            out[name] = value
+        return out
+
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         """A structlog processor."""
         cleaned = self.clean_mapping(event_dict)
         return cleaned if isinstance(cleaned, dict) else dict(cleaned)
+
+
+# --- the configured policy -------------------------------------------------------------------
+
+_policy: Redactor | None = None
+_default: Redactor | None = None
+
+
+def for_settings(settings: Any) -> Redactor:
+    """The policy for ``settings`` (the same object while they stay the same); the current one."""
+    global _policy
+    config = (
+        bool(settings.redact),
+        tuple(settings.redact_keys),
+        int(getattr(settings, "max_value_length", DEFAULT_MAX_LENGTH)),
+    )
+    policy = _policy
+    if policy is None or policy.config != config:
+        policy = _policy = Redactor(config[1], secrets=config[0], max_length=config[2])
+    return policy
+
+
+def current(signal: str = "log") -> Redactor:
+    """The configured policy (the defaults before any ``init()``), counted under ``signal``."""
+    global _default
+    policy = _policy
+    if policy is None:
+        policy = _default
+        if policy is None:
+            policy = _default = Redactor()
+    return policy.view(signal)
+
+
+def exemplar_labels(labels: dict[str, str]) -> dict[str, str]:
+    """``labels`` as an exemplar may carry them: redacted, and at most 128 characters in all
+    (Prometheus rejects more); values are cut from the last label backwards."""
+    total = 0
+    for key, value in labels.items():
+        total += len(key) + len(value)
+    policy = _policy if _policy is not None else current()
+    if total <= MAX_EXEMPLAR_LABELS and not any(map(policy.is_secret_key, labels)):
+        return labels
+    view = policy.view("exemplar")
+    out = {k: (REDACTED if view.is_secret_key(k) else v) for k, v in labels.items()}
+    if view.secrets and out != labels:
+        _count("redacted", "exemplar", sum(1 for k in labels if out[k] != labels[k]))
+    excess = sum(len(k) + len(v) for k, v in out.items()) - MAX_EXEMPLAR_LABELS
+    if excess > 0:
+        _count("truncated", "exemplar", 1)
+        for key in reversed(list(out)):
+            cut = min(excess, len(out[key]))
+            out[key] = out[key][: len(out[key]) - cut]
+            excess -= cut
+            if excess <= 0:
+                break
+        if excess > 0:  # the names alone are too long: drop labels from the end
+            for key in reversed(list(out)):
+                del out[key]
+                excess -= len(key)
+                if excess <= 0:
+                    break
+    return out
+
+
+# --- counts ----------------------------------------------------------------------------------
+
+_lock = _locks.lock()  # re-made in a forked child
+_counts: dict[tuple[str, str], int] = {}
+
+
+def _count(outcome: str, signal: str, n: int) -> None:
+    if not n:
+        return
+    with _lock:
+        key = (outcome, signal)
+        _counts[key] = _counts.get(key, 0) + n
+
+
+def counts() -> dict[tuple[str, str], int]:
+    """Values replaced so far, by (``"redacted"`` or ``"truncated"``, signal)."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset() -> None:
+    """Forget the configured policy and the counts (``obskit.testing.reset``)."""
+    global _policy
+    _policy = None
+    with _lock:
+        _counts.clear()
+
+
+class RedactionCollector(Collector):
+    """``obskit_redacted_values_total`` and ``obskit_truncated_values_total`` by signal."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """Yield the current counts."""
+        now = counts()
+        for outcome, help_text in (
+            ("redacted", "Secrets replaced by [REDACTED] before leaving the process, by signal."),
+            ("truncated", "Values cut to max_value_length or an item cap, by signal."),
+        ):
+            family = CounterMetricFamily(f"obskit_{outcome}_values", help_text, labels=["signal"])
+            for signal in SIGNALS:
+                family.add_metric([signal], now.get((outcome, signal), 0))
+            yield family

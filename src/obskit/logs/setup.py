@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -20,9 +20,8 @@ from structlog import BoundLoggerBase, DropEvent
 from obskit import _guard
 from obskit._config import Settings
 from obskit._semconv import LEVELS, METHOD_LEVEL
-from obskit.logs import libraries, server_errors
+from obskit.logs import libraries, redaction, server_errors
 from obskit.logs.processors import Enricher, neutralise_control_chars
-from obskit.logs.redaction import Redactor
 from obskit.logs.render import LineSink, json_renderer
 from obskit.logs.writer import Gate, LineHolder, LineWriter
 
@@ -182,10 +181,7 @@ def processors(settings: Settings) -> list[Processor]:
 
     For applications that own their structlog configuration: put these before your renderer.
     """
-    chain: list[Processor] = [_enricher(_service(settings))]
-    if settings.redact:
-        chain.append(Redactor(settings.redact_keys))
-    return chain
+    return [_enricher(_service(settings)), redaction.for_settings(settings)]
 
 
 def _wants_console(settings: Settings, stream: Any) -> bool:
@@ -215,10 +211,7 @@ class StdlibBridge(logging.Handler):
             method = record.levelname.lower()
             if method not in METHOD_LEVEL:
                 method = "debug" if record.levelno < 20 else "info"
-            try:
-                message = record.getMessage()
-            except Exception:
-                message = f"{record.msg!s} {record.args!r}"
+            message = _message(record)
             event_dict: dict[str, Any] = {
                 "event": message,
                 "_logger": record.name,
@@ -242,6 +235,18 @@ class StdlibBridge(logging.Handler):
             _guard.report("logs.stdlib_bridge", exc)
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; ``%(name)s`` arguments under secret names are redacted first
+    (once formatted, a value no longer stands next to its name)."""
+    args: Any = record.args
+    if isinstance(args, Mapping) and args:
+        args = redaction.current().clean_mapping(args)
+    try:
+        return record.getMessage() if args is record.args else str(record.msg) % args
+    except Exception:
+        return f"{record.msg!s} {args!r}"
+
+
 _bridge = StdlibBridge()
 _saved: dict[str, Any] = {}
 
@@ -255,8 +260,8 @@ def configure(settings: Settings, stream: Any = None) -> None:
     _gate.emit = emit_level
     _gate.lowest = min(emit_level, buffer_level) if settings.tracing else emit_level
     _sink.stream = target
-    redactor = Redactor(settings.redact_keys) if settings.redact else None
-    enricher = _enricher(_service(settings), redactor, not console)
+    # The one redaction policy of every signal: it also bounds values when redact=False.
+    enricher = _enricher(_service(settings), redaction.for_settings(settings), not console)
     chain: list[Processor] = [_early_gate, enricher]
     extra_redaction = settings.extras.get("redact_processor")
     if extra_redaction is not None:
@@ -363,7 +368,7 @@ def unconfigure() -> None:
             logger.addHandler(handler)
         logger.propagate = propagate
     # Loggers cached by structlog keep this chain: leave a plain JSON one writing to stdout.
-    _chain[:] = [_early_gate, Enricher({}), _Emit(json_renderer)]
+    _chain[:] = [_early_gate, Enricher({}, redaction.Redactor()), _Emit(json_renderer)]
     _writer.enricher = None
     _gate.emit = _gate.lowest = 20
     _gate.holder = None

@@ -21,6 +21,7 @@ from typing import Protocol
 from prometheus_client.samples import Exemplar
 
 from obskit import _locks
+from obskit.logs.redaction import exemplar_labels
 from obskit.metrics.catalogue import le as bucket_label
 
 __all__ = [
@@ -136,7 +137,9 @@ class Histogram:
     def exemplar(self, value: float, trace_id: int) -> None:
         index = bisect_left(self._bounds, value)
         # One dict store replaces the bucket's previous exemplar atomically; bounded by buckets.
-        self.exemplars[index] = Exemplar({"trace_id": f"{trace_id:032x}"}, value, time.time())
+        # Its labels pass the redaction policy (and Prometheus's 128-character cap).
+        labels = exemplar_labels({"trace_id": f"{trace_id:032x}"})
+        self.exemplars[index] = Exemplar(labels, value, time.time())
 
     def snapshot(self) -> tuple[list[int], float]:
         with self._lock:

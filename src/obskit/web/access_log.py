@@ -1,8 +1,9 @@
 """One structured access-log line per request, through obskit's log chain.
 
 The line is written while the request's context and span are still current, so it carries the
-correlation id, tenant and trace ids like every other line of the request. Secret query values
-(``?token=...``) are replaced before the path is logged or put on a span.
+correlation id, tenant and trace ids like every other line of the request. Its fields go through
+the one redaction policy (:mod:`obskit.logs.redaction`) like every line's: secrets in the path and
+query (``?token=...``, ``;access_token=...``) are replaced and long values cut.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode
 
 from obskit import _guard, context
-from obskit.logs import REDACTED, Redactor, get_logger
+from obskit.logs import Redactor, get_logger
 from obskit.logs import setup as log_setup
 from obskit.logs.processors import STRUCTLOG_VARS as _STRUCTLOG_VARS
 from obskit.logs.processors import Enricher, format_timestamp
@@ -34,7 +34,6 @@ __all__ = [
 LOGGER_NAME: Final = "obskit.access"
 # The servers' own access loggers; obskit's line replaces theirs (never both).
 SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "gunicorn.access")
-_MAX_QUERY: Final = 2048
 _MAX_LABELS: Final = 1024
 # The keys of the context the middleware binds; their values are checked ids (see write()).
 _ID_KEYS: Final = frozenset({context.CORRELATION_ID, context.TENANT_ID})
@@ -46,27 +45,15 @@ _EMPTY: Final[Mapping[str, Any]] = {}
 
 
 class QueryRedactor:
-    """Replaces the values of secret-looking query parameters (``token``, ``api_key``, ...)."""
+    """A request's query string as a span carries it: secret values replaced (``?token=...``,
+    ``api_key=...``), bounded like every value (the policy of :mod:`obskit.logs.redaction`)."""
 
     def __init__(self, redactor: Redactor | None) -> None:
-        self._redactor = redactor
+        self._redactor = redactor if redactor is not None else Redactor(secrets=False)
 
     def __call__(self, query: str) -> str:
-        """``query`` with secret values replaced; truncated to a bounded length."""
-        if not query:
-            return ""
-        if len(query) > _MAX_QUERY:
-            query = query[:_MAX_QUERY]
-        redactor = self._redactor
-        if redactor is None:
-            return query
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if not any(redactor.is_secret_key(key) for key, _ in pairs):
-            return query
-        return urlencode(
-            [(key, REDACTED if redactor.is_secret_key(key) else val) for key, val in pairs],
-            safe="[]",
-        )
+        """``query`` cleaned and bounded."""
+        return self._redactor.clean_text(query) if query else ""
 
 
 # Every key the access line can have; its fast path is taken only if none of them is secret.
@@ -118,10 +105,11 @@ class AccessLog:
 
         A request that raised is logged at error level with the exception as structured fields,
         inside the request's context: the server's own traceback line carries no request ids.
+        ``path`` is the request target (path and raw query): it is cleaned here.
         ``request_fields`` is the context the middleware bound for the request: while it is still
-        the whole current context and holds only the correlation and tenant ids (which passed
-        :func:`obskit.context.clean_id` or were generated, so carry no credential text), it is
-        not redacted again.
+        the whole current context and holds only the correlation and tenant ids, each of which
+        the policy leaves as it is (short plain text or hex, checked at once), it is not walked
+        again.
         """
         writer = self._writer
         if writer is not None and error is None:
@@ -141,14 +129,13 @@ class AccessLog:
                             return
                     redactor = plan.redactor
                     if redactor is not None:
-                        # All the chain would redact in these flat fields with non-secret keys
-                        # (clean_text returns at once for text without whitespace).
+                        # All the chain would redact and bound in these flat fields with
+                        # non-secret keys (clean_text returns at once for short plain text).
                         labels = plan.labels
                         method = labels.get(method) or plan.label(method)
                         route = labels.get(route) or plan.label(route)
-                        if " " in path or not path.isprintable():
-                            path = redactor.clean_text(path)
-                        if client and (" " in client or not client.isprintable()):
+                        path = redactor.clean_text(path)
+                        if client:
                             client = redactor.clean_text(client)
                         if error_type:
                             error_type = redactor.clean_text(error_type)
@@ -163,6 +150,7 @@ class AccessLog:
                             bound is request_fields
                             and plan.ids_plain
                             and _ID_KEYS.issuperset(bound)
+                            and all(redactor.clean_text(v) is v for v in bound.values())
                         )
                     ):
                         bound = enricher.clean_bound(bound)

@@ -25,7 +25,7 @@ from obskit._otel_context import leave as _leave
 from obskit._semconv import method_label as _method_label
 from obskit.context import pop as _pop
 from obskit.context import push as _push
-from obskit.logs import Redactor
+from obskit.logs import redaction
 from obskit.logs.server_errors import note_request_error
 from obskit.metrics import flags as _flags
 from obskit.metrics.flags import current as _flags_noted
@@ -73,9 +73,7 @@ class RequestPlan:
         self.access_log = AccessLog() if settings.access_log else None
         self.metrics: HttpServerMetrics | None = server_metrics() if settings.metrics else None
         self.streams: StreamMetrics | None = stream_metrics() if settings.metrics else None
-        self.redact_query = QueryRedactor(
-            Redactor(settings.redact_keys) if settings.redact else None
-        )
+        self.redact_query = QueryRedactor(redaction.for_settings(settings))
         # Requests left out of RED, traces and the access log (``exclude``), decided here once:
         # exact paths (also with or without one trailing slash) are looked up when a request
         # arrives; every entry is also matched against the route the framework matched.
@@ -257,7 +255,7 @@ class Exchange:
             if access_log is not None:
                 path = self.path
                 if self.query:
-                    path = f"{path}?{plan.redact_query(self.query)}"
+                    path = f"{path}?{self.query}"  # the access line redacts it
                 access_log.write(
                     self.method_label,
                     route,
