@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -75,7 +75,11 @@ class KeptSink(Protocol):
 
 
 class ExportLanes:
-    """One bounded queue in ranked lanes, drained by one worker thread into the exporters."""
+    """One bounded queue in ranked lanes, drained by one worker thread into the exporters.
+
+    ``scrub`` (the redaction policy's :class:`~obskit.tracing.scrub.SpanScrubber`) cleans each
+    batch on the worker before any exporter sees it, and each span a capture tap receives.
+    """
 
     def __init__(
         self,
@@ -84,8 +88,10 @@ class ExportLanes:
         capacity: int = 20_480,
         batch_size: int = 512,
         delay_s: float = 1.0,
+        scrub: Callable[[Sequence[ReadableSpan]], Sequence[ReadableSpan]] | None = None,
     ) -> None:
         self._exporters = tuple(exporters)
+        self._scrub = scrub
         self._capacity = capacity
         self._batch_size = batch_size
         self._delay_s = delay_s
@@ -122,8 +128,9 @@ class ExportLanes:
         and counted, and so is every span pushed out of a lower lane.
         """
         if TAPS:
+            seen = self._scrub(spans) if self._scrub is not None else spans
             for tap in list(TAPS):
-                tap.extend(spans)
+                tap.extend(seen)
         dropped = self.counts["dropped"]
         with self._cond:
             if self._stopping:
@@ -197,7 +204,9 @@ class ExportLanes:
             for lane, spans in batch:
                 self._export(lane, spans)
 
-    def _export(self, lane: int, spans: list[ReadableSpan]) -> None:
+    def _export(self, lane: int, spans: Sequence[ReadableSpan]) -> None:
+        if self._scrub is not None:
+            spans = self._scrub(spans)
         ok = True
         for exporter in self._exporters:
             try:

@@ -25,11 +25,13 @@ from obskit._compat import otel as otel_compat
 from obskit._config import Settings
 from obskit._identity import OBSKIT_VERSION, identity, instance_id
 from obskit._semconv import LEVELS
+from obskit.logs import redaction
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
 from obskit.tracing import api, policies, provider
 from obskit.tracing.export import ExportLanes, build_exporters
 from obskit.tracing.policies import RULE_ALL, Verdict, lane_of
+from obskit.tracing.scrub import SpanScrubber
 from obskit.tracing.selfmetrics import TailMetrics
 from obskit.tracing.tail import TailSampler
 from obskit.tracing.verdicts import annotate
@@ -147,7 +149,9 @@ class TracingComponent:
     def _start(self) -> None:
         settings = self.settings
         exporters, self.destination = build_exporters(settings, self._write_line)
-        lanes = ExportLanes(exporters)
+        # Every exporter gets spans cleaned by the one redaction policy (on the export worker).
+        scrubber = SpanScrubber(redaction.for_settings(settings))
+        lanes = ExportLanes(exporters, scrub=scrubber.scrub_all)
         self.lanes = lanes
         # No at-exit hook per provider (each would keep its provider alive for good): one
         # module-level hook flushes whichever component is live when the interpreter exits.

@@ -1,0 +1,133 @@
+"""Spans cleaned by the one redaction policy before any exporter sees them.
+
+:class:`SpanScrubber` applies :mod:`obskit.logs.redaction` to everything of a span that holds
+text from the application or the request: its name, attributes, events (an exception event's
+message and stack trace), links and status description. It runs on the export worker, not on
+the request path, for every exporter alike (OTLP, the local file sink, the console, collector
+mode, a custom ``span_exporter``); the capture taps of ``obskit.testing`` get the same spans.
+
+A span with nothing to clean is passed on as it is; otherwise a copy is made (a ``ReadableSpan``
+is frozen). If cleaning itself fails, the span still goes out, with every text value replaced:
+a bug here must neither lose the trace nor let a secret through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Link, Status
+
+from obskit import _guard
+from obskit.logs.redaction import REDACTED, Redactor
+
+__all__ = ["SpanScrubber"]
+
+
+class SpanScrubber:
+    """Cleans spans for export under one policy (counted as the ``span`` signal)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor.view("span")
+
+    def __call__(self, span: ReadableSpan) -> ReadableSpan:
+        """``span`` itself when it has nothing to clean, else a cleaned copy."""
+        try:
+            return self._clean(span)
+        except Exception as exc:
+            _guard.report("tracing.redaction", exc)
+            return _stripped(span)
+
+    def scrub_all(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        """Every span of ``spans`` cleaned."""
+        return [self(span) for span in spans]
+
+    def _clean(self, span: ReadableSpan) -> ReadableSpan:
+        redactor = self._redactor
+        name = redactor.clean_text(span._name) if span._name else span._name
+        attributes = span._attributes
+        clean_attributes = redactor.clean_mapping(attributes) if attributes else attributes
+        events = span._events
+        clean_events = tuple(self._event(event) for event in events) if events else events
+        links = span._links
+        clean_links = tuple(self._link(link) for link in links) if links else links
+        status = span._status
+        description = status.description
+        if description:
+            clean = redactor.clean_text(description)
+            if clean is not description:
+                status = Status(status.status_code, clean)
+        if (
+            name is span._name
+            and clean_attributes is attributes
+            and status is span._status
+            and _same(clean_events, events)
+            and _same(clean_links, links)
+        ):
+            return span
+        return _copy(span, name, clean_attributes, clean_events, clean_links, status)
+
+    def _event(self, event: Event) -> Event:
+        attributes = event.attributes
+        clean = self._redactor.clean_mapping(attributes) if attributes else attributes
+        name = self._redactor.clean_text(event.name)
+        if clean is attributes and name is event.name:
+            return event
+        return Event(name, clean, event.timestamp)
+
+    def _link(self, link: Link) -> Link:
+        attributes = link.attributes
+        clean = self._redactor.clean_mapping(attributes) if attributes else attributes
+        if clean is attributes:
+            return link
+        return Link(link.context, clean)
+
+
+def _same(new: Sequence[Any] | None, old: Sequence[Any] | None) -> bool:
+    if new is old or not old:
+        return True
+    return all(a is b for a, b in zip(new or (), old, strict=True))
+
+
+def _copy(
+    span: ReadableSpan,
+    name: str,
+    attributes: Any,
+    events: Any,
+    links: Any,
+    status: Status,
+) -> ReadableSpan:
+    return ReadableSpan(
+        name=name,
+        context=span._context,
+        parent=span._parent,
+        resource=span._resource,
+        attributes=attributes,
+        events=events,
+        links=links,
+        kind=span._kind,
+        instrumentation_info=span._instrumentation_info,
+        status=status,
+        start_time=span._start_time,
+        end_time=span._end_time,
+        instrumentation_scope=span._instrumentation_scope,
+    )
+
+
+def _opaque(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Only the numbers and booleans of ``attributes``; any text replaced."""
+    return {
+        key: value if isinstance(value, (bool, int, float)) else REDACTED
+        for key, value in (attributes or {}).items()
+    }
+
+
+def _stripped(span: ReadableSpan) -> ReadableSpan:
+    """``span`` with every text it holds replaced (cleaning it failed)."""
+    events = tuple(
+        Event(event.name, _opaque(event.attributes), event.timestamp) for event in span._events
+    )
+    links = tuple(Link(link.context, _opaque(link.attributes)) for link in span._links)
+    status = Status(span._status.status_code)
+    return _copy(span, REDACTED, _opaque(span._attributes), events, links, status)
