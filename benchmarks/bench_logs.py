@@ -1,9 +1,12 @@
 """One info line: obskit's full chain against a plain structlog JSON chain and stdlib + json-logger;
 one access line: obskit's (as the middleware writes it) against the same fields through structlog.
 
-Run: ``.venv/bin/python benchmarks/bench_logs.py`` (about 15 s). Every info variant writes the same
+Run: ``.venv/bin/python benchmarks/bench_logs.py`` (about 20 s). Every info variant writes the same
 event (two keyword fields, a bound correlation id and tenant id) to ``/dev/null``; obskit's line
-also carries the active span's trace and span ids and goes through redaction. The access lines
+also carries the active span's trace and span ids and goes through redaction. The redaction rows
+write obskit's line, and a heavier one (a sentence, a URL with a query, a headers dict; the same
+URL on every line, or a distinct one), with the redaction policy as configured and with secret
+replacement off (bounds only): the difference is what redaction costs a line. The access lines
 carry the request's fields and the same ids. Variants are interleaved and each figure is the
 median of the repeats, so a busy machine slows all alike. Last, the access line's cost inside
 real requests (a line costs more there than in a tight loop, where its code stays in cache).
@@ -46,6 +49,52 @@ def obskit_line() -> Callable[[], None]:
     return call
 
 
+def obskit_line_redaction(shape: str, secrets: bool) -> Callable[[], None]:
+    """obskit's line (after obskit_line() ran init()) with the policy's secret replacement on
+    or off (bounds only), swapped in for the run of the variant only."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import obskit
+    from obskit.logs import redaction
+    from obskit.logs import setup as log_setup
+
+    log = obskit.get_logger("bench")
+    span = TracerProvider().get_tracer("bench").start_span("request")
+    enricher = log_setup._writer.enricher
+    assert enricher is not None
+    configured = redaction.current()
+    policy = configured if secrets else redaction.Redactor(secrets=False)
+    url = "https://api.example.com/v1/orders?page=2&sort=asc"
+    headers = {"accept": "application/json", "user-agent": "python-httpx/0.28.1"}
+
+    def call() -> None:
+        enricher.redactor = policy
+        try:
+            with trace.use_span(span), obskit.bound(correlation_id="c0ffee", tenant_id="acme"):
+                if shape == "heavier line":
+                    for _ in range(N):
+                        log.info(
+                            "calling the payment service", url=url, status=200, headers=headers
+                        )
+                elif shape == "distinct URLs":
+                    for i in range(N):
+                        log.info(
+                            "calling the payment service",
+                            url=f"https://api.example.com/v1/orders/{i}?page=2",
+                            status=200,
+                            headers=headers,
+                        )
+                else:
+                    for _ in range(N):
+                        log.info("order.placed", order_id=1234, amount=9.99)
+        finally:
+            enricher.redactor = configured
+
+    return call
+
+
+REDACTION_SHAPES = ("obskit line", "heavier line", "distinct URLs")
 ACCESS = ("GET", "/items/{item_id}", "/items/7", 200, 0.001234, 0.000456, 42, "10.0.0.1", "")
 
 
@@ -202,6 +251,11 @@ def main() -> None:
         "structlog plain JSON (orjson)": _plain_structlog("orjson"),
         "stdlib logging + python-json-logger": stdlib_json_logger(),
         "obskit full chain": obskit_line(),
+        **{
+            f"{shape}, redaction {'on' if on else 'off'}": obskit_line_redaction(shape, on)
+            for shape in REDACTION_SHAPES
+            for on in (True, False)
+        },
         "structlog access line (orjson)": structlog_access_line(),
         "obskit access line": obskit_access_line(),
     }
@@ -217,9 +271,14 @@ def main() -> None:
     ours = medians["obskit full chain"]
     for name in list(variants)[:4]:
         print(f"{name:40} {medians[name]:8.2f} {ours / medians[name]:17.2f}x")
+    print(f"{'redaction (obskit line)':40} {'us/line':>8} {'redaction costs':>17}")
+    for shape in REDACTION_SHAPES:
+        on, off = medians[f"{shape}, redaction on"], medians[f"{shape}, redaction off"]
+        print(f"{shape + ', redaction on':40} {on:8.2f} {on - off:14.2f} us")
+        print(f"{shape + ', redaction off (bounds only)':40} {off:8.2f}")
     print(f"{'one access line':40} {'us/line':>8} {'obskit / variant':>17}")
     ours = medians["obskit access line"]
-    for name in list(variants)[4:]:
+    for name in list(variants)[4 + 2 * len(REDACTION_SHAPES) :]:
         print(f"{name:40} {medians[name]:8.2f} {ours / medians[name]:17.2f}x")
     added, request = access_line_in_requests()
     print(
