@@ -195,3 +195,35 @@ def test_a_failure_while_cleaning_strips_the_span_instead_of_leaking(
     assert {"note": REDACTED, "retries": 2} == dict(out.attributes or {})
     assert REDACTED == out.name
     assert out.status.description is None
+
+
+def test_a_reconfigured_policy_applies_to_the_next_spans() -> None:
+    """A re-init() changing redact_keys keeps the tracing part and redacts its next spans."""
+    from prometheus_client import CollectorRegistry
+
+    exporter = EncodingExporter()
+    registry = CollectorRegistry()
+    obskit.init(span_exporter=exporter, sampling="all", registry=registry, log_stream="stderr")
+    from obskit import _runtime
+
+    runtime = _runtime.current()
+    assert runtime is not None
+    tracing = runtime.components["tracing"]
+    tracer = obskit.get_tracer()
+    tracer.start_span("before", attributes={"order_note": "n0te-visible"}).end()
+    assert obskit.testing.flush(10)
+    obskit.init(
+        span_exporter=exporter,
+        sampling="all",
+        registry=registry,
+        log_stream="stderr",
+        redact_keys="order_note",
+    )
+    runtime = _runtime.current()
+    assert runtime is not None
+    assert tracing is runtime.components["tracing"]
+    tracer.start_span("after", attributes={"order_note": "n0te-hidden"}).end()
+    assert obskit.testing.flush(10)
+    raw = exporter.received.raw()
+    assert b"n0te-visible" in raw
+    assert b"n0te-hidden" not in raw

@@ -20,16 +20,23 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
 from obskit import _guard
+from obskit.logs import redaction
 from obskit.logs.redaction import REDACTED, Redactor
 
 __all__ = ["SpanScrubber"]
 
 
 class SpanScrubber:
-    """Cleans spans for export under one policy (counted as the ``span`` signal)."""
+    """Cleans spans for export under the configured policy (counted as the ``span`` signal).
 
-    def __init__(self, redactor: Redactor) -> None:
-        self._redactor = redactor.view("span")
+    Without a ``redactor`` it follows the live configuration: a re-``init()`` that changes
+    ``redact``, ``redact_keys`` or ``max_value_length`` applies to the next batch, with no
+    rebuild of the tracing it runs in.
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._fixed = redactor.view("span") if redactor is not None else None
+        self._redactor = self._fixed if self._fixed is not None else redaction.current("span")
 
     def __call__(self, span: ReadableSpan) -> ReadableSpan:
         """``span`` itself when it has nothing to clean, else a cleaned copy."""
@@ -40,7 +47,9 @@ class SpanScrubber:
             return _stripped(span)
 
     def scrub_all(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
-        """Every span of ``spans`` cleaned."""
+        """Every span of ``spans`` cleaned (under the policy configured now)."""
+        if self._fixed is None:
+            self._redactor = redaction.current("span")
         return [self(span) for span in spans]
 
     def _clean(self, span: ReadableSpan) -> ReadableSpan:

@@ -25,7 +25,6 @@ from obskit._compat import otel as otel_compat
 from obskit._config import Settings
 from obskit._identity import OBSKIT_VERSION, identity, instance_id
 from obskit._semconv import LEVELS
-from obskit.logs import redaction
 from obskit.logs import setup as log_setup
 from obskit.logs.buffer import TraceLogBuffer
 from obskit.tracing import api, policies, provider
@@ -150,7 +149,7 @@ class TracingComponent:
         settings = self.settings
         exporters, self.destination = build_exporters(settings, self._write_line)
         # Every exporter gets spans cleaned by the one redaction policy (on the export worker).
-        scrubber = SpanScrubber(redaction.for_settings(settings))
+        scrubber = SpanScrubber()
         lanes = ExportLanes(exporters, scrub=scrubber.scrub_all)
         self.lanes = lanes
         # No at-exit hook per provider (each would keep its provider alive for good): one
