@@ -33,6 +33,7 @@ def init(
     configure_logging: bool | None = None,
     redact: bool | None = None,
     redact_keys: str | Sequence[str] | None = None,
+    max_value_length: int | None = None,
     log_buffer_level: Literal["debug", "info", "warning", "error", "critical"] | None = None,
     log_quiet_loggers: str | Sequence[str] | None = None,
     metrics: bool | None = None,
@@ -105,6 +106,9 @@ def init(
             Env: OBSKIT_REDACT. Default: true.
         redact_keys: Extra keys to redact, on top of the built-in list. Env: OBSKIT_REDACT_KEYS.
             Default: empty.
+        max_value_length: Longest text (in characters) any value carries in a log line, span or
+            access line; longer values are cut, marked and counted. Env:
+            OBSKIT_MAX_VALUE_LENGTH. Default: 4096.
         log_buffer_level: Lines at this level and up, below log_level, are held per trace and
             written only if the trace is kept. Env: OBSKIT_LOG_BUFFER_LEVEL. Default: debug.
         log_quiet_loggers: Chatty libraries held at log_level: their debug lines are never held
@@ -185,6 +189,7 @@ def init(
         configure_logging=configure_logging,
         redact=redact,
         redact_keys=redact_keys,
+        max_value_length=max_value_length,
         log_buffer_level=log_buffer_level,
         log_quiet_loggers=log_quiet_loggers,
         metrics=metrics,

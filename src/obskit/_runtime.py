@@ -90,6 +90,7 @@ LIVE = frozenset(
         "configure_logging",
         "redact",
         "redact_keys",
+        "max_value_length",
         "redact_processor",
         "log_buffer_level",
         "log_quiet_loggers",
