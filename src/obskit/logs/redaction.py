@@ -31,10 +31,9 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
-
-from obskit import _locks
+from obskit.logs import redaction_counts
+from obskit.logs.redaction_counts import SIGNALS, RedactionCollector, counts
+from obskit.logs.redaction_counts import count as _count
 from obskit.logs.secret_shapes import (
     MIN_TOKEN_LENGTH,
     REDACTED,
@@ -64,7 +63,6 @@ DEFAULT_MAX_LENGTH: Final = 4096
 MAX_ITEMS: Final = 1000
 #: Prometheus's cap on an exemplar's label names and values together, in characters.
 MAX_EXEMPLAR_LABELS: Final = 128
-SIGNALS: Final = ("log", "span", "exemplar")
 _MAX_DEPTH: Final = 16
 _MAX_CACHED_KEYS: Final = 4096
 _MAX_CACHED_TEXTS: Final = 2048
@@ -405,45 +403,8 @@ def exemplar_labels(labels: dict[str, str]) -> dict[str, str]:
     return out
 
 
-# --- counts ----------------------------------------------------------------------------------
-
-_lock = _locks.lock()  # re-made in a forked child
-_counts: dict[tuple[str, str], int] = {}
-
-
-def _count(outcome: str, signal: str, n: int) -> None:
-    if not n:
-        return
-    with _lock:
-        key = (outcome, signal)
-        _counts[key] = _counts.get(key, 0) + n
-
-
-def counts() -> dict[tuple[str, str], int]:
-    """Values replaced so far, by (``"redacted"`` or ``"truncated"``, signal)."""
-    with _lock:
-        return dict(_counts)
-
-
 def reset() -> None:
     """Forget the configured policy and the counts (``obskit.testing.reset``)."""
     global _policy
     _policy = None
-    with _lock:
-        _counts.clear()
-
-
-class RedactionCollector(Collector):
-    """``obskit_redacted_values_total`` and ``obskit_truncated_values_total`` by signal."""
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        """Yield the current counts."""
-        now = counts()
-        for outcome, help_text in (
-            ("redacted", "Secrets replaced by [REDACTED] before leaving the process, by signal."),
-            ("truncated", "Values cut to max_value_length or an item cap, by signal."),
-        ):
-            family = CounterMetricFamily(f"obskit_{outcome}_values", help_text, labels=["signal"])
-            for signal in SIGNALS:
-                family.add_metric([signal], now.get((outcome, signal), 0))
-            yield family
+    redaction_counts.reset()

@@ -277,6 +277,16 @@ INTERNAL_ERRORS = _f(
     "Failures inside obskit that were caught so the application could go on.",
     "self", "component",
 )  # fmt: skip
+REDACTED_VALUES = _f(
+    "obskit_redacted_values", "counter",
+    "Secrets replaced by [REDACTED] before leaving the process, by signal.",
+    "self", "signal",
+)  # fmt: skip
+TRUNCATED_VALUES = _f(
+    "obskit_truncated_values", "counter",
+    "Values cut to max_value_length or an item cap, by signal.",
+    "self", "signal",
+)  # fmt: skip
 DEPLOY_MARKERS = _f(
     "obskit_deploy_markers", "counter",
     "Deploy markers sent by obskit.mark_deploy to a destination (grafana, sentry, datadog), "
