@@ -13,7 +13,10 @@ events, links and status, and exemplar labels. It does two things:
   of ``(name, value)`` pairs in ``str`` or ``bytes``, dataclasses and other objects (through the
   ``repr`` the renderer would print) are walked to a bounded depth.
 - **Bounds** (always): text longer than ``max_value_length`` keeps its head and tail around a
-  ``...[truncated N chars]...`` marker; containers keep their first :data:`MAX_ITEMS` items.
+  ``...[truncated N chars]...`` marker; containers keep their first :data:`MAX_ITEMS` items;
+  keys are cleaned and cut to :data:`MAX_KEY_LENGTH`; one value is walked for a bounded number
+  of items, and a cycle ends where it closes (shared references and cycles must not make a walk
+  exponential); an object that fails to be read is named instead.
 
 Each replaced secret and each truncated value is counted per signal in
 ``obskit_redacted_values_total`` / ``obskit_truncated_values_total``. The common case is cheap:
@@ -46,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_LENGTH",
     "MAX_EXEMPLAR_LABELS",
     "MAX_ITEMS",
+    "MAX_KEY_LENGTH",
     "REDACTED",
     "SIGNALS",
     "RedactionCollector",
@@ -64,6 +68,12 @@ MAX_ITEMS: Final = 1000
 #: Prometheus's cap on an exemplar's label names and values together, in characters.
 MAX_EXEMPLAR_LABELS: Final = 128
 _MAX_DEPTH: Final = 16
+# Items walked in one value (one log line, one span's attributes): shared references make a small
+# object an exponential tree (``a = {}; a["x"] = a["y"] = [a]``), and cycles end where they close.
+_MAX_WALK: Final = 10_000
+#: Longest key of a mapping kept whole, in characters (keys can come from requests too).
+MAX_KEY_LENGTH: Final = 256
+_MAX_KEY: Final = MAX_KEY_LENGTH
 _MAX_CACHED_KEYS: Final = 4096
 _MAX_CACHED_TEXTS: Final = 2048
 _MAX_CACHED_TEXT: Final = 512
@@ -72,6 +82,8 @@ _MAX_CACHED_TEXT: Final = 512
 _FULL_SCAN: Final = 64 * 1024
 _MARGIN: Final = 1024
 _TOO_DEEP: Final = "...[truncated: nested too deep]..."
+_TOO_MANY: Final = "...[truncated: too many items]..."
+_CYCLE: Final = "...[truncated: cycle]..."
 _ATOMS: Final = frozenset({int, float, bool, type(None)})
 # Types the renderers print without repr() and that hold no text of the caller's.
 _PASSTHROUGH: Final = (
@@ -94,6 +106,17 @@ def _marker(removed: int) -> str:
 
 def _is_redacted(value: Any) -> bool:
     return type(value) is str and value == REDACTED
+
+
+class _Walk:
+    """The walk of one value: the containers on the current path, and how many items may still
+    be visited."""
+
+    __slots__ = ("left", "path")
+
+    def __init__(self) -> None:
+        self.left = _MAX_WALK
+        self.path: set[int] = set()
 
 
 class Redactor:
@@ -133,20 +156,55 @@ class Redactor:
 
     def is_secret_key(self, key: Any) -> bool:
         """Whether values under ``key`` (a ``str`` or ``bytes`` name) are replaced whole."""
-        cache = self._cache
-        hit = cache.get(key) if isinstance(key, (str, bytes)) else None
-        if hit is None:
-            if not self.secrets:
-                hit = False
+        if type(key) is not str:
+            if isinstance(key, (bytes, bytearray)):
+                key = bytes(key).decode("latin-1")
             elif isinstance(key, str):
-                hit = key_is_secret(key, self._extra)
-            elif isinstance(key, (bytes, bytearray)):
-                hit = key_is_secret(bytes(key).decode("latin-1"), self._extra)
+                key = str.__str__(key)
             else:
                 return False
-            if len(cache) < _MAX_CACHED_KEYS and isinstance(key, (str, bytes)):
+        cache = self._cache
+        hit = cache.get(key)
+        if hit is None:
+            hit = self.secrets and key_is_secret(key, self._extra)
+            # Only keys written as they are: a hit in clean_mapping means "keep the key".
+            if len(key) <= _MAX_KEY and (not self.secrets or not self._rules.clean(key)[1]):
+                if len(cache) >= _MAX_CACHED_KEYS:
+                    cache.clear()  # a flood of distinct keys: start over rather than grow
                 cache[key] = hit
         return hit
+
+    def _key_decision(self, key: Any) -> bool | None:
+        """Whether ``key`` of a mapping is secret; None when the key itself must be rewritten
+        (too long, holding a secret, or of a type a JSON object cannot have as a key)."""
+        kind = type(key)
+        if kind is str:
+            secret = self.is_secret_key(key)
+            return secret if key in self._cache else None
+        if kind in _ATOMS:
+            return False
+        return None
+
+    def _clean_key(self, key: Any) -> Any:
+        """``key`` as a line may carry it: text cleaned and cut to :data:`MAX_KEY_LENGTH`."""
+        kind = type(key)
+        if kind in _ATOMS:
+            return key
+        if kind is str:
+            text = key
+        elif isinstance(key, (bytes, bytearray)):
+            text = bytes(key).decode("latin-1")
+        elif isinstance(key, str):
+            text = str.__str__(key)
+        else:
+            try:
+                text = repr(key)
+            except Exception:
+                text = f"<{kind.__name__} object (repr failed)>"
+        if len(text) > _MAX_KEY:
+            return self._bounded(text, _MAX_KEY)
+        cleaned = self.clean_text(text)
+        return key if cleaned is key else cleaned
 
     # --- text --------------------------------------------------------------------------------
 
@@ -157,7 +215,7 @@ class Redactor:
             if " " not in text and "=" not in text and ":" not in text and text.isprintable():
                 return text
         elif size > self.max_length:
-            return self._bounded(text)
+            return self._bounded(text, self.max_length)
         elif not text.strip(_HEX):
             return text  # ids, hashes, UUIDs: no secret shape is made of these characters
         if not self.secrets:
@@ -178,9 +236,8 @@ class Redactor:
         _count("redacted", self.signal, 1)
         return cleaned
 
-    def _bounded(self, text: str) -> str:
-        """``text``, cleaned, cut to ``max_length`` around a marker (head and tail kept)."""
-        limit = self.max_length
+    def _bounded(self, text: str, limit: int) -> str:
+        """``text``, cleaned, cut to ``limit`` around a marker (head and tail kept)."""
         found = 0
         if self.secrets and len(text) <= _FULL_SCAN:
             text, found = self._rules.clean(text)
@@ -203,7 +260,7 @@ class Redactor:
 
     # --- values ------------------------------------------------------------------------------
 
-    def clean_value(self, value: Any, depth: int = 0) -> Any:
+    def clean_value(self, value: Any, depth: int = 0, walk: _Walk | None = None) -> Any:
         """``value`` cleaned at any depth (a copy where something changed, else ``value``)."""
         kind = type(value)
         if kind is str:
@@ -213,23 +270,35 @@ class Redactor:
         if depth >= _MAX_DEPTH:
             _count("truncated", self.signal, 1)
             return _TOO_DEEP
-        if kind is dict:
-            return self.clean_mapping(value, depth + 1)
-        if kind is list or kind is tuple:
-            return self._sequence(value, depth + 1)
-        return self._other(value, depth + 1)
+        if walk is None:
+            walk = _Walk()
+        if kind is dict or kind is list or kind is tuple:
+            stop = self._enter(value, len(value), walk)
+            if stop is not None:
+                return stop
+            if kind is dict:
+                cleaned = self.clean_mapping(value, depth + 1, walk)
+            else:
+                cleaned = self._sequence(value, depth + 1, walk)
+            walk.path.discard(id(value))
+            return cleaned
+        return self._other(value, depth + 1, walk)
 
-    def clean_mapping(self, mapping: Mapping[Any, Any], depth: int = 0) -> Mapping[Any, Any]:
+    def clean_mapping(
+        self, mapping: Mapping[Any, Any], depth: int = 0, walk: _Walk | None = None
+    ) -> Mapping[Any, Any]:
         """A copy of ``mapping`` with secrets redacted and values bounded, or ``mapping`` itself
         when nothing changed. (The loop is the hot path of every log line: kept inline.)"""
         if len(mapping) > MAX_ITEMS:
-            return self._as_dict(mapping.items(), depth)
+            return self._as_dict(mapping.items(), depth, walk or _Walk())
         cache = self._cache
         changed: dict[Any, Any] | None = None
         for key, value in mapping.items():
             secret = cache.get(key)
             if secret is None:
-                secret = self.is_secret_key(key)
+                secret = self._key_decision(key)
+                if secret is None:  # a key written otherwise (cut, cleaned, as text)
+                    return self._as_dict(mapping.items(), depth, walk or _Walk())
             if secret:
                 if value is None or value is True or value is False or _is_redacted(value):
                     continue
@@ -248,7 +317,10 @@ class Redactor:
             elif type(value) in _ATOMS:
                 continue
             else:
-                new = self.clean_value(value, depth)
+                if walk is None:
+                    walk = _Walk()
+                    walk.path.add(id(mapping))
+                new = self.clean_value(value, depth, walk)
             if new is not value:
                 if changed is None:
                     changed = {}
@@ -257,10 +329,22 @@ class Redactor:
             return mapping
         return {**mapping, **changed}
 
-    def _sequence(self, items: Any, depth: int) -> Any:
+    def _enter(self, value: Any, size: int, walk: _Walk) -> str | None:
+        """Step into the container ``value`` of ``size`` items; a marker if it must stop here."""
+        if id(value) in walk.path:
+            _count("truncated", self.signal, 1)
+            return _CYCLE
+        if walk.left <= 0:
+            _count("truncated", self.signal, 1)
+            return _TOO_MANY
+        walk.left -= min(size, MAX_ITEMS) + 1
+        walk.path.add(id(value))
+        return None
+
+    def _sequence(self, items: Any, depth: int, walk: _Walk) -> Any:
         over = len(items) - MAX_ITEMS
         kept = items[:MAX_ITEMS] if over > 0 else items
-        cleaned = [self._item(item, depth) for item in kept]
+        cleaned = [self._item(item, depth, walk) for item in kept]
         if over <= 0 and all(new is old for new, old in zip(cleaned, items, strict=True)):
             return items
         if over > 0:
@@ -268,7 +352,7 @@ class Redactor:
             cleaned.append(f"...[truncated {over} items]...")
         return tuple(cleaned) if type(items) is tuple else cleaned
 
-    def _item(self, item: Any, depth: int) -> Any:
+    def _item(self, item: Any, depth: int, walk: _Walk) -> Any:
         """One element of a sequence: a ``(name, value)`` pair under a secret name is a header."""
         kind = type(item)
         if (
@@ -280,11 +364,14 @@ class Redactor:
             if item[1] is None or _is_redacted(item[1]):
                 return item
             _count("redacted", self.signal, 1)
-            return (item[0], REDACTED) if kind is tuple else [item[0], REDACTED]
-        return self.clean_value(item, depth)
+            name = self._clean_key(item[0]) if len(item[0]) > _MAX_KEY else item[0]
+            return (name, REDACTED) if kind is tuple else [name, REDACTED]
+        return self.clean_value(item, depth, walk)
 
-    def _other(self, value: Any, depth: int) -> Any:
-        """Any other type, cleaned as the renderer would print it."""
+    def _other(self, value: Any, depth: int, walk: _Walk) -> Any:
+        """Any other type, cleaned as the renderer would print it; an object that fails to be
+        read (its ``items()``, iteration or ``repr()`` raise) is named instead, and the line or
+        span it is part of still goes out."""
         if isinstance(value, str):
             text = str.__str__(value)
             cleaned = self.clean_text(text)
@@ -295,28 +382,45 @@ class Redactor:
             return value if cleaned is text else cleaned
         if isinstance(value, _PASSTHROUGH):
             return value
-        if isinstance(value, Mapping):
-            return self._as_dict(value.items(), depth)
-        if isinstance(value, list):
-            return self._sequence(list(value), depth)
-        if isinstance(value, (set, frozenset)):
-            return self._sequence(list(value), depth)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = dataclasses.fields(value)
-            return self._as_dict(((f.name, getattr(value, f.name)) for f in fields), depth)
+        try:
+            return self._container(value, depth, walk)
+        except Exception:
+            _count("truncated", self.signal, 1)
+            return f"<{type(value).__name__} object (unreadable)>"
+
+    def _container(self, value: Any, depth: int, walk: _Walk) -> Any:
         kind = type(value)
-        if callable(getattr(kind, "items", None)) and any(
+        items: Any
+        if isinstance(value, Mapping):
+            items, mapping = value.items(), True
+        elif isinstance(value, (list, set, frozenset)):
+            items, mapping = list(value), False
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+            mapping = True
+        elif callable(getattr(kind, "items", None)) and any(
             hasattr(kind, name) for name in _MULTI_VALUED
         ):
-            return self._as_dict(value.items(), depth)
-        try:
-            text = repr(value)
-        except Exception:
-            text = f"<{kind.__name__} object (repr failed)>"
-        return self.clean_text(text)
+            items, mapping = value.items(), True
+        else:
+            try:
+                text = repr(value)
+            except Exception:
+                text = f"<{kind.__name__} object (repr failed)>"
+            return self.clean_text(text)
+        stop = self._enter(value, len(items) if hasattr(items, "__len__") else MAX_ITEMS, walk)
+        if stop is not None:
+            return stop
+        if mapping:
+            cleaned = self._as_dict(items, depth, walk)
+        else:
+            cleaned = self._sequence(items, depth, walk)
+        walk.path.discard(id(value))
+        return cleaned
 
-    def _as_dict(self, items: Iterable[tuple[Any, Any]], depth: int) -> dict[Any, Any]:
-        """A plain dict of ``items`` cleaned (repeated names joined as HTTP joins headers)."""
+    def _as_dict(self, items: Iterable[tuple[Any, Any]], depth: int, walk: _Walk) -> dict[Any, Any]:
+        """A plain dict of ``items`` cleaned, keys included (repeated names joined as HTTP joins
+        headers)."""
         out: dict[Any, Any] = {}
         iterator: Iterator[tuple[Any, Any]] = iter(items)
         for count, (key, value) in enumerate(iterator):
@@ -324,9 +428,9 @@ class Redactor:
                 _count("truncated", self.signal, 1)
                 out["...[truncated]..."] = f"{1 + sum(1 for _ in iterator)} more items"
                 break
-            name = key.decode("latin-1") if isinstance(key, (bytes, bytearray)) else key
-            if not self.is_secret_key(name):
-                value = self.clean_value(value, depth)
+            name = self._clean_key(key)
+            if not self.is_secret_key(key):
+                value = self.clean_value(value, depth, walk)
             elif not (value is None or value is True or value is False or _is_redacted(value)):
                 _count("redacted", self.signal, 1)
                 value = REDACTED

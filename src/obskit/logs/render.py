@@ -2,8 +2,9 @@
 
 orjson is used when importable (an optional extra); anything it refuses (non-string keys are
 fine, but lone surrogates from undecodable bytes or integers over 64 bits are not) falls back to
-the standard library with ``ensure_ascii``, which can encode every ``str``. A line is written with
-one ``write`` call, so lines from different threads never interleave.
+the standard library with ``ensure_ascii``, which can encode every ``str`` (an int too long to
+write as text is replaced by a marker). A line is written with one ``write`` call, so lines from
+different threads never interleave.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from obskit import _locks
+from obskit.logs import redaction_counts
 
 __all__ = [
     "LINE_OPTION",
@@ -26,7 +28,30 @@ __all__ = [
 
 
 def _stdlib_dumps(event_dict: dict[str, Any]) -> bytes:
-    return json.dumps(event_dict, default=repr, ensure_ascii=True).encode("ascii")
+    try:
+        return json.dumps(event_dict, default=repr, ensure_ascii=True).encode("ascii")
+    except ValueError:  # an int longer than Python writes (sys.get_int_max_str_digits())
+        writable = _writable(event_dict, 0)
+        return json.dumps(writable, default=repr, ensure_ascii=True).encode("ascii")
+
+
+def _writable(value: Any, depth: int) -> Any:
+    """``value`` with every int too long to write as text replaced (counted as truncated); the
+    redaction policy has already bounded the line's depth and size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            str(value)
+        except ValueError:
+            redaction_counts.count("truncated", "log", 1)
+            return f"...[truncated: an int of {value.bit_length()} bits]..."
+        return value
+    if depth > 20:
+        return repr(type(value))
+    if isinstance(value, dict):
+        return {key: _writable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_writable(item, depth + 1) for item in value]
+    return value
 
 
 Renderer = Callable[[Any, str, dict[str, Any]], bytes]
