@@ -124,7 +124,7 @@ def _canary_cases(prometheus: str) -> list[tuple[list[str], str]]:
             [*watch, "--interval", "1", "--max-duration", "2", "--canary-selector", "{a="],
             "not a label matcher list",
         ),
-        ([*watch, "--interval", "1", "--max-duration", "2"], "Connection refused"),
+        ([*watch, "--interval", "1", "--max-duration", "2"], "cannot scrape an arm's /metrics: "),
         ([*serve, "--port", "70000"], "--port is from 0 to 65535"),
         ([*serve, "--since", "a while"], "not a duration"),
         ([*serve, "--timeout", "0"], "--timeout is a positive number"),

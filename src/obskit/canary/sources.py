@@ -261,7 +261,10 @@ class ScrapeSource:
         if self.reader is not None:
             body = self.reader(url)
         else:
-            body = fetch(url, self.timeout, accept="text/plain; version=0.0.4")
+            try:
+                body = fetch(url, self.timeout, accept="text/plain; version=0.0.4")
+            except SourceError as exc:
+                raise SourceError(f"cannot scrape an arm's /metrics: {exc}") from None
         values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         try:
             for family in text_string_to_metric_families(body.decode("utf-8")):
