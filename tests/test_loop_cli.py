@@ -73,6 +73,10 @@ SLO_CASES = [
     (["slo", "runbooks", SHOP, "-o", "empty.yml"], "empty.yml is not a directory"),
     (["slo", "alertmanager", SHOP, "--receiver", "nobody"], "expected OWNER=NAME"),
     (["slo", "dashboard", "broken.yml"], "not valid YAML"),
+    (["slo", "dashboard", SHOP, "--datasource", ""], "--datasource is the uid"),
+    (["slo", "alertmanager", SHOP, "--default-receiver", " "], "--default-receiver names"),
+    (["slo", "test", SHOP, "-o", "out", "--rules-name", ""], "--rules-name is a file name"),
+    (["slo", "test", SHOP, "-o", "out", "--rules-name", "../x.yml"], "--rules-name is a file"),
 ]
 
 

@@ -156,6 +156,8 @@ def _test(args: argparse.Namespace) -> int:
     sets = _load(args)
     directory: Path = args.output
     name: str = args.rules_name
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise SpecError(f"--rules-name is a file name inside -o, not {name!r}")
     _write(rules.render(sets, _options(args)), directory / name)  # type: ignore[arg-type]
     test_name = name.rsplit(".", 1)[0] + ".test.yml"
     _write(ruletests.render(sets, name), directory / test_name)
@@ -166,6 +168,8 @@ def _test(args: argparse.Namespace) -> int:
 def _alertmanager(args: argparse.Namespace) -> int:
     from obskit.slo import alertmanager
 
+    if not args.default_receiver.strip():
+        raise SpecError("--default-receiver names a receiver; it is empty")
     receivers = alertmanager.parse_receivers(args.receiver)
     text = alertmanager.render(_load(args), receivers, args.default_receiver)
     _write(text, args.output)
@@ -184,5 +188,7 @@ def _runbooks(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from obskit.slo import dashboard
 
+    if not args.datasource.strip():
+        raise SpecError("--datasource is the uid of a Prometheus data source; it is empty")
     _write(dashboard.render(_load(args), datasource=args.datasource), args.output)
     return 0
