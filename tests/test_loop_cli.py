@@ -163,6 +163,8 @@ def test_incident_and_deploy_commands_refuse_bad_input_in_one_line(
         ([*timeline, "--logs", str(tmp_path)], "Is a directory"),
         ([*timeline, "--traces", str(tmp_path / "none.jsonl")], "none.jsonl: No such file"),
         ([*timeline, "--exemplars", "-1"], "--exemplars is not negative"),
+        ([*timeline, "-o", str(tmp_path / "no" / "t.md")], "cannot write"),
+        ([*timeline, "-o", str(tmp_path)], "cannot write"),
         ([*timeline, "--timeout", "-1"], "--timeout is a positive number"),
         (["incident", "timeline", "--prometheus", prometheus, "--from", "1e400"], "1970 and 9999"),
         (timeline, f"cannot ask Prometheus at {prometheus}: GET /api/v1/query:"),

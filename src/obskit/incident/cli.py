@@ -91,6 +91,11 @@ def _gather(args: argparse.Namespace) -> Timeline | int:
     except ValueError as exc:
         print(f"obskit incident: {exc}", file=sys.stderr)
         return 2
+    if args.output is not None and (args.output.is_dir() or not args.output.parent.is_dir()):
+        # Said before the queries, not after them.
+        print(f"obskit incident: cannot write {args.output}: not a file in a directory that "
+              "exists", file=sys.stderr)  # fmt: skip
+        return 2
     if args.exemplars < 0:
         print("obskit incident: --exemplars is not negative", file=sys.stderr)
         return 2
