@@ -101,3 +101,35 @@ def test_auto_import_initialises_from_environment() -> None:
     assert 0 != bad.returncode
     assert "OBSKIT_SLOW_THRESHOLD_MS" in bad.stderr
     assert "'fast'" in bad.stderr
+
+
+def test_public_names_have_one_source() -> None:
+    """obskit's public names are its lazy table's keys: ``__all__`` is derived from it, and the
+    type checkers' imports in ``__init__.py`` re-export exactly those names from the same homes."""
+    import ast
+    from pathlib import Path
+
+    import obskit
+
+    source = Path(obskit.__file__).read_text()
+    (block,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    imported = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    explicit = [
+        alias.name
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname != alias.name
+    ]
+    assert obskit._HOMES == imported
+    assert [] == explicit  # `name as name`: strict type checkers see an explicit re-export
+    assert sorted(obskit._HOMES) == obskit.__all__

@@ -11,26 +11,35 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from obskit._config import ConfigError
-    from obskit._facade import __version__, doctor, init, shutdown
-    from obskit.context import bind, bound, carry, get_context, unbind
-    from obskit.incident.markers import mark_deploy
-    from obskit.logs import get_logger
-    from obskit.metrics.business import business_event
-    from obskit.metrics.exposition import (
-        metrics_asgi_app,
-        metrics_django_view,
-        metrics_wsgi_app,
-        start_metrics_server,
-    )
-    from obskit.metrics.red import red
-    from obskit.metrics.use.event_loop import monitor_event_loop
-    from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy
-    from obskit.metrics.use.tracking import track_executor, track_pool, track_queue
-    from obskit.tracing.provider import get_tracer
-    from obskit.web.asgi import ASGIMiddleware
-    from obskit.web.django import DjangoMiddleware
-    from obskit.web.wsgi import WSGIMiddleware
+    # `name as name`: an explicit re-export, as type checkers' strict modes require.
+    from obskit._config import ConfigError as ConfigError
+    from obskit._facade import __version__ as __version__
+    from obskit._facade import doctor as doctor
+    from obskit._facade import init as init
+    from obskit._facade import shutdown as shutdown
+    from obskit.context import bind as bind
+    from obskit.context import bound as bound
+    from obskit.context import carry as carry
+    from obskit.context import get_context as get_context
+    from obskit.context import unbind as unbind
+    from obskit.incident.markers import mark_deploy as mark_deploy
+    from obskit.logs import get_logger as get_logger
+    from obskit.metrics.business import business_event as business_event
+    from obskit.metrics.cardinality import label_guard as label_guard
+    from obskit.metrics.exposition import metrics_asgi_app as metrics_asgi_app
+    from obskit.metrics.exposition import metrics_django_view as metrics_django_view
+    from obskit.metrics.exposition import metrics_wsgi_app as metrics_wsgi_app
+    from obskit.metrics.exposition import start_metrics_server as start_metrics_server
+    from obskit.metrics.red import red as red
+    from obskit.metrics.use.event_loop import monitor_event_loop as monitor_event_loop
+    from obskit.metrics.use.sqlalchemy import instrument_sqlalchemy as instrument_sqlalchemy
+    from obskit.metrics.use.tracking import track_executor as track_executor
+    from obskit.metrics.use.tracking import track_pool as track_pool
+    from obskit.metrics.use.tracking import track_queue as track_queue
+    from obskit.tracing.provider import get_tracer as get_tracer
+    from obskit.web.asgi import ASGIMiddleware as ASGIMiddleware
+    from obskit.web.django import DjangoMiddleware as DjangoMiddleware
+    from obskit.web.wsgi import WSGIMiddleware as WSGIMiddleware
 
 # public name -> module that defines it
 _HOMES = {
@@ -48,6 +57,7 @@ _HOMES = {
     "get_tracer": "obskit.tracing.provider",
     "init": "obskit._facade",
     "instrument_sqlalchemy": "obskit.metrics.use.sqlalchemy",
+    "label_guard": "obskit.metrics.cardinality",
     "mark_deploy": "obskit.incident.markers",
     "metrics_asgi_app": "obskit.metrics.exposition",
     "metrics_django_view": "obskit.metrics.exposition",
@@ -63,35 +73,9 @@ _HOMES = {
     "WSGIMiddleware": "obskit.web.wsgi",
 }
 
-__all__ = [
-    "ASGIMiddleware",
-    "ConfigError",
-    "DjangoMiddleware",
-    "WSGIMiddleware",
-    "__version__",
-    "bind",
-    "bound",
-    "business_event",
-    "carry",
-    "doctor",
-    "get_context",
-    "get_logger",
-    "get_tracer",
-    "init",
-    "instrument_sqlalchemy",
-    "mark_deploy",
-    "metrics_asgi_app",
-    "metrics_django_view",
-    "metrics_wsgi_app",
-    "monitor_event_loop",
-    "red",
-    "shutdown",
-    "start_metrics_server",
-    "track_executor",
-    "track_pool",
-    "track_queue",
-    "unbind",
-]
+# The public names are _HOMES' keys; the TYPE_CHECKING imports above name the same (for type
+# checkers), and tests/test_import.py holds the two and the docs to each other.
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:

@@ -38,10 +38,10 @@ import itertools
 import time
 from collections.abc import Callable, Iterable
 
-from obskit import _locks
+from obskit import _live, _locks
 from obskit.metrics._store import OVERFLOW
 
-__all__ = ["OVERFLOW", "CardinalityGuard"]
+__all__ = ["OVERFLOW", "CardinalityGuard", "LabelGuard", "label_guard"]
 
 DEFAULT_ADMIT_AFTER = 2
 MAX_VALUE_LENGTH = 128
@@ -216,3 +216,38 @@ class CardinalityGuard:
         elapsed = max(0.0, now - self._refilled_at)
         self._refilled_at = now
         self._tokens = min(float(self.top_k), self._tokens + elapsed * self.top_k / self.turnover_s)
+
+
+class LabelGuard:
+    """The guard of the live runtime for one label, looked up at each call (``label_guard``)."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"label_guard() needs a label name (a non-empty str), not {label!r}")
+        self.label = label
+
+    def __call__(self, value: str | None) -> str:
+        """The label value for ``value``: itself while admitted, else ``__other__``."""
+        component = _live.metrics()
+        if component is None:
+            return OVERFLOW if value else ""
+        return component.guard(self.label)(value)
+
+    def __repr__(self) -> str:
+        return f"obskit.label_guard({self.label!r})"
+
+
+def label_guard(label: str) -> LabelGuard:
+    """The cardinality guard for ``label`` (``user_id``, ...) on metric families of your own.
+
+    ``guard(value)`` is the value itself while it is on ``label_allow`` or holds one of the
+    ``label_top_k`` slots its traffic earned, and ``__other__`` otherwise (counted in
+    ``obskit_label_overflow_total{label}``): the same guard, per label name, that obskit's own
+    families use (``tenant_id`` is the HTTP families'). Take it anywhere, also at import time: each
+    call uses the runtime live at that moment, so it follows a re-``init()`` and a forked worker.
+    Before ``init()``, or with metrics off, every value is ``__other__``: nothing unguarded ever
+    reaches a label.
+    """
+    return LabelGuard(label)
