@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from structlog import BoundLoggerBase, DropEvent
 
-from obskit import _guard
+from obskit import _guard, _live
 from obskit._config import Settings
 from obskit._semconv import LEVELS, METHOD_LEVEL
 from obskit.logs import libraries, redaction, server_errors
@@ -176,11 +176,17 @@ def _after_fork() -> None:
         enricher.update_service(pid=pid)
 
 
-def processors(settings: Settings) -> list[Processor]:
+def processors(settings: Settings | None = None) -> list[Processor]:
     """obskit's processors (ids, context, service, exceptions, redaction) without a renderer.
 
     For applications that own their structlog configuration: put these before your renderer.
+    Without ``settings``, those of the live ``init()`` (typically ``configure_logging=False``).
     """
+    if settings is None:
+        runtime = _live.current()
+        if runtime is None:
+            raise RuntimeError("obskit.logs.processors() needs obskit.init() first")
+        settings = runtime.settings
     return [_enricher(_service(settings)), redaction.for_settings(settings)]
 
 
