@@ -247,7 +247,7 @@ def _readable(logs: Sequence[str], traces: Sequence[Path]) -> None:
 
 
 def gather(
-    prometheus_url: str,
+    prometheus_url: str | Any,
     start: float,
     end: float,
     *,
@@ -261,8 +261,10 @@ def gather(
     log_limit: int = 3,
     timeout: float = 30.0,
 ) -> Timeline:
-    """The timeline of ``[start, end]`` (seconds since the epoch). ``baseline``: seconds before
-    ``start`` that define each signal's band (default: the window's length, at least 10 min);
+    """The timeline of ``[start, end]`` (seconds since the epoch) from ``prometheus_url``: a
+    base URL, or a client with the same methods (such as
+    :class:`obskit.replay.client.RecordedPrometheus` over recorded scrapes). ``baseline``:
+    seconds before ``start`` that define each signal's band (default: the window's length, at least 10 min);
     ``step``: the interval (default: the window / 60, at least 15 s). PrometheusError if
     Prometheus cannot be read at all; ValueError if the window has more steps than one range
     query answers."""
@@ -279,7 +281,11 @@ def gather(
             f"the window and its baseline in steps of {step:g} s are {intervals} intervals; "
             f"at most {MAX_POINTS - 1} (a longer --step)"
         )
-    client = Prometheus(prometheus_url, timeout)
+    # A URL, or anything answering the same calls (obskit.replay's recorded Prometheus).
+    client = (
+        Prometheus(prometheus_url, timeout) if isinstance(prometheus_url, str) else prometheus_url
+    )
+    prometheus_url = client.url
     window = Window(start, end, baseline, step)
     notes: list[str] = []
     targets = changes_module.service_targets(client, service, window)
