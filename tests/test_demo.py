@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import subprocess_env
 from obskit._terminal import Style
+from obskit._times import parse_time
 from obskit.canary.api import plan
 from obskit.canary.checks import needed
 from obskit.canary.judge import Judge, JudgeOptions
@@ -26,6 +28,8 @@ from obskit.demo import render
 from obskit.demo.analysis import Scrape, bucket_quantile, read_jsonl, red_by
 from obskit.demo.figures import Recorded, bucket_counts
 from obskit.demo.rollout import JUDGE_BY, Story
+from obskit.replay.rules import evaluate_rules
+from obskit.replay.store import Store
 
 pytestmark = pytest.mark.slow
 SLOWED = Story().tenant
@@ -82,15 +86,26 @@ def test_text_report_is_rendered_from_the_json_report(demo_run: tuple[Path, str]
 
 
 def test_numbers_read_well(demo_run: tuple[Path, str]) -> None:
-    """No padded zeros (`28.000`, `0.000`) and table columns line up under their headers."""
+    """No padded zeros (`28.000`, `0.000`) and table rows fit the columns under their headers."""
     _, stdout = demo_run
     assert not re.search(r"\b\d+\.000\b", stdout)
     lines = stdout.splitlines()
+    tables = 0
     for n, line in enumerate(lines):
-        if re.fullmatch(r"  [- ]*-{3,}", line):  # a table's header rule
-            width = len(line)
-            body = [row for row in lines[n + 1 : n + 6] if row.startswith("  ") and row.strip()]
-            assert all(len(row) <= width for row in body[:3]), (lines[n - 1], body[:3])
+        if not re.fullmatch(r"  [- ]*-{3,}", line):  # a table's header rule
+            continue
+        tables += 1
+        width = len(line)
+        # Between two columns the rule has spaces: so has every row of the table.
+        gaps = [i for i in range(1, width) if line[i] == " " and line[i - 1] == "-"]
+        rows = []
+        for row in lines[n + 1 :]:
+            if not row.strip() or any(i < len(row) and row[i] != " " for i in gaps):
+                break  # the text after the table
+            rows.append(row)
+        assert rows, (lines[n - 1], lines[n + 1])  # the first row lines up
+        assert all(len(row) <= width for row in rows), (lines[n - 1], rows)
+    assert tables >= 8  # RED, USE, the judge, the burn, p99 per phase, the timeline, ...
 
 
 def test_verdicts_fail_the_canary_and_never_the_aa_parts(demo_run: tuple[Path, str]) -> None:
@@ -268,8 +283,6 @@ def test_deploy_marker_precedes_the_failure(demo_run: tuple[Path, str]) -> None:
     assert 1 == len(marks)
     assert "2.0.0" == marks[0]["service_version"]
     first_fail = next(look for look in _looks(out) if look["verdict"] == "FAIL")
-    from obskit._times import parse_time
-
     assert parse_time(marks[0]["deployment.started"]) < first_fail["at"]
 
 
@@ -279,3 +292,84 @@ def test_guardrail_names_the_pool_of_the_tenant(demo_run: tuple[Path, str]) -> N
     actions = " ".join(item["action"] for item in _report(out)["guardrail"])
     assert "pool wait p99" in actions
     assert f"orders-{SLOWED}" in actions
+
+
+# Rows of the incident timeline that say users are hurt or a resource saturates.
+SYMPTOMS = ("symptom", "burn", "pending", "page", "saturation")
+
+
+def test_postmortem_timeline_has_the_deploy_before_the_first_symptom(
+    demo_run: tuple[Path, str],
+) -> None:
+    """The incident timeline (timeline.json, and the postmortem's Timeline table) shows the
+    deploy of v2 first, then the symptoms; the report shows those very rows."""
+    out, _ = demo_run
+    timeline = json.loads((out / "timeline.json").read_text())
+    kinds = [row["kind"] for row in timeline["rows"]]
+    first_change = next(n for n, kind in enumerate(kinds) if kind in ("deploy", "marker"))
+    first_symptom = next(n for n, kind in enumerate(kinds) if kind in SYMPTOMS)
+    assert first_change < first_symptom
+    rows = timeline["rows"]
+    assert rows[first_change]["at"] <= rows[first_symptom]["at"]
+    if timeline["first_symptom"]:
+        assert rows[first_change]["at"] <= timeline["first_symptom"]["first"]
+    assert any("2.0.0" in row["what"] for row in rows if row["kind"] in ("deploy", "marker"))
+    table = (out / "postmortem.md").read_text().split("## Timeline", 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| 20")]
+    assert kinds == cells
+    shown = _report(out)["aftermath"]["timeline"]["rows"]
+    assert [(r["kind"], r["what"]) for r in rows] == [(r["kind"], r["what"]) for r in shown]
+
+
+def test_burn_alerts_are_the_slo_rules_evaluated(demo_run: tuple[Path, str]) -> None:
+    """Evaluating slo-rules.yml again over the recorded scrapes gives the alerts the report
+    shows; the report names the page (owner, runbook, tiers); the slowed tenant burns after the
+    deploy and recovers."""
+    out, stdout = demo_run
+    report = _report(out)
+    after = report["aftermath"]
+    groups = yaml.safe_load((out / "slo-rules.yml").read_text())["groups"]
+    rows = list(read_jsonl(out / "scrapes.jsonl"))
+    store = Store.from_directory(out, Story().interval)
+    times = [float(r["at"]) for r in rows if r["instance"] == "shop-1"]
+    alerts = [
+        a for a in evaluate_rules(store, groups, times, after["scale"]) if a.name == "SLOBurn"
+    ]
+    started = rows[0]["at"] - rows[0]["t"]
+    assert [a["tenant"] for a in after["alerts"]] == [a.labels.get("tenant_id", "") for a in alerts]
+    assert [a["pending_t"] for a in after["alerts"]] == pytest.approx(
+        [a.active_at - started for a in alerts], abs=0.01
+    )
+    page = after["page"]
+    assert ("SLOBurn", "payments") == (page["alert"], page["owner"])
+    assert page["runbook_url"].startswith("https://")
+    assert page["runbook_url"] in stdout
+    assert [14.4, 6.0] == [t["factor"] for t in page["tiers"]]
+    for alert in after["alerts"]:
+        assert ("payments", page["runbook_url"]) == (alert["owner"], alert["runbook_url"])
+    # The tenant v2 slowed burns past the slower tier's factor over the short window, after
+    # the deploy, and is back under it by the end.
+    burns = {row["tenant"]: row for row in after["burn_short"]}
+    mine = burns[SLOWED]
+    assert mine["peak"] > page["tiers"][-1]["factor"]
+    assert report["story"]["deployed_t"] < mine["peak_t"]
+    assert mine["end"] < mine["peak"]  # the burn recovers after the rollback
+
+
+def test_kept_traces_of_the_slowed_tenant_exist_on_v2(demo_run: tuple[Path, str]) -> None:
+    """v2's span sink holds kept traces of the slowed tenant; v2's log lines (version 2.0.0)
+    carry their trace ids."""
+    out, _ = demo_run
+    kept = {
+        s["trace_id"]
+        for s in read_jsonl(out / "shop-canary-spans.jsonl")
+        if s["kind"] == "SERVER" and s["attributes"].get("tenant_id") == SLOWED
+    }
+    assert kept
+    logged = {
+        line.get("trace_id"): line.get("service_version")
+        for line in read_jsonl(out / "shop-canary.log")
+        if line.get("trace_id") in kept
+    }
+    assert kept == set(logged)
+    assert {"2.0.0"} == set(logged.values())

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from conftest import require_binary
+from obskit._prometheus import PrometheusError
 from obskit._yaml import dump
 from obskit.demo import burn
-from obskit.incident.prometheus import PrometheusError
 from obskit.replay.client import RecordedPrometheus
 from obskit.replay.promql import QueryError, evaluate, instant
 from obskit.replay.rules import evaluate_rules

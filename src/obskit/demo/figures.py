@@ -14,7 +14,7 @@ from typing import Any
 
 from obskit.demo.analysis import Scrape
 
-__all__ = ["Recorded", "count", "ms", "percent", "sig"]
+__all__ = ["Recorded", "count", "evidence", "ms", "percent", "sig"]
 
 
 def sig(value: float | None, digits: int = 3) -> str:
@@ -26,6 +26,16 @@ def sig(value: float | None, digits: int = 3) -> str:
     magnitude = math.floor(math.log10(abs(value)))
     decimals = max(0, digits - 1 - magnitude)
     return f"{value:.{decimals}f}"
+
+
+def evidence(value: float | None) -> str:
+    """An e-value: three significant figures, powers of ten from 10 000 on (``4.12e5``)."""
+    if value is None:
+        return "-"
+    if value >= 1e4:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return sig(value)
 
 
 def ms(seconds: float | None) -> str:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from obskit._terminal import Style
-from obskit.demo import processes, render, report, rollout
+from obskit.demo import aftermath, processes, render, report, rollout
 from obskit.demo.processes import Service
 
 __all__ = ["add_arguments", "run"]
@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             "finished": result.finished,
         }
         figures = report.build(out, result.outcomes, times, facts)
+        figures["aftermath"] = aftermath.run(out, story.interval, times)
         written = json.dumps(figures, indent=2, sort_keys=True)
         (out / "report.json").write_text(written)
         # The text is rendered from the JSON as written: nothing in it comes from elsewhere.
@@ -94,7 +95,12 @@ def run(args: argparse.Namespace) -> int:
             for name in ("shop-2", "shop-canary"):
                 if name in services:
                     processes.stop(services[name])
-            print(f"\nserving: shop metrics at {shop.url}/metrics/ — Ctrl-C to stop", flush=True)
+            print(
+                f"\nserving: shop metrics at {shop.url}/metrics/, inventory's at "
+                f"{services['inventory'].url}/metrics/ (the objective's rules for a Prometheus: "
+                f"{out / 'slo-rules.yml'}) — Ctrl-C to stop",
+                flush=True,
+            )
             with contextlib.suppress(KeyboardInterrupt):
                 signal.signal(signal.SIGTERM, _raise_interrupt)
                 while shop.running and services["inventory"].running:

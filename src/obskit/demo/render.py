@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from obskit._terminal import Bar, Style, table, waterfall
-from obskit.demo.figures import count, ms, percent, sig
+from obskit.demo.figures import count, evidence, ms, percent, sig
 
 __all__ = ["render"]
 
+_SHORT = {"db_client_connection_pool_name": "pool", "http_route": "route", "tenant_id": "tenant"}
 _RED_HEADERS = ("", "req", "req/s", "5xx", "err %", "p50 ms", "p95 ms", "p99 ms")
 _RED_RIGHT = (False, True, True, True, True, True, True, True)
 
@@ -50,6 +51,10 @@ def _value(check: dict[str, Any], key: str) -> str:
     return percent(value)
 
 
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _log_line(line: dict[str, Any], style: Style) -> list[str]:
     keys = ("timestamp", "service", "level", "logger", "event")
     head = " ".join(str(line.get(k, "")) for k in keys)
@@ -71,6 +76,94 @@ def _trace(view: dict[str, Any] | None, title: str, style: Style) -> list[str]:
         f"{ms(wait) + ' ms' if wait is not None else '-'})"
     )
     return [style.heading(head), waterfall([Bar(**bar) for bar in view["bars"]], style=style)]
+
+
+def _span(seconds: float) -> str:
+    """A rule's window as written (``5m``, ``1h``, ``6h``)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _burn(after: dict[str, Any]) -> list[str]:
+    """The objective's alerts and per-tenant burn, as its rules evaluated them."""
+    goal = after.get("objective") or {}
+    scale = after.get("scale") or 1
+    parts = [
+        f"  the per-tenant objective {goal.get('name', '-')} ({percent(goal.get('target'))} of "
+        f"checkouts within {goal.get('threshold_s', 0):g} s, owner {goal.get('owner', '-')}): "
+        f"its rules as `obskit slo rules` writes them ({after.get('rules', '-')}),",
+        f"  evaluated at every scrape, the clock scaled {scale:g}x (1 s of the run counts as "
+        f"{scale / 60:g} min: [5m] reads {300 / scale:g} s, for: 2m {120 / scale:g} s):",
+    ]
+    alerts = after.get("alerts") or []
+    if alerts:
+        parts.append(
+            table(
+                ("alert", "tier", "tenant", "pending t", "firing t", "resolved t", "peak burn"),
+                [
+                    (
+                        f"SLOBurn {a['slo']}",
+                        a["tier"],
+                        a["tenant"] or "all",
+                        f"{sig(a['pending_t'])} s",
+                        f"{sig(a['firing_t'])} s" if a["firing_t"] is not None else "-",
+                        f"{sig(a['resolved_t'])} s" if a["resolved_t"] is not None else "-",
+                        f"{sig(a['max_burn'])}x",
+                    )
+                    for a in alerts
+                ],
+                right=(False, False, False, True, True, True, True),
+            )
+        )
+    page = after.get("page") or {}
+    tiers = ", ".join(
+        f"{t['factor']:.3g}x over {_span(t['long_s'])} and {_span(t['short_s'])} "
+        f"for {_span(t['for_s'])}"
+        for t in page.get("tiers", [])
+    )
+    pages = [a for a in alerts if a["severity"] == "page"]
+    fired = [a for a in pages if a["firing_t"] is not None]
+    if fired:
+        first = min(fired, key=lambda a: a["firing_t"])
+        said = f"paged at t={sig(first['firing_t'])} s, for tenant {first['tenant'] or 'all'}"
+    elif pages:
+        first = pages[0]
+        said = (
+            f"pending from t={sig(first['pending_t'])} s for tenant {first['tenant'] or 'all'}: "
+            f"it pages once pending longer than its for:"
+        )
+    else:
+        said = "not active in this run: it pages once both windows of a tier pass its factor"
+    parts.append(
+        f"  the page, {page.get('alert', '-')} (tiers {tiers}): {said}; it pages "
+        f"{page.get('owner', '-')}, runbook {page.get('runbook_url', '-')}"
+    )
+    burns = [row for row in after.get("burn_short") or [] if row["peak"] > 0]
+    calm = len(after.get("burn_short") or []) - len(burns)
+    if burns:
+        parts.append(
+            "  burn over the short window (5m), per tenant: its peak, then after the rollback"
+            + (f" ({calm} other tenants: none)" if calm else "")
+        )
+        parts.append(
+            table(
+                ("tenant", "peak", "at t", "at the rollback", "at the end"),
+                [
+                    (
+                        row["tenant"],
+                        f"{sig(row['peak'])}x",
+                        f"{sig(row['peak_t'])} s",
+                        f"{sig(row['at_rollback'])}x" if row["at_rollback"] is not None else "-",
+                        f"{sig(row['end'])}x",
+                    )
+                    for row in burns
+                ],
+                right=(False, True, True, True, True),
+            )
+        )
+    return parts
 
 
 def render(figures: dict[str, Any], style: Style) -> str:
@@ -110,7 +203,8 @@ def render(figures: dict[str, Any], style: Style) -> str:
         f"{story['canary_version']} beside v1 and takes a third of the traffic; deploy marker "
         f"{marker.get('deployment.id', '(missing)')} ({marker.get('timestamp', '-')})",
         f"  what v2 changed: {tenant}'s checkouts use a pool of {story['canary_pool']} "
-        f"connection(s), v1 has {story['baseline_pool']}; each holds it {story['pool_hold_ms']} ms",
+        f"connection(s), v1 has {story['baseline_pool']}; a checkout holds one "
+        f"{story['pool_hold_ms']} ms",
     ]
     looks = judge["looks"]
     sequence = []
@@ -137,15 +231,13 @@ def render(figures: dict[str, Any], style: Style) -> str:
         )
     rows = [
         (
-            "gate"
-            if c["role"] == "gate"
-            else ("moved with it" if decided else "moving (not decisive yet)"),
+            "gate" if c["role"] == "gate" else ("moved" if decided else "moving"),
             c["metric"],
-            ", ".join(f"{k}={v}" for k, v in c["segment"].items()) or "all",
+            ", ".join(f"{_SHORT.get(k, k)}={v}" for k, v in c["segment"].items()) or "all",
             _value(c, "baseline"),
             _value(c, "canary"),
-            sig(c["e_value"]) if c["e_value"] is not None else "-",
-            sig(c["threshold"]) if c["threshold"] is not None else "-",
+            evidence(c["e_value"]),
+            evidence(c["threshold"]),
         )
         for c, decided in zip(judge["failed_checks"], judge["decided"], strict=True)
     ]
@@ -157,6 +249,8 @@ def render(figures: dict[str, Any], style: Style) -> str:
                 right=(False, False, False, True, True, True, True),
             )
         )
+    after = figures.get("aftermath") or {}
+    parts += _burn(after)
     paths = figures["paths"]
     parts += _trace(
         paths.get("canary"), f"4. Find the path: the slowest kept {tenant} checkout on v2", style
@@ -198,6 +292,26 @@ def render(figures: dict[str, Any], style: Style) -> str:
         ),
         style.heading("6. Guardrail: the action items the data suggests"),
     ]
+    timeline = after.get("timeline")
+    if timeline:
+        parts.append(
+            f"  the incident timeline (`obskit incident timeline`, read from the recording, "
+            f"{sig(timeline['step_s'])} s intervals):"
+        )
+        parts.append(
+            table(
+                ("t", "kind", "what"),
+                [
+                    (f"{sig(row['t'])} s", row["kind"], _clip(row["what"], 96))
+                    for row in timeline["rows"]
+                ],
+                right=(True, False, False),
+            )
+        )
+        parts.append(f"  postmortem draft: {timeline['postmortem']}; its action items:")
+        for item in timeline["action_items"]:
+            parts.append(f"  - {_clip(item, 150)}")
+    parts.append("  and from the judge, the resource that moved with the failure:")
     for item in figures["guardrail"] or [{"action": "(no cause moved with the failure)"}]:
         parts.append(f"  - {item['action']}")
         if item.get("command"):

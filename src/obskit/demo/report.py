@@ -281,8 +281,8 @@ def _above(effect: object, limit: float) -> bool:
 def _guardrail(judge: dict[str, Any], tenant_named: list[str]) -> list[dict[str, str]]:
     """Action items the data suggests: every cause that moved becomes a gate of its own."""
     items = []
-    for check in judge["failed_checks"]:
-        if check["role"] == "gate" or not check["segment"]:
+    for check, decided in zip(judge["failed_checks"], judge["decided"], strict=True):
+        if check["role"] == "gate" or not check["segment"] or not decided:
             continue
         (_, value), *_ = check["segment"].items()
         who = f" for tenant {tenant_named[0]}" if tenant_named else ""

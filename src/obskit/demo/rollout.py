@@ -6,14 +6,14 @@ the exposition to ``scrapes/`` (the run's metrics snapshots, indexed in ``scrape
 feeds the judge of the current phase from those very texts:
 
 1. **steady**: shop-1 against shop-2, both v1 — an A/A comparison, which must never fail;
-2. **canary**: v2 (``shop-canary``, started beside them with no traffic) takes a third of the
-   traffic (a deploy marker is written) and is judged against the v1 replicas until the judge
-   says FAIL three times in a row (or the canary's time runs out);
+2. **canary**: the deploy is marked and v2 (``shop-canary``) started beside them; once it
+   answers it takes a third of the traffic and is judged against the v1 replicas until the
+   judge says FAIL three times in a row (or the canary's time runs out);
 3. **rollback**: the canary's share goes back to v1, v2 is stopped, and the v1 replicas are
    judged A/A again while the tenant recovers.
 
 v2's regression is real: for one tenant its checkouts use a pool of one connection where v1 has
-four, so that tenant's requests wait on the pool; nothing fails.
+ten, so that tenant's requests wait on the pool; nothing fails.
 """
 
 from __future__ import annotations
@@ -52,12 +52,19 @@ class Story:
     interval: float = 1.0
     steady_s: float = 10.0
     canary_max_s: float = 40.0
-    recovery_s: float = 12.0
+    recovery_s: float = 15.0
+    marker_lead_s: float = 3.0
     tenant: str = "initech"
-    pool_hold_ms: int = 150
-    baseline_pool: int = 5
+    # A checkout of that tenant holds its connection 250 ms (a per-tenant report query). v1's
+    # pool of ten takes its batches of five at once; v2's single connection serves them one
+    # after another (the last of a batch waits a second): far above a loaded machine's noise,
+    # and no pool timeout (no error).
+    pool_hold_ms: int = 250
+    baseline_pool: int = 10
     canary_pool: int = 1
-    min_requests: int = 100
+    # Requests per arm before the judge may PASS: more than this regression of one tenant in
+    # five needs to show (so the canary is not passed before its evidence is in).
+    min_requests: int = 150
     # As Argo Rollouts' failureLimit: the rollout aborts at this many FAIL looks in a row.
     fail_looks: int = 3
     max_requests: int = 100_000
@@ -225,12 +232,6 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
     for name in ("shop-1", "shop-2"):
         args = story.shop_args(inventory.url, out / f"orders-{name}.db", story.baseline_pool)
         services[name] = processes.start(name, "shop", out, args, BASELINE_VERSION)
-    # v2 starts beside v1 with no traffic (as a rollout's canary pod does); the deploy gives it
-    # its share. Starting it now keeps its start-up out of the steady state's measurements.
-    args = story.shop_args(inventory.url, out / "orders-canary.db", story.canary_pool)
-    canary = services["shop-canary"] = processes.start(
-        "shop-canary", "shop", out, args, CANARY_VERSION
-    )
     for service in list(services.values()):
         await asyncio.to_thread(processes.wait_ready, service)
 
@@ -263,6 +264,8 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
     phase: tuple[str, list[str], list[str]] | None = ("steady", ["shop-1"], ["shop-2"])
     deployed = rolled_back = None
     marking: asyncio.Task[None] | None = None
+    canary: Service | None = None
+    ready: asyncio.Task[None] | None = None
     failing = 0
     say(
         f"steady state: v1 on shop-1 and shop-2, {story.rate:g} requests/s from "
@@ -276,9 +279,28 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
         report = await record(shops, phase)
         if report is not None:
             say(f"  t={now:5.1f}s  judge ({report['phase']}): {report['verdict']}")
-        if deployed is None and now >= story.steady_s:
+        if marking is None and now >= story.steady_s - story.marker_lead_s:
+            # As a pipeline does: mark the deploy and start v2's process beside v1 (no traffic
+            # yet), then give it its share once it answers. Both begin a little before the
+            # steady state ends: Python start-ups take seconds on a busy machine.
+            marking = asyncio.create_task(asyncio.to_thread(_mark_deploy, out, time.time()))
+            args = story.shop_args(inventory.url, out / "orders-canary.db", story.canary_pool)
+            canary = services["shop-canary"] = processes.start(
+                "shop-canary", "shop", out, args, CANARY_VERSION
+            )
+            ready = asyncio.create_task(asyncio.to_thread(processes.wait_ready, canary))
+        if (
+            deployed is None
+            and canary is not None
+            and marking is not None
+            and ready is not None
+            and marking.done()
+            and ready.done()
+            and now >= story.steady_s
+        ):
+            marking.result()
+            ready.result()
             deployed = time.time()
-            marking = asyncio.create_task(asyncio.to_thread(_mark_deploy, out, deployed))
             shops["shop-canary"] = canary
             router.set({"shop-1": 1, "shop-2": 1, "shop-canary": 1}, {"shop-canary": canary.url})
             phase = ("canary", ["shop-1", "shop-2"], ["shop-canary"])
@@ -297,15 +319,14 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
             await router.drained("shop-canary", 10.0)
             # The canary's last requests, answered after it left the pool: one more look.
             await record(("shop-1", "shop-2", "shop-canary"), phase)
-            await asyncio.to_thread(processes.stop, canary)
+            if canary is not None:
+                await asyncio.to_thread(processes.stop, canary)
             shops.pop("shop-canary", None)
             rolled_back = time.time()
             phase = ("rollback", ["shop-1"], ["shop-2"])
         if rolled_back is not None and time.time() - rolled_back >= story.recovery_s:
             stop.set()
     outcomes = await sender
-    if marking is not None:
-        await marking
     capped = rolled_back is None or time.time() - rolled_back < story.recovery_s - 1
     await record(shops, None)
     looks = await loop.run_in_executor(worker, _worker_close)

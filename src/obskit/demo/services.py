@@ -177,9 +177,10 @@ def build_shop(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Enough threads that requests waiting on one pool do not queue everyone's writes
-        # behind them (the default is cores + 4): a pool's wait stays that pool's.
+        # behind them (the default is cores + 4): a pool's wait stays that pool's, even when
+        # a one-connection pool has a few batches of checkouts waiting on it.
         asyncio.get_running_loop().set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="shop")
+            concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="shop")
         )
         yield
         await client.aclose()

@@ -264,10 +264,10 @@ def gather(
     """The timeline of ``[start, end]`` (seconds since the epoch) from ``prometheus_url``: a
     base URL, or a client with the same methods (such as
     :class:`obskit.replay.client.RecordedPrometheus` over recorded scrapes). ``baseline``:
-    seconds before ``start`` that define each signal's band (default: the window's length, at least 10 min);
-    ``step``: the interval (default: the window / 60, at least 15 s). PrometheusError if
-    Prometheus cannot be read at all; ValueError if the window has more steps than one range
-    query answers."""
+    seconds before ``start`` that define each signal's band (default: the window's length, at
+    least 10 min); ``step``: the interval (default: the window / 60, at least 15 s).
+    PrometheusError if Prometheus cannot be read at all; ValueError if the window has more steps
+    than one range query answers."""
     _readable(logs, traces)
     length = end - start
     step = float(step or max(15, round(length / 60)))

@@ -1,6 +1,6 @@
 """The Prometheus API calls ``obskit incident`` makes, answered from a recorded store.
 
-:class:`RecordedPrometheus` has the methods of :class:`obskit.incident.prometheus.Prometheus`
+:class:`RecordedPrometheus` has the methods of :class:`obskit._prometheus.Prometheus`
 (``query``, ``range``, ``exemplars``, ``alerting_rules``) and the same answer shapes, so
 :func:`obskit.incident.timeline.gather` reads a recording exactly as it reads a server.
 """
@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from obskit.incident.prometheus import PrometheusError, Series
+from obskit._prometheus import PrometheusError, Series
 from obskit.replay.promql import QueryError, evaluate, parse_duration
 from obskit.replay.store import Store
 
@@ -34,7 +34,8 @@ class RecordedPrometheus:
         try:
             result = evaluate(self.store, expr, at)
         except QueryError as exc:
-            raise PrometheusError(f"{self.url}: {exc}") from None
+            # As a server refusing a query: the timeline notes it and reads the rest.
+            raise PrometheusError(f"{self.url}: {exc}", answered=True) from None
         if isinstance(result, float):
             return [({}, result)]
         return [(labels, value) for labels, value in result if isinstance(value, float)]
