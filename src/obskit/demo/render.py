@@ -281,14 +281,20 @@ def render(figures: dict[str, Any], style: Style) -> str:
         style.heading("5. Mitigate: the canary is rolled back"),
         f"  t={sig(rolled) if rolled is not None else '-'} s: v2 stopped, its share back to v1; "
         f"the judge's last verdict after the rollback: {judge['final'].get('rollback', '-')}",
-        f"  {tenant}'s checkout p99 per phase (from the recorded scrapes):",
+        f"  {tenant}'s checkout latency per phase (from the recorded scrapes):",
         table(
-            ("phase", "version", "checkouts", "p99 ms"),
+            ("phase", "version", "checkouts", "p50 ms", "p99 ms"),
             [
-                (row["phase"], row["version"], count(row["requests"]), ms(row["p99_s"]))
+                (
+                    row["phase"],
+                    row["version"],
+                    count(row["requests"]),
+                    ms(row.get("p50_s")),
+                    ms(row["p99_s"]),
+                )
                 for row in figures["tenant_p99"]
             ],
-            right=(False, False, True, True),
+            right=(False, False, True, True, True),
         ),
         style.heading("6. Guardrail: the action items the data suggests"),
     ]

@@ -188,7 +188,8 @@ def _use(scrape: Scrape) -> list[dict[str, Any]]:
 
 
 def _p99_by_phase(recorded: Recorded, tenant: str) -> list[dict[str, Any]]:
-    """The tenant's checkout p99 per phase and version, from differences of recorded scrapes."""
+    """The tenant's checkout p50 and p99 per phase and version, from differences of recorded
+    scrapes."""
     rows = []
     spans = (
         ("steady", "v1", ("shop-1", "shop-2"), "steady"),
@@ -217,6 +218,7 @@ def _p99_by_phase(recorded: Recorded, tenant: str) -> list[dict[str, Any]]:
                 "phase": phase,
                 "version": version,
                 "requests": round(total),
+                "p50_s": bucket_quantile(0.50, buckets) if total > 0 else None,
                 "p99_s": bucket_quantile(0.99, buckets) if total > 0 else None,
                 "from_seq": [r["seq"] if r else None for r in before],
                 "to_seq": [r["seq"] for r in after],

@@ -8,7 +8,8 @@ feeds the judge of the current phase from those very texts:
 1. **steady**: shop-1 against shop-2, both v1 — an A/A comparison, which must never fail;
 2. **canary**: the deploy is marked and v2 (``shop-canary``) started beside them; once it
    answers it takes a third of the traffic and is judged against the v1 replicas until the
-   judge says FAIL three times in a row (or the canary's time runs out);
+   judge says FAIL three times in a row, naming a tenant (six without; or the canary's time
+   runs out);
 3. **rollback**: the canary's share goes back to v1, v2 is stopped, and the v1 replicas are
    judged A/A again while the tenant recovers.
 
@@ -177,6 +178,15 @@ class _Recorder:
             "t": round(taken - self.started, 3),
             "verdict": report.verdict,
             "reasons": report.reasons,
+            # The tenants whose own gate checks failed (a segment's evidence may come a few
+            # looks after the aggregate's).
+            "tenants": sorted(
+                {
+                    c.segment["tenant_id"]
+                    for c in report.checks
+                    if c.role == "gate" and c.decision == "FAIL" and "tenant_id" in c.segment
+                }
+            ),
         }
         self.looks.append(look)
         self.judge_log.write(json.dumps(look, sort_keys=True) + "\n")
@@ -266,7 +276,7 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
     marking: asyncio.Task[None] | None = None
     canary: Service | None = None
     ready: asyncio.Task[None] | None = None
-    failing = 0
+    failing, named = 0, False
     say(
         f"steady state: v1 on shop-1 and shop-2, {story.rate:g} requests/s from "
         f"{len(traffic.TENANTS)} tenants; the judge compares the two replicas (A/A)"
@@ -308,10 +318,14 @@ async def _story(out: Path, story: Story, services: dict[str, Service], say: Any
             continue
         if report is not None and report["phase"] == "canary":
             failing = failing + 1 if report["verdict"] == "FAIL" else 0
+            named = bool(report["tenants"])
+        # As Argo's failureLimit: FAIL looks in a row abort the rollout; a few more are allowed
+        # while the judge has not yet named the tenant (its segment's evidence comes later).
+        enough = failing >= story.fail_looks and (named or failing >= 2 * story.fail_looks)
         canary_done = (
             deployed is not None
             and rolled_back is None
-            and (failing >= story.fail_looks or time.time() - deployed >= story.canary_max_s)
+            and (enough or time.time() - deployed >= story.canary_max_s)
         )
         if canary_done:
             say(f"rollback: v2 stopped, its share back to v1 (t={now:.1f}s)")
