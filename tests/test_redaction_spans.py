@@ -227,3 +227,32 @@ def test_a_reconfigured_policy_applies_to_the_next_spans() -> None:
     raw = exporter.received.raw()
     assert b"n0te-visible" in raw
     assert b"n0te-hidden" not in raw
+
+
+def test_resource_attributes_are_redacted_once_per_resource() -> None:
+    """A credential in OTEL_RESOURCE_ATTRIBUTES (a DSN, a token) never leaves with the spans;
+    the service's identity attributes are exported as they are."""
+    exporter = EncodingExporter()
+    with obskit.testing.isolated(
+        span_exporter=exporter,
+        sampling="all",
+        service_name="checkout",
+        resource_attributes={
+            "db.connection": "postgresql://app:rs-Tt61abcd@db/orders",
+            "deploy.api_token": "rs-Uu62abcdef",
+        },
+    ):
+        for n in range(3):
+            obskit.get_tracer().start_span(f"work {n}").end()
+        assert obskit.testing.flush(10)
+    raw = exporter.received.raw()
+    assert b"rs-Tt61abcd" not in raw
+    assert b"rs-Uu62abcdef" not in raw
+    [request] = exporter.received.requests[:1]
+    resource = {
+        kv.key: kv.value.string_value for kv in request.resource_spans[0].resource.attributes
+    }
+    assert f"postgresql://app:{REDACTED}@db/orders" == resource["db.connection"]
+    assert REDACTED == resource["deploy.api_token"]
+    assert "checkout" == resource["service.name"]
+    assert 3 == len(exporter.received.spans())

@@ -1,8 +1,9 @@
 """Spans cleaned by the one redaction policy before any exporter sees them.
 
 :class:`SpanScrubber` applies :mod:`obskit.logs.redaction` to everything of a span that holds
-text from the application or the request: its name, attributes, events (an exception event's
-message and stack trace), links and status description. It runs on the export worker, not on
+text from the application, the request or the configuration: its name, attributes, events (an
+exception event's message and stack trace), links, status description and resource (cleaned
+once per resource: every span of a provider shares one). It runs on the export worker, not on
 the request path, for every exporter alike (OTLP, the local file sink, the console, collector
 mode, a custom ``span_exporter``); the capture taps of ``obskit.testing`` get the same spans.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
@@ -37,6 +39,9 @@ class SpanScrubber:
     def __init__(self, redactor: Redactor | None = None) -> None:
         self._fixed = redactor.view("span") if redactor is not None else None
         self._redactor = self._fixed if self._fixed is not None else redaction.current("span")
+        # (resource, policy, its cleaned form): swapped whole, as the export worker and a
+        # capture tap's thread may both clean spans.
+        self._resource: tuple[object, object, Resource | None] = (None, None, None)
 
     def __call__(self, span: ReadableSpan) -> ReadableSpan:
         """``span`` itself when it has nothing to clean, else a cleaned copy."""
@@ -44,7 +49,9 @@ class SpanScrubber:
             return self._clean(span)
         except Exception as exc:
             _guard.report("tracing.redaction", exc)
-            return _stripped(span)
+            seen, _, cleaned = self._resource
+            resource = cleaned if seen is span._resource else _opaque_resource(span._resource)
+            return _stripped(span, resource)
 
     def scrub_all(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
         """Every span of ``spans`` cleaned (under the policy configured now)."""
@@ -67,15 +74,30 @@ class SpanScrubber:
             clean = redactor.clean_text(description)
             if clean is not description:
                 status = Status(status.status_code, clean)
+        resource = self._clean_resource(span._resource)
         if (
             name is span._name
             and clean_attributes is attributes
             and status is span._status
+            and resource is span._resource
             and _same(clean_events, events)
             and _same(clean_links, links)
         ):
             return span
-        return _copy(span, name, clean_attributes, clean_events, clean_links, status)
+        return _copy(span, name, clean_attributes, clean_events, clean_links, status, resource)
+
+    def _clean_resource(self, resource: Resource | None) -> Resource | None:
+        seen, policy, cleaned = self._resource
+        if seen is resource and policy is self._redactor:
+            return cleaned
+        cleaned = resource
+        if resource is not None:
+            attributes = resource.attributes
+            clean = self._redactor.clean_mapping(attributes)
+            if clean is not attributes:
+                cleaned = Resource(dict(clean), resource.schema_url)
+        self._resource = (resource, self._redactor, cleaned)
+        return cleaned
 
     def _event(self, event: Event) -> Event:
         attributes = event.attributes
@@ -106,12 +128,13 @@ def _copy(
     events: Any,
     links: Any,
     status: Status,
+    resource: Resource | None,
 ) -> ReadableSpan:
     return ReadableSpan(
         name=name,
         context=span._context,
         parent=span._parent,
-        resource=span._resource,
+        resource=resource,
         attributes=attributes,
         events=events,
         links=links,
@@ -132,11 +155,18 @@ def _opaque(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _stripped(span: ReadableSpan) -> ReadableSpan:
-    """``span`` with every text it holds replaced (cleaning it failed)."""
+def _opaque_resource(resource: Resource | None) -> Resource | None:
+    if resource is None:
+        return None
+    return Resource(_opaque(resource.attributes), resource.schema_url)
+
+
+def _stripped(span: ReadableSpan, resource: Resource | None) -> ReadableSpan:
+    """``span`` with every text it holds replaced (cleaning it failed); ``resource`` as cleaned
+    before, when it was."""
     events = tuple(
         Event(event.name, _opaque(event.attributes), event.timestamp) for event in span._events
     )
     links = tuple(Link(link.context, _opaque(link.attributes)) for link in span._links)
     status = Status(span._status.status_code)
-    return _copy(span, REDACTED, _opaque(span._attributes), events, links, status)
+    return _copy(span, REDACTED, _opaque(span._attributes), events, links, status, resource)
