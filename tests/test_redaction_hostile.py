@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections.abc
 import json
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 import obskit
 import obskit.testing
 from obskit.logs import REDACTED
-from obskit.logs.redaction import MAX_KEY_LENGTH, Redactor, counts
+from obskit.logs.redaction import MAX_ITEMS, MAX_KEY_LENGTH, Redactor, counts
 
 S = "Kq7-s3cr3t-Wz4"
 
@@ -149,3 +150,36 @@ def test_an_integer_too_long_to_write_keeps_its_line() -> None:
         assert 1 + before == counts()[("truncated", "log")]
     assert 7 == line["order_id"]
     assert "...[truncated: an int of 66439 bits]..." == line["n"]
+
+
+class TestHugeValuesAreNotCopied:
+    def test_a_huge_bytes_value_is_cut_before_it_is_written_out(self) -> None:
+        """A 20 MB body logged by mistake costs a bounded excerpt, not a repr() four times its
+        size; its start is still redacted and the cut is counted."""
+        body = b"password=" + S.encode() + b" " + b"\x00" * 20_000_000
+        redactor = Redactor(max_length=1000)
+        before = counts().get(("truncated", "log"), 0)
+        tracemalloc.start()
+        try:
+            cleaned = redactor.clean_value(body)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert 1_000_000 > peak
+        assert 1000 >= len(cleaned)
+        assert cleaned.startswith(f"b'password={REDACTED}")
+        assert "...[truncated: 20000024 bytes]..." in cleaned
+        assert 1 + before == counts()[("truncated", "log")]
+
+    def test_a_huge_set_is_not_copied_whole(self) -> None:
+        """A set of a million items is read up to the item cap, and says how many were left."""
+        items = set(range(1_000_000))
+        tracemalloc.start()
+        try:
+            cleaned = Redactor().clean_value(items)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert 1_000_000 > peak
+        assert MAX_ITEMS + 1 == len(cleaned)
+        assert f"...[truncated {1_000_000 - MAX_ITEMS} items]..." == cleaned[-1]

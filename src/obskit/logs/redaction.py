@@ -30,6 +30,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import itertools
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
@@ -341,11 +342,11 @@ class Redactor:
         walk.path.add(id(value))
         return None
 
-    def _sequence(self, items: Any, depth: int, walk: _Walk) -> Any:
-        over = len(items) - MAX_ITEMS
+    def _sequence(self, items: Any, depth: int, walk: _Walk, total: int = -1) -> Any:
+        over = (total if total >= 0 else len(items)) - MAX_ITEMS
         kept = items[:MAX_ITEMS] if over > 0 else items
         cleaned = [self._item(item, depth, walk) for item in kept]
-        if over <= 0 and all(new is old for new, old in zip(cleaned, items, strict=True)):
+        if over <= 0 and all(new is old for new, old in zip(cleaned, kept, strict=True)):
             return items
         if over > 0:
             _count("truncated", self.signal, 1)
@@ -377,6 +378,8 @@ class Redactor:
             cleaned = self.clean_text(text)
             return value if cleaned is text else cleaned
         if isinstance(value, (bytes, bytearray)):
+            if len(value) > self.max_length:
+                return self._bounded_bytes(value)
             text = repr(value)
             cleaned = self.clean_text(text)
             return value if cleaned is text else cleaned
@@ -388,13 +391,31 @@ class Redactor:
             _count("truncated", self.signal, 1)
             return f"<{type(value).__name__} object (unreadable)>"
 
+    def _bounded_bytes(self, value: bytes | bytearray) -> str:
+        """Long ``value`` as its printed start and end around a marker: only what is kept is
+        written out (``repr()`` of all of it could take four times its size)."""
+        marker = f"...[truncated: {len(value)} bytes]..."
+        keep = self.max_length - len(marker)
+        tail_size = keep // 4
+        head = repr(bytes(value[: keep - tail_size]))[: keep - tail_size]
+        tail = repr(bytes(value[len(value) - tail_size :]))[-tail_size:]
+        if self.secrets:
+            head, found_head = self._rules.clean(head)
+            tail, found_tail = self._rules.clean(tail)
+            _count("redacted", self.signal, found_head + found_tail)
+        _count("truncated", self.signal, 1)
+        return f"{head[: keep - tail_size]}{marker}{tail[-tail_size:]}"
+
     def _container(self, value: Any, depth: int, walk: _Walk) -> Any:
         kind = type(value)
         items: Any
+        total = -1
         if isinstance(value, Mapping):
             items, mapping = value.items(), True
         elif isinstance(value, (list, set, frozenset)):
-            items, mapping = list(value), False
+            # Read up to the cap (a copy of a huge set would be as big as the set).
+            total = len(value)
+            items, mapping = list(itertools.islice(value, MAX_ITEMS + 1)), False
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
             mapping = True
@@ -414,7 +435,7 @@ class Redactor:
         if mapping:
             cleaned = self._as_dict(items, depth, walk)
         else:
-            cleaned = self._sequence(items, depth, walk)
+            cleaned = self._sequence(items, depth, walk, total)
         walk.path.discard(id(value))
         return cleaned
 
