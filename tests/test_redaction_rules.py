@@ -13,7 +13,8 @@ import starlette.datastructures
 import werkzeug.datastructures
 
 from obskit.logs import REDACTED
-from obskit.logs.redaction import MAX_ITEMS, Redactor, counts, exemplar_labels
+from obskit.logs.exemplars import exemplar_labels
+from obskit.logs.redaction import MAX_ITEMS, Redactor, counts
 from obskit.logs.secret_shapes import key_is_secret
 
 SECRET_KEYS = [

@@ -48,7 +48,6 @@ from obskit.logs.secret_shapes import (
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
-    "MAX_EXEMPLAR_LABELS",
     "MAX_ITEMS",
     "MAX_KEY_LENGTH",
     "REDACTED",
@@ -57,7 +56,6 @@ __all__ = [
     "Redactor",
     "counts",
     "current",
-    "exemplar_labels",
     "for_settings",
     "reset",
 ]
@@ -66,8 +64,6 @@ __all__ = [
 DEFAULT_MAX_LENGTH: Final = 4096
 #: Items kept of one list, tuple, set or mapping.
 MAX_ITEMS: Final = 1000
-#: Prometheus's cap on an exemplar's label names and values together, in characters.
-MAX_EXEMPLAR_LABELS: Final = 128
 _MAX_DEPTH: Final = 16
 # Items walked in one value (one log line, one span's attributes): shared references make a small
 # object an exponential tree (``a = {}; a["x"] = a["y"] = [a]``), and cycles end where they close.
@@ -495,37 +491,6 @@ def current(signal: str = "log") -> Redactor:
         if policy is None:
             policy = _default = Redactor()
     return policy.view(signal)
-
-
-def exemplar_labels(labels: dict[str, str]) -> dict[str, str]:
-    """``labels`` as an exemplar may carry them: redacted, and at most 128 characters in all
-    (Prometheus rejects more); values are cut from the last label backwards."""
-    total = 0
-    for key, value in labels.items():
-        total += len(key) + len(value)
-    policy = _policy if _policy is not None else current()
-    if total <= MAX_EXEMPLAR_LABELS and not any(map(policy.is_secret_key, labels)):
-        return labels
-    view = policy.view("exemplar")
-    out = {k: (REDACTED if view.is_secret_key(k) else v) for k, v in labels.items()}
-    if view.secrets and out != labels:
-        _count("redacted", "exemplar", sum(1 for k in labels if out[k] != labels[k]))
-    excess = sum(len(k) + len(v) for k, v in out.items()) - MAX_EXEMPLAR_LABELS
-    if excess > 0:
-        _count("truncated", "exemplar", 1)
-        for key in reversed(list(out)):
-            cut = min(excess, len(out[key]))
-            out[key] = out[key][: len(out[key]) - cut]
-            excess -= cut
-            if excess <= 0:
-                break
-        if excess > 0:  # the names alone are too long: drop labels from the end
-            for key in reversed(list(out)):
-                del out[key]
-                excess -= len(key)
-                if excess <= 0:
-                    break
-    return out
 
 
 def reset() -> None:

@@ -21,7 +21,7 @@ from typing import Protocol
 from prometheus_client.samples import Exemplar
 
 from obskit import _locks
-from obskit.logs.redaction import exemplar_labels
+from obskit.logs.exemplars import exemplar_labels
 from obskit.metrics.catalogue import le as bucket_label
 
 __all__ = [
