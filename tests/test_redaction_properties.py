@@ -3,9 +3,9 @@
 Each example makes a fresh secret (letters and digits, a digit always among them), wraps it in
 one of the shapes services log and trace (a secret key in any spelling, in a mapping of any type,
 a header list in str or bytes, a URL, a DSN, a query or matrix parameter, free text, an exception
-message, a stdlib ``%s`` argument), sends it through one signal, and searches that signal's sink
-for it: the log stream, the spans as OTLP encodes them, the local sink file, the access line, and
-the OpenMetrics exposition with its exemplars.
+message, a stdlib ``%s`` argument, a mapping's key, the resource), sends it through one signal,
+and searches that signal's sink for it: the log stream, the spans as OTLP encodes them, the local
+sink file, the access line, and the OpenMetrics exposition with its exemplars.
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ def test_log_lines_carry_no_secret(
         log.info("container", headers=_container(container, name, key, secret))
         log.info(text)
         log.info("value", note=text)
+        log.info("keyed", index={text: 1, key.encode(): secret.encode()})
         logging.getLogger("lib").warning("stdlib %s", text)
         try:
             _raise(text)
@@ -159,7 +160,7 @@ def test_log_lines_carry_no_secret(
             log.exception("failed")
             logging.getLogger("lib").exception("failed too")
     output = capture.output.getvalue().decode()
-    assert 7 <= output.count("\n")
+    assert 8 <= output.count("\n")
     assert secret not in output
 
 
@@ -168,13 +169,14 @@ def test_log_lines_carry_no_secret(
 def test_spans_carry_no_secret(
     secret: str, key: str, text_kind: str, sampling: str, tmp_path_factory: Any
 ) -> None:
-    """A secret in a span's name, attributes, exception event or status reaches neither the OTLP
-    encoding nor the local sink file."""
+    """A secret in a span's name, attributes, exception event, status or resource reaches
+    neither the OTLP encoding nor the local sink file."""
     text = _text_shape(text_kind, key, secret)
     sink: Path = tmp_path_factory.mktemp("sink") / "traces.jsonl"
     encoder = EncodingExporter()
     for exporter in ({"span_exporter": encoder}, {"trace_sink": str(sink)}):
-        with obskit.testing.isolated(sampling=sampling, **exporter):
+        resource = {key: secret, "deploy.note": text}
+        with obskit.testing.isolated(sampling=sampling, resource_attributes=resource, **exporter):
             tracer = obskit.get_tracer()
             with tracer.start_as_current_span(f"work {text}") as span:
                 span.set_attribute(key, secret)
