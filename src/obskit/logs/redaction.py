@@ -105,15 +105,10 @@ def _is_redacted(value: Any) -> bool:
     return type(value) is str and value == REDACTED
 
 
-class _Walk:
-    """The walk of one value: the containers on the current path, and how many items may still
-    be visited."""
-
-    __slots__ = ("left", "path")
-
-    def __init__(self) -> None:
-        self.left = _MAX_WALK
-        self.path: set[int] = set()
+# The walk of one value: ``walk[0]`` is how many items may still be visited, the rest are the
+# ids of the containers on the current path (at most _MAX_DEPTH of them). A list, not an object:
+# a line with one nested mapping pays for a list display, not a constructor call.
+_Walk = list[int]
 
 
 class Redactor:
@@ -268,16 +263,19 @@ class Redactor:
             _count("truncated", self.signal, 1)
             return _TOO_DEEP
         if walk is None:
-            walk = _Walk()
+            walk = [_MAX_WALK]
         if kind is dict or kind is list or kind is tuple:
-            stop = self._enter(value, len(value), walk)
-            if stop is not None:
-                return stop
+            key = id(value)
+            if key in walk or walk[0] <= 0:  # (an id, an address, is never a small budget)
+                return self._stop(key, walk)
+            size = len(value)
+            walk[0] -= (size if size < MAX_ITEMS else MAX_ITEMS) + 1
+            walk.append(key)
             if kind is dict:
                 cleaned = self.clean_mapping(value, depth + 1, walk)
             else:
                 cleaned = self._sequence(value, depth + 1, walk)
-            walk.path.discard(id(value))
+            walk.pop()
             return cleaned
         return self._other(value, depth + 1, walk)
 
@@ -287,7 +285,7 @@ class Redactor:
         """A copy of ``mapping`` with secrets redacted and values bounded, or ``mapping`` itself
         when nothing changed. (The loop is the hot path of every log line: kept inline.)"""
         if len(mapping) > MAX_ITEMS:
-            return self._as_dict(mapping.items(), depth, walk or _Walk())
+            return self._as_dict(mapping.items(), depth, walk or [_MAX_WALK])
         cache = self._cache
         changed: dict[Any, Any] | None = None
         for key, value in mapping.items():
@@ -295,7 +293,7 @@ class Redactor:
             if secret is None:
                 secret = self._key_decision(key)
                 if secret is None:  # a key written otherwise (cut, cleaned, as text)
-                    return self._as_dict(mapping.items(), depth, walk or _Walk())
+                    return self._as_dict(mapping.items(), depth, walk or [_MAX_WALK])
             if secret:
                 if value is None or value is True or value is False or _is_redacted(value):
                     continue
@@ -315,8 +313,7 @@ class Redactor:
                 continue
             else:
                 if walk is None:
-                    walk = _Walk()
-                    walk.path.add(id(mapping))
+                    walk = [_MAX_WALK, id(mapping)]
                 new = self.clean_value(value, depth, walk)
             if new is not value:
                 if changed is None:
@@ -326,17 +323,10 @@ class Redactor:
             return mapping
         return {**mapping, **changed}
 
-    def _enter(self, value: Any, size: int, walk: _Walk) -> str | None:
-        """Step into the container ``value`` of ``size`` items; a marker if it must stop here."""
-        if id(value) in walk.path:
-            _count("truncated", self.signal, 1)
-            return _CYCLE
-        if walk.left <= 0:
-            _count("truncated", self.signal, 1)
-            return _TOO_MANY
-        walk.left -= min(size, MAX_ITEMS) + 1
-        walk.path.add(id(value))
-        return None
+    def _stop(self, key: int, walk: _Walk) -> str:
+        """The marker for a container not walked: a cycle, or the walk's budget spent."""
+        _count("truncated", self.signal, 1)
+        return _CYCLE if key in walk[1:] else _TOO_MANY
 
     def _sequence(self, items: Any, depth: int, walk: _Walk, total: int = -1) -> Any:
         over = (total if total >= 0 else len(items)) - MAX_ITEMS
@@ -425,14 +415,16 @@ class Redactor:
             except Exception:
                 text = f"<{kind.__name__} object (repr failed)>"
             return self.clean_text(text)
-        stop = self._enter(value, len(items) if hasattr(items, "__len__") else MAX_ITEMS, walk)
-        if stop is not None:
-            return stop
+        key = id(value)
+        if key in walk[1:] or walk[0] <= 0:
+            return self._stop(key, walk)
+        walk[0] -= (len(items) if hasattr(items, "__len__") else MAX_ITEMS) + 1
+        walk.append(key)
         if mapping:
             cleaned = self._as_dict(items, depth, walk)
         else:
             cleaned = self._sequence(items, depth, walk, total)
-        walk.path.discard(id(value))
+        walk.pop()
         return cleaned
 
     def _as_dict(self, items: Iterable[tuple[Any, Any]], depth: int, walk: _Walk) -> dict[Any, Any]:
