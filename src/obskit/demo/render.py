@@ -244,10 +244,14 @@ def render(figures: dict[str, Any], style: Style) -> str:
     if rows:
         parts.append(
             table(
-                ("", "check", "segment", "v1", "v2", "evidence e", "needed"),
+                ("", "check", "segment", "v1", "v2", "evidence e now", "needed"),
                 rows,
                 right=(False, False, False, True, True, True, True),
             )
+        )
+        parts.append(
+            "  (a check fails when its evidence reaches the value needed and stays failed; its e "
+            "may fall back later)"
         )
     after = figures.get("aftermath") or {}
     parts += _burn(after)
