@@ -202,9 +202,9 @@ def render(figures: dict[str, Any], style: Style) -> str:
         f"  t={sig(deployed) if deployed is not None else '-'} s: shop-canary runs "
         f"{story['canary_version']} beside v1 and takes a third of the traffic; deploy marker "
         f"{marker.get('deployment.id', '(missing)')} ({marker.get('timestamp', '-')})",
-        f"  what v2 changed: {tenant}'s checkouts use a pool of {story['canary_pool']} "
-        f"connection(s), v1 has {story['baseline_pool']}; a checkout holds one "
-        f"{story['pool_hold_ms']} ms",
+        f"  what v2 changed: {tenant}'s checkouts (several orders at once, each on a connection "
+        f"held {story['pool_hold_ms']} ms) use a pool of {story['canary_pool']} connection(s); "
+        f"v1's has {story['baseline_pool']}",
     ]
     looks = judge["looks"]
     sequence = []

@@ -5,6 +5,7 @@ a user would do it: ``obskit.init()``, ``obskit.ASGIMiddleware``, ``@obskit.red`
 call, ``obskit.metrics_asgi_app()`` on ``/metrics``. The failures are injected here:
 
 - ``POST /checkout`` fails (an exception, so a 500) for about one request in fifty;
+  ``?orders=N`` places N orders at once (an integration's batch);
 - ``inventory`` is slow (about 300 ms) for one tenant only, ``globex``;
 - ``GET /admin/report`` blocks the event loop for 200 ms (a synchronous call in async code).
 
@@ -38,6 +39,8 @@ SLOW_TENANT = "globex"
 FAILURE_ONE_IN = 50
 # How long a checkout on a tenant's own pool holds its connection (a per-tenant report query).
 TENANT_POOL_HOLD_MS = 100
+# A checkout places at most this many orders (``POST /checkout?orders=N``).
+MAX_ORDERS = 10
 
 
 def _stable_fraction(text: str) -> float:
@@ -161,7 +164,20 @@ def build_shop(
             log.warning("payment.gateway_slow", provider="acmepay", waited_ms=2500)
             raise RuntimeError("payment gateway timed out after 2500 ms")
         save = save_for_tenant if save_for_tenant is not None and tenant == pool_tenant else None
-        await asyncio.to_thread(save or save_order, request_id, tenant, stock["available"])
+        # A checkout of several orders (an integration's batch) places them at once: each takes
+        # a connection of its own, so a pool smaller than the batch makes them queue.
+        orders = _orders(request.query_params.get("orders", ""))
+        await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    save or save_order,
+                    request_id if orders == 1 else f"{request_id}-{k}",
+                    tenant,
+                    stock["available"],
+                )
+                for k in range(orders)
+            )
+        )
         log.info("order.placed", reserved=stock["available"])
         return JSONResponse({"ok": True})
 
@@ -279,6 +295,11 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     finally:
         obskit.shutdown(timeout=5.0)
+
+
+def _orders(text: str) -> int:
+    """``?orders=N`` of a checkout: 1 to :data:`MAX_ORDERS` (anything else is one order)."""
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_ORDERS else 1
 
 
 def _tenant_pool(text: str) -> tuple[str, int, int]:

@@ -21,10 +21,12 @@ from typing import Any
 TENANTS = (("acme", 0.35), ("initech", 0.25), ("globex", 0.15), ("umbrella", 0.15), ("hooli", 0.10))
 # Share of product views and of checkouts (the rest: searches).
 ROUTE_MIX = (0.50, 0.35)
-TENANT_ROUTE_MIX = {"initech": (0.50, 0.25)}
-# initech's order integration sends its checkouts in batches of this many at once (in
-# drive_open: at the same instant, to the same instance, as one client connection would).
-BATCHES = {"initech": 5}
+TENANT_ROUTE_MIX = {"initech": (0.40, 0.40)}
+# initech's order integration checks out this many orders in one request (``?orders=N``): the
+# shop places them at once, each on a connection of its own.
+ORDERS = {"initech": 4}
+# Several requests sent at the same instant to the same instance (none in the demo's plan).
+BATCHES: dict[str, int] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +75,9 @@ def plan(count: int, seed: int = 7) -> list[Planned]:
             sku = f"sku-{rng.randrange(1000):04d}"
             method, path, route = "GET", f"/products/{sku}", "/products/{product_id}"
         elif pick < products + checkouts:
-            method, path, route = "POST", "/checkout", "/checkout"
+            orders = ORDERS.get(tenant, 1)
+            path = "/checkout" if orders == 1 else f"/checkout?orders={orders}"
+            method, route = "POST", "/checkout"
         else:
             method, path, route = "GET", f"/search?q=term{rng.randrange(50)}", "/search"
         size = BATCHES.get(tenant, 1) if route == "/checkout" else 1
