@@ -6,6 +6,7 @@ bounds what it writes; what is cut is counted.
 
 from __future__ import annotations
 
+import asyncio
 import collections.abc
 import json
 import tracemalloc
@@ -18,6 +19,7 @@ import obskit
 import obskit.testing
 from obskit.logs import REDACTED
 from obskit.logs.redaction import MAX_ITEMS, MAX_KEY_LENGTH, Redactor, counts
+from web_support import http_scope
 
 S = "Kq7-s3cr3t-Wz4"
 
@@ -183,3 +185,56 @@ class TestHugeValuesAreNotCopied:
         assert 1_000_000 > peak
         assert MAX_ITEMS + 1 == len(cleaned)
         assert f"...[truncated {1_000_000 - MAX_ITEMS} items]..." == cleaned[-1]
+
+
+class TestSecretRouteParameters:
+    @pytest.mark.parametrize(
+        ("route", "path", "expected"),
+        [
+            ("/reset/{token}", f"/reset/{S}", f"/reset/{REDACTED}"),
+            ("/reset/<uidb64>/<token>/", f"/reset/MTIz/{S}/", f"/reset/MTIz/{REDACTED}/"),
+            ("/keys/<string:api_key>", f"/keys/{S}?page=2", f"/keys/{REDACTED}?page=2"),
+            ("/files/{file_path:path}", f"/files/{S}/a", f"/files/{S}/a"),
+            ("/users/{user_id}", f"/users/{S}", f"/users/{S}"),
+            ("/reset/{token}", f"/prefix/reset/{S}", f"/prefix/reset/{REDACTED}"),
+        ],
+    )
+    def test_a_path_segment_under_a_secret_parameter_name_is_redacted(
+        self, route: str, path: str, expected: str
+    ) -> None:
+        """A reset link's token has no shape of its own; the route the framework matched names
+        it, and its segment of the path is replaced (Starlette, Flask and Django spellings)."""
+        assert expected == Redactor().clean_path(path, route)
+
+    def test_the_access_line_and_the_span_carry_no_route_token(self, tmp_path: Any) -> None:
+        """A Starlette route /reset/{token}: neither the access line nor the SERVER span's
+        url.path holds the token."""
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        async def reset(request: Any) -> PlainTextResponse:
+            return PlainTextResponse("ok")
+
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        app = obskit.ASGIMiddleware(Starlette(routes=[Route("/reset/{token}", reset)]))
+        with (
+            obskit.testing.isolated(sampling="all", trace_sink=str(tmp_path / "t.jsonl")) as cap,
+            obskit.testing.capture_spans() as spans,
+        ):
+            asyncio.run(app(http_scope(f"/reset/{S}"), receive, send))
+            assert obskit.testing.flush(10)
+            access = _line(cap, "http.request")
+        assert 200 == sent[0]["status"]
+        assert f"/reset/{REDACTED}" == access["path"]
+        [span] = spans
+        assert f"/reset/{REDACTED}" == dict(span.attributes or {})["url.path"]
+        assert S not in (tmp_path / "t.jsonl").read_text()
+        assert S not in cap.output.getvalue().decode()

@@ -44,6 +44,8 @@ from obskit.logs.secret_shapes import (
     TextRules,
     key_is_secret,
     normalise,
+    redact_segments,
+    secret_segments,
 )
 
 __all__ = [
@@ -131,6 +133,7 @@ class Redactor:
         self._extra = extra
         self._cache: dict[Any, bool] = {}
         self._texts: dict[str, str] = {}
+        self._routes: dict[str, tuple[int, ...]] = {}
         self._rules = TextRules(self.is_secret_key, extra)
         self._views: dict[str, Redactor] = {signal: self}
 
@@ -249,6 +252,24 @@ class Redactor:
             start, end = text[:head], text[len(text) - tail :]
         _count("truncated", self.signal, 1)
         return f"{start}{_marker(len(text) - head - tail)}{end}"
+
+    def clean_path(self, path: str, route: str) -> str:
+        """``path`` with each segment ``route`` names as a parameter under a secret name
+        replaced (``/reset/{token}``: a reset link's token has no shape of its own)."""
+        if not self.secrets or not route:
+            return path
+        routes = self._routes
+        ends = routes.get(route)
+        if ends is None:
+            ends = secret_segments(route, self.is_secret_key)
+            if len(routes) >= _MAX_CACHED_KEYS:
+                routes.clear()
+            routes[route] = ends
+        if not ends:
+            return path
+        cleaned, found = redact_segments(path, ends)
+        _count("redacted", self.signal, found)
+        return cleaned
 
     # --- values ------------------------------------------------------------------------------
 

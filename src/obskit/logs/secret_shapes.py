@@ -24,7 +24,15 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["REDACTED", "STRONG_WORDS", "TextRules", "key_is_secret", "normalise"]
+__all__ = [
+    "REDACTED",
+    "STRONG_WORDS",
+    "TextRules",
+    "key_is_secret",
+    "normalise",
+    "redact_segments",
+    "secret_segments",
+]
 
 REDACTED: Final = "[REDACTED]"
 
@@ -367,3 +375,44 @@ def _auth_scheme(match: re.Match[str]) -> str:
     ):
         return match.group(0)  # prose ("the token expired", "Basic information"): no credential
     return f"{match.group(1)}{match.group(2)}{REDACTED}"
+
+
+# A route parameter filling one segment: Starlette ``{name}`` / ``{name:int}``, Flask and Django
+# ``<name>`` / ``<converter:name>``.
+_ROUTE_PARAM = re.compile(r"\{([A-Za-z_]\w*)(?::(\w+))?\}|<(?:(\w+):)?([A-Za-z_]\w*)>")
+
+
+def secret_segments(route: str, key_test: Callable[[str], bool]) -> tuple[int, ...]:
+    """Where ``route`` has a parameter under a secret name (``/reset/{token}``): the indexes of
+    those segments counted from the end (a mount prefix may come before them). Empty when there
+    is none, or when a parameter spans segments (``{p:path}``: the path's segments do not line
+    up with the route's)."""
+    segments = route.split("?", 1)[0].split("/")
+    found: list[int] = []
+    for index, segment in enumerate(segments):
+        match = _ROUTE_PARAM.fullmatch(segment)
+        if match is None:
+            continue
+        converter = match.group(2) or match.group(3)
+        if converter == "path":
+            return ()
+        if key_test(match.group(1) or match.group(4)):
+            found.append(index - len(segments))
+    return tuple(found)
+
+
+def redact_segments(path: str, ends: tuple[int, ...]) -> tuple[str, int]:
+    """``path`` (a query may follow) with the segments at ``ends`` (from the end) replaced, and
+    how many were."""
+    target, mark, query = path.partition("?")
+    parts = target.split("/")
+    if len(parts) < -min(ends):
+        return path, 0
+    found = 0
+    for end in ends:
+        if parts[end] and parts[end] != REDACTED:
+            parts[end] = REDACTED
+            found += 1
+    if not found:
+        return path, 0
+    return f"{'/'.join(parts)}{mark}{query}", found

@@ -64,6 +64,8 @@ class SpanScrubber:
         name = redactor.clean_text(span._name) if span._name else span._name
         attributes = span._attributes
         clean_attributes = redactor.clean_mapping(attributes) if attributes else attributes
+        if clean_attributes:
+            clean_attributes = _route_params(redactor, clean_attributes)
         events = span._events
         clean_events = tuple(self._event(event) for event in events) if events else events
         links = span._links
@@ -113,6 +115,19 @@ class SpanScrubber:
         if clean is attributes:
             return link
         return Link(link.context, clean)
+
+
+def _route_params(redactor: Redactor, attributes: Any) -> Any:
+    """``attributes`` with the segments of ``url.path`` that ``http.route`` names as secret
+    parameters replaced (``/reset/{token}``)."""
+    route = attributes.get("http.route")
+    path = attributes.get("url.path")
+    if type(route) is not str or type(path) is not str:
+        return attributes
+    cleaned = redactor.clean_path(path, route)
+    if cleaned is path:
+        return attributes
+    return {**attributes, "url.path": cleaned}
 
 
 def _same(new: Sequence[Any] | None, old: Sequence[Any] | None) -> bool:

@@ -3,7 +3,8 @@
 The line is written while the request's context and span are still current, so it carries the
 correlation id, tenant and trace ids like every other line of the request. Its fields go through
 the one redaction policy (:mod:`obskit.logs.redaction`) like every line's: secrets in the path and
-query (``?token=...``, ``;access_token=...``) are replaced and long values cut.
+query (``?token=...``, ``;access_token=...``) and path segments the route names as secret
+parameters (``/reset/{token}``) are replaced, and long values cut.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from obskit import _guard, context
-from obskit.logs import Redactor, get_logger
+from obskit.logs import Redactor, get_logger, redaction
 from obskit.logs import setup as log_setup
 from obskit.logs.processors import STRUCTLOG_VARS as _STRUCTLOG_VARS
 from obskit.logs.processors import Enricher, format_timestamp
@@ -133,8 +134,8 @@ class AccessLog:
                         # non-secret keys (clean_text returns at once for short plain text).
                         labels = plan.labels
                         method = labels.get(method) or plan.label(method)
+                        path = redactor.clean_path(redactor.clean_text(path), route)
                         route = labels.get(route) or plan.label(route)
-                        path = redactor.clean_text(path)
                         if client:
                             client = redactor.clean_text(client)
                         if error_type:
@@ -202,7 +203,7 @@ class AccessLog:
         fields: dict[str, Any] = {
             "method": method,
             "route": route,
-            "path": path,
+            "path": redaction.current().clean_path(path, route),
             "status": status,
             "duration_ms": int(duration_s * 1e6) / 1000.0,
             "bytes": body_bytes,
