@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from obskit import _locks
 from obskit._selfcalls import quiet
 
 __all__ = ["MAX_BODY", "Answer", "HttpError", "base_url", "detail", "get", "request"]
@@ -119,7 +120,7 @@ class _Deadline:
     """Shuts down every connection of one call when its time is up (a blocked read returns)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _locks.lock()
         self._sockets: list[socket.socket] = []
         self.expired = False
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from obskit import _locks
 from obskit._selfhttp import base_url
 from obskit.canary.api import judge, parse_duration
 from obskit.canary.report import Report
@@ -140,7 +141,7 @@ class _BoundedServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self._limit = limit
         self._active = 0
-        self._idle = threading.Condition()
+        self._idle = _locks.condition()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._idle:
@@ -217,7 +218,7 @@ class CanaryServer:
         self.port = int(self._server.server_address[1])
         self.url = f"http://{addr}:{self.port}"
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._stopping = _locks.event()
 
     def serve_forever(self) -> None:
         """Serve in this thread until :meth:`stop` or :meth:`close`."""
@@ -264,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         # The whole request must arrive in time, not each byte: a client that sends one byte
         # every few seconds would otherwise hold its thread for hours.
-        self._arrived = threading.Event()
+        self._arrived = _locks.event()
         timer = threading.Timer(self.timeout or REQUEST_SECONDS, self._too_slow)
         timer.daemon = True
         timer.start()
