@@ -5,7 +5,8 @@ another tree, run it again with ``PYTHONPATH=<that tree>/src``.
 
 Wall time on a shared machine is noise; the number of calls a path makes is not. Counted with
 ``sys.setprofile`` over 200 repetitions after a warm-up: a request's lightweight SERVER span
-started and ended alone (its trace dropped), and an SDK trace of a root and four children.
+started and ended alone (its trace dropped; once more with a remote parent, as behind an
+instrumented caller), and an SDK trace of a root and four children.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from obskit.tracing.server_span import start_server_span
 from obskit.tracing.tail import TailSampler
 
 REPEATS = 200
+_WARM_UP = 50
 
 
 class NullSink:
@@ -52,6 +55,17 @@ def main() -> None:
     def lone_request() -> None:
         start_server_span(tracer, "GET /x", None, dict(attributes)).end()
 
+    # A new upstream trace each time (made beforehand: only next() is counted with it).
+    remotes = iter(
+        [
+            trace.set_span_in_context(NonRecordingSpan(SpanContext(1 + n, 1 + n, True)))
+            for n in range(REPEATS + _WARM_UP)
+        ]
+    )
+
+    def lone_request_with_remote_parent() -> None:
+        start_server_span(tracer, "GET /x", next(remotes), dict(attributes)).end()
+
     def sdk_trace() -> None:
         root = tracer.start_span("root")
         parent = trace.set_span_in_context(root)
@@ -63,13 +77,18 @@ def main() -> None:
     print(f"# count_tail_calls: calls per unit, {REPEATS} repetitions, Python {python}")
     print("| unit | Python calls | C calls |")
     print("|---|---:|---:|")
-    for name, unit in (("lone request", lone_request), ("SDK trace of 5 spans", sdk_trace)):
+    units = (
+        ("lone request", lone_request),
+        ("lone request, remote parent", lone_request_with_remote_parent),
+        ("SDK trace of 5 spans", sdk_trace),
+    )
+    for name, unit in units:
         counts = _count(unit)
         print(f"| {name} | {counts['call']:.1f} | {counts['c_call']:.1f} |")
 
 
 def _count(unit: Callable[[], None]) -> dict[str, float]:
-    for _ in range(50):
+    for _ in range(_WARM_UP):
         unit()
     events: Counter[str] = Counter()
 

@@ -52,8 +52,13 @@ class DecisionMemory:
         """Whether any decision is remembered for ``trace_id``."""
         return trace_id in self._kept or trace_id in self._young or trace_id in self._old
 
-    def remember(self, trace_id: int, verdict: Verdict) -> None:
-        """Record a decision (a keep replaces an earlier drop: a late error rescued the trace)."""
+    def remember(self, trace_id: int, verdict: Verdict, first: bool = False) -> bool:
+        """Record a decision (a keep replaces an earlier drop: a late error rescued the trace).
+
+        With ``first``, only if none is remembered for the trace; returns whether it was recorded.
+        """
+        if first and (trace_id in self._kept or trace_id in self._young or trace_id in self._old):
+            return False
         if verdict.keep:
             # Kept first, then no longer dropped: a lock-free reader never sees neither.
             self._kept[trace_id] = verdict
@@ -62,12 +67,13 @@ class DecisionMemory:
             self._old.discard(trace_id)
             if len(self._kept) > self._kept_capacity:
                 self._kept.popitem(last=False)
-            return
+            return True
         young = self._young
         young.add(trace_id)
         if len(young) >= self._generation_size:
             self._old = young
             self._young = set()
+        return True
 
     def sizes(self) -> tuple[int, int]:
         """How many kept and dropped traces are remembered."""
@@ -95,19 +101,25 @@ class Ledger:
         self.exemplars: dict[str, int] = {"applied": 0, "discarded": 0, "overflow": 0}
         self.spans_out: dict[str, int] = {"kept": 0, "dropped": 0}
 
-    def record_decision(self, trace_id: int, verdict: Verdict, spans: int, exemplars: int) -> None:
+    def record_decision(
+        self, trace_id: int, verdict: Verdict, spans: int, exemplars: int, first: bool = False
+    ) -> bool:
         """A trace's one decision, covering ``spans`` spans and ``exemplars`` waiting exemplars.
 
         Remembered first: whoever then lets go of the trace's buffer leaves no moment in which a
         lock-free reader finds neither. (Spans that end later are counted by :meth:`late_span`.)
+        With ``first`` nothing is recorded, and False returned, when the trace was decided
+        already (another request's root of the same upstream trace ended first).
         """
-        self.memory.remember(trace_id, verdict)
+        if not self.memory.remember(trace_id, verdict, first):
+            return False
         decisions = self.decisions
         decisions[verdict] = decisions.get(verdict, 0) + 1
         if spans:
             self.spans_out["kept" if verdict.keep else "dropped"] += spans
         if exemplars:
             self.exemplars["applied" if verdict.keep else "discarded"] += exemplars
+        return True
 
     def late_span(self, outcome: str) -> None:
         """A span that ended after its trace's decision: followed it ("kept", "dropped"), or

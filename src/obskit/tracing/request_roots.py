@@ -115,11 +115,13 @@ class RequestRoots:
                         if offers:  # a child opened a buffer: the offers wait there now
                             entry.exemplars = (entry.exemplars or []) + offers
                             offers = None
-                    elif (span._joined or span._parent is not None) and self._memory.knows(
-                        trace_id
+                    elif (span._joined and self._memory.knows(trace_id)) or (
+                        not self._ledger.record_decision(
+                            trace_id, verdict, 1, len(offers) if offers else 0, True
+                        )
                     ):
                         # A child's end already decided the trace (an error keeps it at once),
-                        # or another request's root in the same upstream trace did.
+                        # or another request's root of the same upstream trace did.
                         prior = self._memory.is_kept(trace_id)
                         if offers:
                             self._ledger.exemplars_settled(prior, len(offers))
@@ -127,9 +129,6 @@ class RequestRoots:
                                 offers = None
                     else:
                         prior = None
-                        self._ledger.record_decision(
-                            trace_id, verdict, 1, len(offers) if offers else 0
-                        )
         except Exception as exc:  # a span processor must never raise into user code
             _guard.report("tracing.on_end", exc)
             return
