@@ -53,6 +53,7 @@ __all__ = [
     "SUPPRESS_INSTRUMENTATION_KEY",
     "TRACER_CONFIG",
     "context_variable",
+    "copy_span",
     "instrumentation_scope",
     "span_limits",
 ]
@@ -221,3 +222,35 @@ def _span_layout_problem() -> str | None:
 
 #: None when the installed SDK keeps its spans as :data:`SPAN_FIELDS` says; else the problem.
 SPAN_LAYOUT_PROBLEM: Final = _span_layout_problem()
+
+
+def copy_span(
+    span: ReadableSpan,
+    *,
+    name: str | None = None,
+    context: SpanContext | None = None,
+    resource: Resource | None = None,
+    attributes: Any = None,
+    events: Any = None,
+    links: Any = None,
+    status: Status | None = None,
+) -> ReadableSpan:
+    """A new ``ReadableSpan`` like ``span`` but for the fields given (an ended span is frozen).
+
+    ``span`` may be an SDK span or obskit's ``ServerSpan`` (read by :data:`SPAN_FIELDS`).
+    """
+    return ReadableSpan(
+        name=span._name if name is None else name,
+        context=span._context if context is None else context,
+        parent=span._parent,
+        resource=span._resource if resource is None else resource,
+        attributes=span._attributes if attributes is None else attributes,
+        events=span._events if events is None else events,
+        links=span._links if links is None else links,
+        kind=span._kind,
+        instrumentation_info=span._instrumentation_info,
+        status=span._status if status is None else status,
+        start_time=span._start_time,
+        end_time=span._end_time,
+        instrumentation_scope=span._instrumentation_scope,
+    )

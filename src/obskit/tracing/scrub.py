@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, Status
 
 from obskit import _guard
+from obskit._compat import otel as otel_compat
 from obskit.logs import redaction
 from obskit.logs.redaction import REDACTED, Redactor
 
@@ -145,20 +146,14 @@ def _copy(
     status: Status,
     resource: Resource | None,
 ) -> ReadableSpan:
-    return ReadableSpan(
+    return otel_compat.copy_span(
+        span,
         name=name,
-        context=span._context,
-        parent=span._parent,
         resource=resource,
         attributes=attributes,
         events=events,
         links=links,
-        kind=span._kind,
-        instrumentation_info=span._instrumentation_info,
         status=status,
-        start_time=span._start_time,
-        end_time=span._end_time,
-        instrumentation_scope=span._instrumentation_scope,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceState
 
+from obskit._compat import otel as otel_compat
 from obskit.tracing import policies
 from obskit.tracing.policies import MASK56, RULE_BASELINE, RULE_NONE, RULE_SLOW, Verdict
 
@@ -158,18 +159,4 @@ def annotate(span: ReadableSpan, verdict: Verdict, late: bool = False) -> Readab
             context.trace_flags,
             state,
         )
-    return ReadableSpan(
-        name=span._name,
-        context=context,
-        parent=span._parent,
-        resource=span._resource,
-        attributes=attributes,
-        events=span._events,
-        links=span._links,
-        kind=span._kind,
-        instrumentation_info=span._instrumentation_info,
-        status=span._status,
-        start_time=span._start_time,
-        end_time=span._end_time,
-        instrumentation_scope=span._instrumentation_scope,
-    )
+    return otel_compat.copy_span(span, context=context, attributes=attributes)
