@@ -268,7 +268,7 @@ def test_url_scheme_label_from_the_request() -> None:
         assert metrics is not None
         for scheme in ("https", "HTTPS", "gopher"):
             metrics.request_started("GET", scheme)
-            metrics.request_finished("GET", "/a", 200, "", 0.01, None, None, None, scheme)
+            metrics.request_finished("GET", "/a", 200, "", 0.01, scheme)
         labels = _labels(http_route="/a")
         assert 2.0 == cap.sample(DURATION + "_count", {**labels, "url_scheme": "https"})
         assert 1.0 == cap.sample(DURATION + "_count", {**labels, "url_scheme": "_OTHER"})

@@ -193,8 +193,7 @@ class Enricher:
         return self._service
 
     def update_service(self, **fields: Any) -> None:
-        """Change service fields in place (the ``pid`` in a forked child): the access line's
-        plan reads this same mapping, so every line follows at once."""
+        """Change service fields in place (the ``pid`` in a forked child)."""
         self._service.update(fields)
 
     def structlog_fields(self) -> Mapping[str, Any]:

@@ -23,7 +23,7 @@ from obskit._semconv import LEVELS, METHOD_LEVEL
 from obskit.logs import libraries, redaction, server_errors
 from obskit.logs.processors import Enricher, neutralise_control_chars
 from obskit.logs.render import LineSink, json_renderer
-from obskit.logs.writer import Gate, LineHolder, LineWriter
+from obskit.logs.writer import Gate, LineHolder, LinePlan, LineWriter
 
 __all__ = [
     "LineHolder",
@@ -33,6 +33,7 @@ __all__ = [
     "bridge",
     "configure",
     "get_logger",
+    "line_plan",
     "processors",
     "unconfigure",
     "writer_for",
@@ -119,10 +120,8 @@ class ObskitBoundLogger(BoundLoggerBase):
 
 def _early_gate(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Drop a below-emit line at once unless its trace may still keep it."""
-    if METHOD_LEVEL.get(method_name, 20) < _gate.emit:
-        holder = _gate.holder
-        if holder is None or not holder.active():
-            raise DropEvent
+    if not _gate.admits(METHOD_LEVEL.get(method_name, 20)):
+        raise DropEvent
     return event_dict
 
 
@@ -337,6 +336,13 @@ def writer_for(logger: Any) -> LineWriter | None:
     if isinstance(bound, ObskitBoundLogger) and bound._processors is _chain:
         return _writer
     return None
+
+
+def line_plan(name: str, method: str, event: str) -> LinePlan:
+    """The :class:`~obskit.logs.writer.LinePlan` of a line logger ``name`` writes often at
+    ``method``'s level with ``event`` (a constant of obskit's: it is not redacted)."""
+    logger = get_logger(name)
+    return LinePlan(writer_for(logger), getattr(logger, method), method, name, event)
 
 
 def set_holder(holder: LineHolder | None) -> None:

@@ -2,21 +2,27 @@
 
 When obskit owns structlog and renders JSON with no extra processor, its chain is fixed (gate,
 :class:`~obskit.logs.processors.Enricher`, render, hand to the holder or the sink). The
-:class:`LineWriter` does those steps without walking the processor list, and its
-:meth:`LineWriter.write_line` finishes a line that a caller built itself under the writer's
-enricher (the access line, whose flat fields need no second redaction). A line written here is
-byte for byte the line the chain writes; ``tests/test_logs_writer.py`` compares the two.
+:class:`LineWriter` does those steps without walking the processor list; a line written here is
+byte for byte the line the chain writes (``tests/test_logs_writer.py`` compares the two).
+
+A line written again and again with the same logger, level and event (the access line) is a
+:class:`LinePlan`: prepared once, it writes the chain's own line for the fields of each call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from obskit import _guard
 from obskit._semconv import METHOD_LEVEL
 from obskit.logs.processors import Enricher
+from obskit.logs.render import LINE_OPTION as _LINE_OPTION
+from obskit.logs.render import LineEncodeError as _LineEncodeError
 from obskit.logs.render import LineSink, json_line, json_renderer
+from obskit.logs.render import line_dumps as _line_dumps
 
-__all__ = ["Gate", "LineHolder", "LineWriter"]
+__all__ = ["Gate", "LineHolder", "LinePlan", "LineWriter"]
 
 
 class LineHolder(Protocol):
@@ -36,6 +42,16 @@ class Gate:
         self.lowest = 20  # lowest level that does any work at all (emit or hold)
         self.emit = 20  # lowest level written out directly
         self.holder: LineHolder | None = None
+
+    def admits(self, level: int) -> bool:
+        """Whether a line at ``level`` is written, or held while its trace is undecided (from
+        ``lowest`` up); else it is dropped at once."""
+        if level >= self.emit:
+            return True
+        if level < self.lowest:
+            return False
+        holder = self.holder
+        return holder is not None and holder.active()
 
 
 class LineWriter:
@@ -57,32 +73,74 @@ class LineWriter:
         if enricher is None:
             raise RuntimeError("LineWriter.emit without a configured chain")
         level = METHOD_LEVEL.get(method, 20)
-        gate = self.gate
-        if level < gate.emit:
-            holder = gate.holder
-            if holder is None or not holder.active():
-                return
-        line = enricher(None, method, event_dict)
-        sink = self.sink
-        if sink.taps:
-            sink.tap(line)
-        if level < gate.emit:
-            self._hold(line)
-        else:
-            sink.write_terminated(json_line(line))
+        if self.gate.admits(level):
+            self.write_line(level, enricher(None, method, event_dict))
 
     def write_line(self, level: int, line: dict[str, Any]) -> None:
-        """Hand a finished ``line`` (made under :attr:`enricher`, for a ``level`` the caller let
-        through the gate as :meth:`emit` does) to the taps, then write it or hold it."""
+        """Hand a finished ``line`` (made under :attr:`enricher`, at a ``level`` the gate
+        admitted) to the taps, then write it or hold it for its trace."""
         sink = self.sink
         if sink.taps:
             sink.tap(line)
         if level < self.gate.emit:
-            self._hold(line)
+            holder = self.gate.holder
+            if holder is not None:
+                holder.hold(json_renderer(None, "", line), line)
+            return
+        # json_line and the sink's write_terminated, inline: two Python frames fewer per line.
+        try:
+            data = _line_dumps(line, repr, _LINE_OPTION)
+        except _LineEncodeError:
+            data = json_line(line)
+        buffer = sink.buffer
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
         else:
-            sink.write_terminated(json_line(line))
+            sink.write_terminated(data)
 
-    def _hold(self, line: dict[str, Any]) -> None:
-        holder = self.gate.holder
-        if holder is not None:
-            holder.hold(json_renderer(None, "", line), line)
+
+class LinePlan:
+    """One line a caller writes again and again (the access line: one logger, level and event),
+    prepared once; :meth:`write` gives it the fields of each call.
+
+    The line is the chain's own: under obskit's fixed JSON chain (the writer's current
+    ``enricher``, read at each write, so a reconfiguration applies at once) it is gated, its
+    fields redacted as :class:`~obskit.logs.processors.Enricher` redacts a call's keys, laid out
+    by :meth:`Enricher.line <obskit.logs.processors.Enricher.line>` and written or held in one
+    call; under any other chain it goes through ``fallback``, the logger's method.
+    """
+
+    __slots__ = ("_fallback", "_writer", "event", "level", "logger_name", "method")
+
+    def __init__(
+        self,
+        writer: LineWriter | None,
+        fallback: Callable[..., Any],
+        method: str,
+        logger_name: str,
+        event: str,
+    ) -> None:
+        self._writer, self._fallback = writer, fallback
+        # The line's head, as Enricher.line takes it, and the level the gate compares.
+        self.method, self.logger_name, self.event = method, logger_name, event
+        self.level = METHOD_LEVEL[method]
+
+    def write(self, fields: dict[str, Any]) -> None:
+        """Write (or hold, or drop below the level) the line for ``fields``; never raises."""
+        writer = self._writer
+        enricher = writer.enricher if writer is not None else None
+        if writer is None or enricher is None:
+            self._fallback(self.event, **fields)
+            return
+        try:
+            level = self.level
+            if not writer.gate.admits(level):
+                return
+            redactor = enricher.redactor
+            clean = fields if redactor is None else redactor.clean_mapping(fields)
+            writer.write_line(
+                level, enricher.line(self.method, self.logger_name, self.event, clean)
+            )
+        except Exception as exc:
+            _guard.report("logs.chain", exc)

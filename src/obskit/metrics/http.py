@@ -72,10 +72,10 @@ class HttpServerMetrics:
         status: int,
         error_type: str,
         duration_s: float,
+        scheme: str = "http",
         tenant: str | None = None,
         trace_id: int | None = None,
         ttfb_s: float | None = None,
-        scheme: str = "http",
     ) -> None:
         """Record one finished request (and one fewer in flight).
 

@@ -267,7 +267,6 @@ class Exchange:
                     self.client,
                     error_type,
                     error,
-                    self.fields,
                 )
             if error is not None:
                 # The server logs this exception again once the app returned: one line, not two.
@@ -285,10 +284,10 @@ class Exchange:
                     status,
                     error_type,
                     ttfb if (stream is not None and ttfb is not None) else duration,
+                    self.scheme,
                     self.tenant_id,
                     trace_id,
                     ttfb,
-                    self.scheme,
                 )
                 # Allowed feature flags the request evaluated (usually none: one lookup).
                 noted = _flags_noted()
