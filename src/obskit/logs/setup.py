@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -338,11 +338,12 @@ def writer_for(logger: Any) -> LineWriter | None:
     return None
 
 
-def line_plan(name: str, method: str, event: str) -> LinePlan:
+def line_plan(name: str, method: str, event: str, **keys: Iterable[str]) -> LinePlan:
     """The :class:`~obskit.logs.writer.LinePlan` of a line logger ``name`` writes often at
-    ``method``'s level with ``event`` (a constant of obskit's: it is not redacted)."""
+    ``method``'s level with ``event`` (a constant of obskit's: it is not redacted); ``keys``
+    declares its fields (``texts=``, ``labels=``, ``numbers=``, see the plan)."""
     logger = get_logger(name)
-    return LinePlan(writer_for(logger), getattr(logger, method), method, name, event)
+    return LinePlan(writer_for(logger), getattr(logger, method), method, name, event, **keys)
 
 
 def set_holder(holder: LineHolder | None) -> None:

@@ -11,7 +11,7 @@ A line written again and again with the same logger, level and event (the access
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from obskit import _guard
@@ -23,6 +23,8 @@ from obskit.logs.render import LineSink, json_line, json_renderer
 from obskit.logs.render import line_dumps as _line_dumps
 
 __all__ = ["Gate", "LineHolder", "LinePlan", "LineWriter"]
+
+_MAX_LABELS = 1024  # label values remembered clean, per plan and policy
 
 
 class LineHolder(Protocol):
@@ -101,17 +103,34 @@ class LineWriter:
 
 
 class LinePlan:
-    """One line a caller writes again and again (the access line: one logger, level and event),
-    prepared once; :meth:`write` gives it the fields of each call.
+    """One line a caller writes again and again (the access line: one logger, level and event,
+    the same flat keys), prepared once; :meth:`write` gives it the fields of each call.
 
     The line is the chain's own: under obskit's fixed JSON chain (the writer's current
     ``enricher``, read at each write, so a reconfiguration applies at once) it is gated, its
     fields redacted as :class:`~obskit.logs.processors.Enricher` redacts a call's keys, laid out
     by :meth:`Enricher.line <obskit.logs.processors.Enricher.line>` and written or held in one
     call; under any other chain it goes through ``fallback``, the logger's method.
+
+    The keys a write may carry are declared: ``texts`` (text values), ``labels`` (text values
+    that repeat, a method or a route template) and ``numbers`` (int or float values). While the
+    policy finds none of them secret (decided once per policy), only the texts are cleaned, as
+    the policy's walk of the mapping would clean them, each label once per policy (a bounded
+    number of them); otherwise, or for a key not declared, the walk itself runs.
     """
 
-    __slots__ = ("_fallback", "_writer", "event", "level", "logger_name", "method")
+    __slots__ = (
+        "_fallback",
+        "_policy",
+        "_writer",
+        "event",
+        "keys",
+        "labels",
+        "level",
+        "logger_name",
+        "method",
+        "texts",
+    )
 
     def __init__(
         self,
@@ -120,14 +139,25 @@ class LinePlan:
         method: str,
         logger_name: str,
         event: str,
+        *,
+        texts: Iterable[str] = (),
+        labels: Iterable[str] = (),
+        numbers: Iterable[str] = (),
     ) -> None:
         self._writer, self._fallback = writer, fallback
         # The line's head, as Enricher.line takes it, and the level the gate compares.
         self.method, self.logger_name, self.event = method, logger_name, event
         self.level = METHOD_LEVEL[method]
+        self.texts, self.labels = tuple(texts), tuple(labels)
+        self.keys = frozenset((*self.texts, *self.labels, *numbers))
+        # (the policy last seen, whether it leaves all the keys to the text rules, the labels it
+        # cleaned): a memo of facts about that policy, checked by identity on each line (a new
+        # configuration brings a new policy); it keeps no runtime alive.
+        self._policy: tuple[object, bool, dict[str, str]] = (None, False, {})
 
     def write(self, fields: dict[str, Any]) -> None:
-        """Write (or hold, or drop below the level) the line for ``fields``; never raises."""
+        """Write (or hold, or drop below the level) the line for ``fields`` (a fresh dict: its
+        text values may be replaced in place); never raises."""
         writer = self._writer
         enricher = writer.enricher if writer is not None else None
         if writer is None or enricher is None:
@@ -135,10 +165,33 @@ class LinePlan:
             return
         try:
             level = self.level
-            if not writer.gate.admits(level):
+            gate = writer.gate
+            if level < gate.emit and not gate.admits(level):
                 return
             redactor = enricher.redactor
-            clean = fields if redactor is None else redactor.clean_mapping(fields)
+            clean: Mapping[str, Any] = fields
+            if redactor is not None:
+                policy = self._policy
+                if policy[0] is not redactor:
+                    plain = not any(map(redactor.is_secret_key, self.keys))
+                    policy = self._policy = (redactor, plain, {})
+                if policy[1] and self.keys.issuperset(fields):
+                    memo = policy[2]
+                    for key in self.labels:
+                        value = fields.get(key)
+                        if value:
+                            text = memo.get(value)
+                            if text is None:
+                                text = redactor.clean_text(value)
+                                if len(memo) < _MAX_LABELS:
+                                    memo[value] = text
+                            fields[key] = text
+                    for key in self.texts:
+                        value = fields.get(key)
+                        if value:
+                            fields[key] = redactor.clean_text(value)
+                else:
+                    clean = redactor.clean_mapping(fields)
             writer.write_line(
                 level, enricher.line(self.method, self.logger_name, self.event, clean)
             )

@@ -52,7 +52,14 @@ class AccessLog:
     """
 
     def __init__(self) -> None:
-        self._line = log_setup.line_plan(LOGGER_NAME, "info", _EVENT)
+        self._line = log_setup.line_plan(
+            LOGGER_NAME,
+            "info",
+            _EVENT,
+            texts=("path", "client", "error_type"),
+            labels=("method", "route"),
+            numbers=("status", "duration_ms", "bytes", "ttfb_ms"),
+        )
         self._error = get_logger(LOGGER_NAME).error
 
     def write(
