@@ -113,6 +113,21 @@ def test_doctor_reports_a_closed_trace_endpoint_with_exit_1(app_dir: Path) -> No
 
 
 @pytest.mark.timeout(120)
+def test_doctor_never_prints_the_endpoint_password(app_dir: Path, collector: Any) -> None:
+    """A password in the OTLP endpoint's URL is redacted everywhere in the report, and the
+    check still reaches the endpoint's host and port."""
+    port, _ = collector
+    endpoint = f"http://deploy:hunter2-s3cret@127.0.0.1:{port}"
+    rc, report, stderr = _doctor(app_dir, "svc:app", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    assert 0 == rc, stderr
+    assert "hunter2-s3cret" not in json.dumps(report)
+    assert "hunter2-s3cret" not in stderr
+    assert "deploy:" in report["settings"]["otlp_endpoint"]
+    assert f"127.0.0.1:{port}" == report["checks"]["trace_endpoint"]["address"]
+    assert "accepts connections" == report["checks"]["trace_endpoint"]["tcp"]
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("target", ["svc:create_app", "svc:create_app()"])
 def test_doctor_calls_a_factory(app_dir: Path, target: str) -> None:
     """A factory (detected, or spelled with gunicorn's parentheses) is called for the app."""

@@ -141,14 +141,21 @@ def _trace_check(report: dict[str, Any], timeout: float) -> dict[str, Any]:
         return {"state": "tracing is off"}
     if "exporter " in str(report["wired"].get("traces", "")):
         return {"state": "spans go to the application's own exporter"}
-    endpoint = settings.get("otlp_endpoint")
+    if not settings.get("otlp_endpoint"):
+        return {"state": "no endpoint", "destination": report["wired"].get("traces")}
+    # The report's copy is redacted (a password in the URL is replaced): connect to the real one.
+    from obskit import _runtime
+
+    runtime = _runtime.current()
+    endpoint = runtime.settings.otlp_endpoint if runtime is not None else None
     if not endpoint:
         return {"state": "no endpoint", "destination": report["wired"].get("traces")}
     parts = urlsplit(endpoint)
     default = 4317 if settings.get("otlp_protocol") == "grpc" else 4318
     port = parts.port or (443 if parts.scheme == "https" else default)
     host = parts.hostname or ""
-    return {"endpoint": endpoint, "tcp": _connect(host, port, timeout), "address": f"{host}:{port}"}
+    shown = settings["otlp_endpoint"]
+    return {"endpoint": shown, "tcp": _connect(host, port, timeout), "address": f"{host}:{port}"}
 
 
 def _metrics_check(report: dict[str, Any], timeout: float) -> dict[str, Any]:

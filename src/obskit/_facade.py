@@ -236,10 +236,21 @@ def shutdown(timeout: float = 5.0) -> None:
 
 
 def doctor() -> dict[str, Any]:
-    """The effective configuration, where each value came from, and what is wired."""
+    """The effective configuration, where each value came from, and what is wired.
+
+    The report goes through the same redaction as every signal: it is printed and pasted into
+    tickets, so a password in the OTLP endpoint's URL must not travel with it.
+    """
     runtime = _runtime.current()
     if runtime is None:
         return {"initialized": False}
+    from obskit.logs import redaction
+
+    report: dict[str, Any] = redaction.current().clean_value(_report(runtime))
+    return report
+
+
+def _report(runtime: Any) -> dict[str, Any]:
     settings = runtime.settings
     values = {
         name: getattr(settings, name)
