@@ -167,17 +167,17 @@ def build_shop(
         # A checkout of several orders (an integration's batch) places them at once: each takes
         # a connection of its own, so a pool smaller than the batch makes them queue.
         orders = _orders(request.query_params.get("orders", ""))
-        await asyncio.gather(
-            *(
-                asyncio.to_thread(
-                    save or save_order,
-                    request_id if orders == 1 else f"{request_id}-{k}",
-                    tenant,
-                    stock["available"],
+        if orders == 1:
+            await asyncio.to_thread(save or save_order, request_id, tenant, stock["available"])
+        else:
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(
+                        save or save_order, f"{request_id}-{k}", tenant, stock["available"]
+                    )
+                    for k in range(orders)
                 )
-                for k in range(orders)
             )
-        )
         log.info("order.placed", reserved=stock["available"])
         return JSONResponse({"ok": True})
 
