@@ -166,7 +166,10 @@ def _names(report: Report) -> set[tuple[str, str]]:
 def _assert_regression_named(report: Report, *, complete: bool = True) -> None:
     assert "FAIL" == report.verdict, report.table(everything=True)
     failed = _names(report)
-    assert any(metric == "latency p99" for metric, _ in failed), report.table(everything=True)
+    # The first decisive look of ``watch`` may come from either tail quantile: the pool of one
+    # moves p95 and p99 together, and which crosses first depends on the machine's load.
+    tails = ("latency p99",) if complete else ("latency p95", "latency p99")
+    assert any(metric in tails for metric, _ in failed), report.table(everything=True)
     assert not any(metric == "error rate" for metric, _ in failed), report.table(everything=True)
     if not complete:
         return
@@ -230,7 +233,8 @@ def test_judge_passes_an_aa_pair(rollout: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(300)
 def test_watch_reaches_the_same_verdicts_without_prometheus(rollout: dict[str, Any]) -> None:
-    """watch, scraping the shops itself, fails v2 on p99 (errors flat) and passes the A/A pair.
+    """watch, scraping the shops itself, fails v2 on a tail quantile (errors flat) and passes
+    the A/A pair.
 
     It stops at the first decisive look, which may come from the aggregate p99 before the
     tenant's segment or the pool-wait cause has enough evidence of its own: those are named by
