@@ -149,23 +149,19 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _HTTPConnection(http.client.HTTPConnection):
+    """A connection whose socket the call's deadline watches once it is connected."""
+
     def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._obskit_deadline = deadline
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # for HTTPS, the TLS handshake too: the deadline watches that socket
         self._obskit_deadline.watch(self.sock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._obskit_deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        self._obskit_deadline.watch(self.sock)
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
+    """The same, over TLS (HTTPSConnection's own connect runs inside ``_HTTPConnection``'s)."""
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
