@@ -54,10 +54,11 @@ def test_preloaded_workers_boot_and_keep_their_own_identity(tmp_path: Path) -> N
                 time.sleep(0.2)
                 continue
             if sink.exists():
+                # Only whole lines: the file is read while the workers append to it, so its last
+                # line may be half written; a broken line before it would still fail the test.
+                *complete, _partial = sink.read_text().split("\n")
                 instances = {
-                    json.loads(line)["service_instance"]
-                    for line in sink.read_text().splitlines()
-                    if line.strip()
+                    json.loads(line)["service_instance"] for line in complete if line.strip()
                 }
             time.sleep(0.05)
     finally:
